@@ -1,0 +1,44 @@
+# Two entry points do all set-up on a fresh machine: `make demo` and `make test`.
+# Needs: Python 3.11 (python3.11 or python3), JDK 17 and Maven on PATH; a C++20 g++ and cmake.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+BUILD  := build
+STAMP  := $(VENV)/.cassandra-dali-installed
+SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc cmake -type f 2>/dev/null)
+PYTEST_ARGS ?=
+
+.PHONY: all install test demo bench clean distclean cassandra-jars
+
+all: install
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# Build requirements come from pyproject.toml (one list), then an editable, non-isolated build
+# so that the C++ build directory is reused between runs.
+$(STAMP): $(SOURCES) | $(PY)
+	@mkdir -p $(BUILD)
+	$(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml','rb'))['build-system']['requires']))" > $(BUILD)/requirements-build.txt
+	$(PY) -m pip install -q -r $(BUILD)/requirements-build.txt
+	$(PY) -m pip install -q --no-build-isolation -Cbuild-dir=$(BUILD) -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+cassandra-jars: install
+	$(VENV)/bin/cassandra-dali server fetch
+
+test: install cassandra-jars
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: install cassandra-jars
+	$(PY) -m cassandra_dali.demo
+
+clean:
+	rm -rf $(BUILD) dist
+
+distclean: clean
+	rm -rf $(VENV)
