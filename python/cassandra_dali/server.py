@@ -400,6 +400,7 @@ class ServerStatus:
     running: bool
     dir: Path
     info: ServerInfo | None  # the last start's settings, when known
+    pid: int | None = None  # of the running server
     message: str = ""  # e.g. that a stale PID file was removed
 
 
@@ -693,13 +694,11 @@ def status(directory: Path | str | None = None) -> ServerStatus:
     if pid is None:
         return ServerStatus(False, directory, info)
     if _is_our_server(pid, directory):
-        if info is not None and info.pid != pid:
-            info = dataclasses.replace(info, pid=pid)
-        return ServerStatus(True, directory, info)
+        return ServerStatus(True, directory, info, pid)
     (directory / PID_FILE).unlink(missing_ok=True)
     message = f"removed stale PID file {directory / PID_FILE} (process {pid} is gone)"
     log.warning("%s", message)
-    return ServerStatus(False, directory, info, message)
+    return ServerStatus(False, directory, info, message=message)
 
 
 def _abs_dir(directory: Path | str | None) -> Path:
@@ -750,7 +749,7 @@ def start(config: ServerConfig | None = None) -> ServerInfo:
     if current.running:
         port = current.info.port if current.info else "?"
         raise ServerError(
-            f"a Cassandra server already runs in {directory} (pid {_read_pid(directory)}, "
+            f"a Cassandra server already runs in {directory} (pid {current.pid}, "
             f"CQL port {port}); stop it first: cassandra-dali server stop --dir {directory}"
         )
     inst = installation(config.version)
@@ -956,7 +955,7 @@ def stop(directory: Path | str | None = None, timeout: float = DEFAULT_STOP_TIME
     """Stop the server of a directory. True if one was running, False if there was none."""
     directory = _abs_dir(directory)
     current = status(directory)
-    pid = _read_pid(directory)
+    pid = current.pid
     if not current.running or pid is None:
         return False
     log.info("stopping Cassandra (pid %d) in %s", pid, directory)

@@ -1,0 +1,118 @@
+"""``cassandra-dali server fetch|start|stop|status|logs``: a local Cassandra for tests and demos."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from . import server
+
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (server.ServerError,)
+
+# `status` exit code when no server runs, as LSB init scripts do: scripts can test for it.
+EXIT_NOT_RUNNING = 3
+
+
+def add_parser(subparsers: Any) -> None:
+    group = subparsers.add_parser(
+        "server",
+        help="run a local Apache Cassandra server",
+        description=(
+            "Run a local Apache Cassandra 5.0 (jars from Maven Central, fetched once into "
+            f"{server.cache_root()}, or the installation in CASSANDRA_HOME) in its own directory."
+        ),
+    )
+    commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    fetch = commands.add_parser("fetch", help="fetch the Cassandra jars with Maven (once)")
+    fetch.add_argument("--version", default=server.DEFAULT_VERSION, help="Cassandra version (%(default)s)")
+    fetch.set_defaults(func=_fetch)
+
+    start = commands.add_parser("start", help="start a server and wait until CQL answers")
+    _add_dir(start)
+    start.add_argument("--port", type=int, help="CQL (native transport) port (default: last one, else a free one)")
+    start.add_argument("--storage-port", type=int, help="internode port (default: a free one)")
+    start.add_argument("--jmx-port", type=int, help="enable local JMX on this port (0: a free one) for nodetool")
+    start.add_argument("--host", default=server.DEFAULT_HOST, help="listen address (%(default)s)")
+    start.add_argument("--heap", default=server.DEFAULT_HEAP, help="JVM heap, e.g. 512M, 4G (%(default)s)")
+    start.add_argument("--auth", action="store_true", help="password authentication (user cassandra/cassandra)")
+    start.add_argument("--tls", action="store_true", help="CQL over TLS only; a CA is made in DIR/tls")
+    start.add_argument("--timeout", type=float, default=server.DEFAULT_START_TIMEOUT,
+                       help="seconds to wait for the server (%(default)s)")
+    start.add_argument("--cluster-name", default=server.DEFAULT_CLUSTER_NAME, help="(%(default)s)")
+    start.add_argument("--version", default=server.DEFAULT_VERSION, help="Cassandra version (%(default)s)")
+    start.set_defaults(func=_start)
+
+    stop = commands.add_parser("stop", help="stop the server (SIGTERM, then SIGKILL)")
+    _add_dir(stop)
+    stop.add_argument("--timeout", type=float, default=server.DEFAULT_STOP_TIMEOUT,
+                      help="seconds before SIGKILL (%(default)s)")
+    stop.set_defaults(func=_stop)
+
+    status = commands.add_parser(
+        "status", help=f"is the server running? (exit 0 if so, {EXIT_NOT_RUNNING} if not)"
+    )
+    _add_dir(status)
+    status.set_defaults(func=_status)
+
+    logs = commands.add_parser("logs", help="print the end of the server's logs")
+    _add_dir(logs)
+    logs.add_argument("-n", "--lines", type=int, default=40, help="lines per log (%(default)s)")
+    logs.set_defaults(func=_logs)
+
+
+def _add_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dir", type=Path, default=None,
+        help=f"server directory: config, data, logs (default: {server.default_server_dir()})",
+    )
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    print(server.fetch_jars(args.version))
+    return 0
+
+
+def _start(args: argparse.Namespace) -> int:
+    config = server.ServerConfig(
+        host=args.host, native_port=args.port, storage_port=args.storage_port,
+        jmx_port=args.jmx_port, heap=args.heap, auth=args.auth, tls=args.tls,
+        cluster_name=args.cluster_name, version=args.version, start_timeout=args.timeout,
+    )
+    if args.dir is not None:
+        config.dir = args.dir
+    info = server.start(config)
+    print(f"Cassandra is running at {info.contact_point} (pid {info.pid}, "
+          f"started in {info.startup_seconds:.1f} s, directory {info.dir})")
+    if info.username:
+        print(f"user: {info.username} password: {info.password}")
+    if info.ca_cert:
+        print(f"CA certificate (trust it in clients): {info.ca_cert}")
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    directory = args.dir or server.default_server_dir()
+    if server.stop(directory, timeout=args.timeout):
+        print(f"stopped the server in {directory}")
+    else:
+        print(f"no server running in {directory}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    current = server.status(args.dir)
+    info = current.info
+    if current.running:
+        where = f"CQL at {info.contact_point}, " if info else ""
+        ca = f", CA {info.ca_cert}" if info and info.ca_cert else ""
+        print(f"running: pid {current.pid}, {where}directory {current.dir}{ca}")
+        return 0
+    print(f"stopped (directory {current.dir})")
+    return EXIT_NOT_RUNNING
+
+
+def _logs(args: argparse.Namespace) -> int:
+    print(server.log_tail(args.dir, args.lines))
+    return 0
