@@ -1,0 +1,335 @@
+// DALI operators fn.crs4.cassandra (self-fed from a UUID list) and fn.crs4.cassandra_interactive
+// (fed UUIDs at run time). Both are thin: the engine reads, they only emit batches.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dali/core/error_handling.h"
+#include "dali/core/mm/memory.h"
+#include "dali/pipeline/operator/error_reporting.h"
+#include "dali/pipeline/operator/operator.h"
+#include "engine/errors.h"
+#include "engine/readers.h"
+
+namespace cassandra_dali {
+namespace {
+
+using dali::CPUBackend;
+using dali::OpSpec;
+using dali::Workspace;
+
+ConnectionOptions ConnectionFromSpec(const OpSpec &spec) {
+  DALI_ENFORCE(spec.GetArgument<std::string>("cloud_config").empty(),
+               "cloud_config (Astra secure bundles) is not supported: pass cassandra_ips, "
+               "cassandra_port and the ssl_* arguments instead");
+  ConnectionOptions o;
+  o.contact_points = spec.GetRepeatedArgument<std::string>("cassandra_ips");
+  o.port = spec.GetArgument<int>("cassandra_port");
+  o.username = spec.GetArgument<std::string>("username");
+  o.password = spec.GetArgument<std::string>("password");
+  o.use_ssl = spec.GetArgument<bool>("use_ssl");
+  o.ssl_certificate = spec.GetArgument<std::string>("ssl_certificate");
+  o.ssl_own_certificate = spec.GetArgument<std::string>("ssl_own_certificate");
+  o.ssl_own_key = spec.GetArgument<std::string>("ssl_own_key");
+  o.ssl_own_key_pass = spec.GetArgument<std::string>("ssl_own_key_pass");
+  o.ssl_verify_identity = spec.GetArgument<bool>("ssl_verify_identity");
+  o.io_threads = spec.GetArgument<int>("io_threads");
+  o.connections_per_host = spec.GetArgument<int>("connections_per_host");
+  o.consistency = spec.GetArgument<std::string>("consistency");
+  o.connect_timeout_ms = spec.GetArgument<int>("connect_timeout_ms");
+  o.request_timeout_ms = spec.GetArgument<int>("request_timeout_ms");
+  o.driver_path = spec.GetArgument<std::string>("driver_path");
+  return o;
+}
+
+FetchOptions FetchFromSpec(const OpSpec &spec) {
+  FetchOptions f;
+  f.out_of_order = spec.GetArgument<bool>("ooo");
+  f.max_in_flight = spec.GetArgument<int>("max_requests_in_flight");
+  f.max_retries = spec.GetArgument<int>("max_retries");
+  f.retry_backoff_ms = spec.GetArgument<int>("retry_backoff_ms");
+  f.request_timeout_ms = spec.GetArgument<int>("request_timeout_ms");
+  DALI_ENFORCE(f.max_in_flight >= 1, "max_requests_in_flight must be >= 1");
+  DALI_ENFORCE(f.max_retries >= 0, "max_retries must be >= 0");
+  return f;
+}
+
+// Runs `fn`, turning engine errors into DALI errors with the same message, so they reach Python
+// as exceptions from pipe.build() / pipe.run().
+template <typename Fn>
+auto Translate(Fn &&fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const ArgumentError &e) {
+    throw dali::DaliValueError(e.what());
+  } catch (const Error &e) {
+    throw dali::DaliRuntimeError(std::string("[cassandra-dali] ") + e.what());
+  }
+}
+
+class CassandraOpBase : public dali::Operator<CPUBackend> {
+ public:
+  explicit CassandraOpBase(const OpSpec &spec)
+      : dali::Operator<CPUBackend>(spec),
+        pinned_(spec.GetArgument<int>("device_id") >= 0),
+        device_id_(spec.GetArgument<int>("device_id")) {
+    Translate([&] {
+      table_ = MakeTableSpec(spec.GetArgument<std::string>("table"),
+                             spec.GetArgument<std::string>("id_col"),
+                             spec.GetArgument<std::string>("data_col"),
+                             spec.GetArgument<std::string>("label_col"),
+                             spec.GetArgument<std::string>("label_type"));
+      connection_ = ConnectionFromSpec(spec);
+      fetch_ = FetchFromSpec(spec);
+    });
+  }
+
+  bool HasContiguousOutputs() const override { return false; }
+
+ protected:
+  bool SetupImpl(std::vector<dali::OutputDesc> &, const Workspace &) override { return false; }
+
+  std::shared_ptr<const Session> Connect() const {
+    return Translate([&] { return std::make_shared<const Session>(connection_, table_); });
+  }
+
+  // With a GPU in the pipeline the buffers are pinned (from DALI's pinned pool), so the copy to
+  // the device is asynchronous; without one there is no CUDA context and they are plain host
+  // memory.
+  Allocator MakeAllocator() const {
+    if (!pinned_) return AllocateHost;
+    return [](size_t bytes) {
+      return dali::mm::alloc_raw_shared<uint8_t, dali::mm::memory_kind::pinned>(bytes);
+    };
+  }
+
+  // Shares the batch's buffers with DALI's outputs: no copy.
+  void Emit(const Batch &batch, Workspace &ws) const {
+    const int n = batch.size();
+    const int device = pinned_ ? device_id_ : dali::CPU_ONLY_DEVICE_ID;
+    auto &data = ws.Output<CPUBackend>(0);
+    ShareSamples(data, batch.data, n, device);
+    auto &label = ws.Output<CPUBackend>(1);
+    switch (table_.label_type) {
+      case LabelType::kBlob:
+        ShareSamples(label, batch.label_blob, n, device);
+        break;
+      case LabelType::kInt: {
+        label.Reset();
+        label.set_pinned(pinned_);
+        label.Resize(dali::uniform_list_shape(n, {1}), DALI_INT32);
+        for (int i = 0; i < n; ++i) *label.mutable_tensor<int32_t>(i) = batch.label_int[i];
+        break;
+      }
+      case LabelType::kNone:
+        label.Reset();
+        label.set_pinned(pinned_);
+        label.Resize(dali::uniform_list_shape(n, {0}), DALI_INT32);
+        break;
+    }
+  }
+
+  TableSpec table_;
+  ConnectionOptions connection_;
+  FetchOptions fetch_;
+  bool pinned_;
+  int device_id_;
+
+ private:
+  void ShareSamples(dali::TensorList<CPUBackend> &out, const std::vector<SampleBuffer> &buffers,
+                    int n, int device) const {
+    out.Reset();
+    out.set_pinned(pinned_);
+    out.set_type(DALI_UINT8);
+    out.set_sample_dim(1);
+    out.SetSize(n);
+    for (int i = 0; i < n; ++i) {
+      const auto &buffer = buffers[i];
+      out.SetSample(i, std::shared_ptr<void>(buffer.memory()), buffer.size(), pinned_,
+                    dali::TensorShape<>{static_cast<int64_t>(buffer.size())}, DALI_UINT8, device,
+                    dali::AccessOrder::host());
+    }
+  }
+};
+
+class CassandraSelfFeed : public CassandraOpBase {
+ public:
+  explicit CassandraSelfFeed(const OpSpec &spec) : CassandraOpBase(spec) {
+    Translate([&] {
+      auto uuid_texts = spec.GetRepeatedArgument<std::string>("source_uuids");
+      auto rows_file = spec.GetArgument<std::string>("source_uuids_file");
+      if (!uuid_texts.empty() && !rows_file.empty()) {
+        throw ArgumentError("give either source_uuids or source_uuids_file, not both");
+      }
+      std::vector<UuidBytes> uuids =
+          rows_file.empty() ? ParseUuidList(uuid_texts) : ReadUuidFile(rows_file);
+      if (uuids.empty()) {
+        throw ArgumentError(rows_file.empty()
+                                ? std::string("source_uuids is empty: nothing to read")
+                                : "rows file '" + rows_file + "' holds no UUIDs");
+      }
+      ShardLayout layout(static_cast<int64_t>(uuids.size()), spec.GetArgument<int>("num_shards"),
+                         spec.GetArgument<int>("shard_id"), max_batch_size_);
+      // Every rank must draw the same permutation: the seed comes from the `seed` argument
+      // only when the user gave it, else from a constant, never from DALI's per-op random seed.
+      uint64_t seed = spec.GetArgument<int64_t>("shuffle_seed");
+      EpochOrder order(layout, spec.GetArgument<bool>("shuffle_every_epoch"), seed);
+      reader_ = std::make_unique<PrefetchingReader>(
+          Connect(), std::move(uuids), order, spec.GetArgument<int>("prefetch_buffers"),
+          spec.GetArgument<bool>("loop_forever"), fetch_, MakeAllocator());
+    });
+  }
+
+  dali::ReaderMeta GetReaderMeta() const override {
+    const auto &layout = reader_->layout();
+    dali::ReaderMeta meta;
+    meta.epoch_size = layout.dataset_size;
+    meta.epoch_size_padded = layout.PaddedEpochSize();
+    meta.number_of_shards = layout.num_shards;
+    meta.shard_id = layout.shard_id;
+    meta.pad_last_batch = 1;
+    meta.stick_to_shard = 1;
+    return meta;
+  }
+
+ protected:
+  void RunImpl(Workspace &ws) override {
+    const Batch *batch = Translate([&] { return reader_->Next(); });
+    if (!batch) throw dali::DaliStopIteration("end of epoch (loop_forever=False)");
+    Emit(*batch, ws);
+  }
+
+ private:
+  std::unique_ptr<PrefetchingReader> reader_;
+};
+
+class CassandraInteractive : public CassandraOpBase {
+ public:
+  explicit CassandraInteractive(const OpSpec &spec) : CassandraOpBase(spec) {
+    reader_ = Translate(
+        [&] { return std::make_unique<DirectReader>(Connect(), fetch_, MakeAllocator()); });
+  }
+
+ protected:
+  void RunImpl(Workspace &ws) override {
+    const auto &input = ws.Input<CPUBackend>(0);
+    const int n = input.num_samples();
+    uuids_.resize(n);
+    for (int i = 0; i < n; ++i) {
+      DALI_ENFORCE(input.type() == DALI_UINT8 || input.type() == DALI_UINT64,
+                   "cassandra_interactive: UUIDs must be uint8 [16] or uint64 [2] per sample");
+      DALI_ENFORCE(dali::volume(input.tensor_shape(i)) * dali::TypeTable::GetTypeInfo(
+                                                              input.type()).size() == 16,
+                   dali::make_string("cassandra_interactive: sample ", i,
+                                     " is not a 16-byte UUID (shape ", input.tensor_shape(i),
+                                     ")"));
+      if (input.type() == DALI_UINT8) {
+        std::memcpy(uuids_[i].data(), input.tensor<uint8_t>(i), 16);
+      } else {
+        // The reference project's layout: the driver's CassUuid as two uint64.
+        const uint64_t *words = input.tensor<uint64_t>(i);
+        uuids_[i] = FromCassUuid(CassUuid{words[0], words[1]});
+      }
+    }
+    const Batch *batch = Translate([&] { return reader_->Read(uuids_); });
+    Emit(*batch, ws);
+  }
+
+ private:
+  std::unique_ptr<DirectReader> reader_;
+  std::vector<UuidBytes> uuids_;
+};
+
+}  // namespace
+}  // namespace cassandra_dali
+
+DALI_REGISTER_OPERATOR(crs4__cassandra, ::cassandra_dali::CassandraSelfFeed, ::dali::CPU);
+DALI_REGISTER_OPERATOR(crs4__cassandra_interactive, ::cassandra_dali::CassandraInteractive,
+                       ::dali::CPU);
+
+DALI_SCHEMA(crs4__cassandra_base)
+    .DocStr("Arguments shared by the Cassandra readers.")
+    .AddOptionalArg("cassandra_ips", "Contact points (host names or addresses).",
+                    std::vector<std::string>{"127.0.0.1"})
+    .AddOptionalArg("cassandra_port", "Native protocol (CQL) port.", 9042)
+    .AddArg("table", "Data table, as 'keyspace.table'.", DALI_STRING)
+    .AddOptionalArg("id_col", "UUID primary key column.", std::string("id"))
+    .AddOptionalArg("data_col", "Blob column with the sample bytes.", std::string("data"))
+    .AddOptionalArg("label_col", "Label column.", std::string("label"))
+    .AddOptionalArg("label_type",
+                    "'int' (int column, output int32 [1]), 'blob' (blob column, output uint8 "
+                    "bytes; 'image' is accepted as an alias) or 'none' (output empty int32 [0]).",
+                    std::string("int"))
+    .AddOptionalArg("username", "User for PasswordAuthenticator.", std::string(""))
+    .AddOptionalArg("password", "Password for PasswordAuthenticator.", std::string(""))
+    .AddOptionalArg("use_ssl", "Connect over TLS.", false)
+    .AddOptionalArg("ssl_certificate",
+                    "PEM file of the CA (or server certificate) to trust; when given, the "
+                    "server's certificate is verified against it.",
+                    std::string(""))
+    .AddOptionalArg("ssl_own_certificate", "PEM client certificate (mutual TLS).",
+                    std::string(""))
+    .AddOptionalArg("ssl_own_key", "PEM client private key (mutual TLS).", std::string(""))
+    .AddOptionalArg("ssl_own_key_pass", "Password of ssl_own_key.", std::string(""))
+    .AddOptionalArg("ssl_verify_identity",
+                    "Also check the server's host name against its certificate.", false)
+    .AddOptionalArg("cloud_config", "Not supported; must be empty.", std::string(""))
+    .AddOptionalArg("io_threads", "Driver I/O threads.", 2)
+    .AddOptionalArg("connections_per_host", "Connections per host and I/O thread.", 2)
+    .AddOptionalArg("consistency", "Read consistency level.", std::string("LOCAL_ONE"))
+    .AddOptionalArg("connect_timeout_ms", "Connection timeout per host, in ms.", 5000)
+    .AddOptionalArg("request_timeout_ms", "Timeout of one read, in ms.", 12000)
+    .AddOptionalArg("max_retries",
+                    "Retries of a read that timed out or found replicas unavailable.", 3)
+    .AddOptionalArg("retry_backoff_ms", "First retry delay, doubled at each retry.", 100)
+    .AddOptionalArg("max_requests_in_flight",
+                    "Cap on reads in flight per reader; the rest wait in a queue.", 1024)
+    .AddOptionalArg("ooo",
+                    "Out of order: fill each batch in arrival order (labels stay with their "
+                    "data); the order within a batch is then not reproducible.",
+                    false)
+    .AddOptionalArg("driver_path",
+                    "Path of the DataStax driver library (libcassandra.so.2); empty: "
+                    "$CASSANDRA_DALI_DRIVER, the system's, then the acsylla wheel's.",
+                    std::string(""))
+    .AddOptionalArg("comm_threads", "Accepted for compatibility; ignored.", 2)
+    .AddOptionalArg("copy_threads", "Accepted for compatibility (copies run in the driver's "
+                    "callbacks); ignored.", 2)
+    .AddOptionalArg("wait_threads", "Accepted for compatibility; ignored.", 2)
+    .AddOptionalArg("slow_start", "Accepted for compatibility; ignored.", 0);
+
+DALI_SCHEMA(crs4__cassandra)
+    .DocStr(R"(Reads samples (encoded bytes) and labels from a Cassandra table by UUID.
+
+Walks `source_uuids` (or `source_uuids_file`) epoch after epoch: every rank draws the same
+permutation from `shuffle_seed` and the epoch, takes shard `shard_id` of `num_shards`
+(positions [N*i/S, N*(i+1)/S)), and pads it by repeating its last sample to ceil(ceil(N/S)/B)
+whole batches, so all ranks run the same number of batches and shards never overlap.
+DALI iterators with `reader_name` trim the padding.)")
+    .NumInput(0)
+    .NumOutput(2)
+    .AddOptionalArg("source_uuids", "UUIDs of the samples, as strings.",
+                    std::vector<std::string>())
+    .AddOptionalArg("source_uuids_file",
+                    "Rows file from the UUID cache tool: one UUID per line.", std::string(""))
+    .AddOptionalArg("shard_id", "This reader's shard.", 0)
+    .AddOptionalArg("num_shards", "Number of shards (ranks).", 1)
+    .AddOptionalArg("shuffle_every_epoch", "Draw a new permutation every epoch.", true)
+    .AddOptionalArg("shuffle_seed",
+                    "Seed of the permutation; must be the same on every rank (the default is a "
+                    "fixed constant, so ranks agree even when no seed is given).",
+                    static_cast<int64_t>(1234))
+    .AddOptionalArg("loop_forever",
+                    "Run epochs back to back; if false, pipe.run() raises StopIteration at the "
+                    "end of each epoch.",
+                    true)
+    .AddOptionalArg("prefetch_buffers", "Batches read ahead.", 2)
+    .AddParent("crs4__cassandra_base");
+
+DALI_SCHEMA(crs4__cassandra_interactive)
+    .DocStr(R"(Reads the samples whose UUIDs it is fed (uint8 [16] or uint64 [2] per sample,
+e.g. from fn.external_source), for serving.)")
+    .NumInput(1)
+    .NumOutput(2)
+    .AddOptionalArg("prefetch_buffers", "Accepted for compatibility; ignored.", 2)
+    .AddParent("crs4__cassandra_base");

@@ -1,0 +1,156 @@
+// The subset of the DataStax C/C++ driver API (cassandra.h, protocol v4+) this project uses.
+// Declared here, resolved at run time (driver_loader.cc): the driver is not in any package
+// registry we can build against, but its C API is stable and documented.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+extern "C" {
+
+typedef struct CassCluster_ CassCluster;
+typedef struct CassSession_ CassSession;
+typedef struct CassFuture_ CassFuture;
+typedef struct CassPrepared_ CassPrepared;
+typedef struct CassStatement_ CassStatement;
+typedef struct CassResult_ CassResult;
+typedef struct CassRow_ CassRow;
+typedef struct CassValue_ CassValue;
+typedef struct CassSsl_ CassSsl;
+typedef struct CassSchemaMeta_ CassSchemaMeta;
+typedef struct CassKeyspaceMeta_ CassKeyspaceMeta;
+typedef struct CassTableMeta_ CassTableMeta;
+typedef struct CassColumnMeta_ CassColumnMeta;
+typedef struct CassDataType_ CassDataType;
+
+typedef enum { cass_false = 0, cass_true = 1 } cass_bool_t;
+typedef uint64_t cass_duration_t;  // microseconds
+
+typedef struct CassUuid_ {
+  uint64_t time_and_version;
+  uint64_t clock_seq_and_node;
+} CassUuid;
+
+typedef enum {
+  CASS_CONSISTENCY_ANY = 0x0000,
+  CASS_CONSISTENCY_ONE = 0x0001,
+  CASS_CONSISTENCY_TWO = 0x0002,
+  CASS_CONSISTENCY_THREE = 0x0003,
+  CASS_CONSISTENCY_QUORUM = 0x0004,
+  CASS_CONSISTENCY_ALL = 0x0005,
+  CASS_CONSISTENCY_LOCAL_QUORUM = 0x0006,
+  CASS_CONSISTENCY_EACH_QUORUM = 0x0007,
+  CASS_CONSISTENCY_LOCAL_ONE = 0x000A,
+} CassConsistency;
+
+typedef enum {
+  CASS_VALUE_TYPE_BIGINT = 0x0002,
+  CASS_VALUE_TYPE_BLOB = 0x0003,
+  CASS_VALUE_TYPE_INT = 0x0009,
+  CASS_VALUE_TYPE_TEXT = 0x000A,
+  CASS_VALUE_TYPE_UUID = 0x000C,
+  CASS_VALUE_TYPE_VARCHAR = 0x000D,
+  CASS_VALUE_TYPE_TIMEUUID = 0x000F,
+} CassValueType;
+
+typedef enum {
+  CASS_SSL_VERIFY_NONE = 0x00,
+  CASS_SSL_VERIFY_PEER_CERT = 0x01,
+  CASS_SSL_VERIFY_PEER_IDENTITY = 0x02,
+} CassSslVerifyFlags;
+
+typedef enum {
+  CASS_LOG_DISABLED = 0,
+  CASS_LOG_CRITICAL,
+  CASS_LOG_ERROR,
+  CASS_LOG_WARN,
+  CASS_LOG_INFO,
+  CASS_LOG_DEBUG,
+  CASS_LOG_TRACE,
+} CassLogLevel;
+
+// CassError codes are (source << 24) | code.
+typedef int CassError;
+#define CASS_ERROR_CODE(source, code) (((source) << 24) | (code))
+enum : int {
+  CASS_OK = 0,
+  CASS_ERROR_LIB_REQUEST_QUEUE_FULL = CASS_ERROR_CODE(1, 7),
+  CASS_ERROR_LIB_NO_HOSTS_AVAILABLE = CASS_ERROR_CODE(1, 10),
+  CASS_ERROR_LIB_REQUEST_TIMED_OUT = CASS_ERROR_CODE(1, 14),
+  CASS_ERROR_LIB_UNABLE_TO_CONNECT = CASS_ERROR_CODE(1, 22),
+  CASS_ERROR_SERVER_BAD_CREDENTIALS = CASS_ERROR_CODE(2, 0x0100),
+  CASS_ERROR_SERVER_UNAVAILABLE = CASS_ERROR_CODE(2, 0x1000),
+  CASS_ERROR_SERVER_OVERLOADED = CASS_ERROR_CODE(2, 0x1001),
+  CASS_ERROR_SERVER_IS_BOOTSTRAPPING = CASS_ERROR_CODE(2, 0x1002),
+  CASS_ERROR_SERVER_READ_TIMEOUT = CASS_ERROR_CODE(2, 0x1200),
+  CASS_ERROR_SERVER_INVALID_QUERY = CASS_ERROR_CODE(2, 0x2200),
+  CASS_ERROR_SOURCE_SSL = 3,
+};
+
+typedef void (*CassFutureCallback)(CassFuture *future, void *data);
+
+}  // extern "C"
+
+// X-macro list: (name, return type, parameter list). One table, checked whole at load time.
+#define CASS_DALI_DRIVER_FUNCTIONS(X)                                                          \
+  X(cass_log_set_level, void, (CassLogLevel))                                                  \
+  X(cass_error_desc, const char *, (CassError))                                                \
+  X(cass_cluster_new, CassCluster *, ())                                                       \
+  X(cass_cluster_free, void, (CassCluster *))                                                  \
+  X(cass_cluster_set_contact_points, CassError, (CassCluster *, const char *))                 \
+  X(cass_cluster_set_port, CassError, (CassCluster *, int))                                    \
+  X(cass_cluster_set_num_threads_io, CassError, (CassCluster *, unsigned))                     \
+  X(cass_cluster_set_core_connections_per_host, CassError, (CassCluster *, unsigned))          \
+  X(cass_cluster_set_queue_size_io, CassError, (CassCluster *, unsigned))                      \
+  X(cass_cluster_set_connect_timeout, void, (CassCluster *, unsigned))                         \
+  X(cass_cluster_set_request_timeout, void, (CassCluster *, unsigned))                         \
+  X(cass_cluster_set_constant_reconnect, void, (CassCluster *, uint64_t))                      \
+  X(cass_cluster_set_credentials, void, (CassCluster *, const char *, const char *))           \
+  X(cass_cluster_set_ssl, void, (CassCluster *, CassSsl *))                                    \
+  X(cass_cluster_set_token_aware_routing, void, (CassCluster *, cass_bool_t))                  \
+  X(cass_cluster_set_consistency, CassError, (CassCluster *, CassConsistency))                 \
+  X(cass_ssl_new, CassSsl *, ())                                                               \
+  X(cass_ssl_free, void, (CassSsl *))                                                          \
+  X(cass_ssl_add_trusted_cert_n, CassError, (CassSsl *, const char *, size_t))                 \
+  X(cass_ssl_set_verify_flags, void, (CassSsl *, int))                                         \
+  X(cass_ssl_set_cert_n, CassError, (CassSsl *, const char *, size_t))                         \
+  X(cass_ssl_set_private_key_n, CassError,                                                     \
+    (CassSsl *, const char *, size_t, const char *, size_t))                                   \
+  X(cass_session_new, CassSession *, ())                                                       \
+  X(cass_session_free, void, (CassSession *))                                                  \
+  X(cass_session_connect, CassFuture *, (CassSession *, const CassCluster *))                  \
+  X(cass_session_close, CassFuture *, (CassSession *))                                         \
+  X(cass_session_prepare, CassFuture *, (CassSession *, const char *))                         \
+  X(cass_session_execute, CassFuture *, (CassSession *, const CassStatement *))                \
+  X(cass_session_get_schema_meta, const CassSchemaMeta *, (const CassSession *))              \
+  X(cass_future_free, void, (CassFuture *))                                                    \
+  X(cass_future_wait_timed, cass_bool_t, (CassFuture *, cass_duration_t))                      \
+  X(cass_future_set_callback, CassError, (CassFuture *, CassFutureCallback, void *))           \
+  X(cass_future_error_code, CassError, (CassFuture *))                                         \
+  X(cass_future_error_message, void, (CassFuture *, const char **, size_t *))                  \
+  X(cass_future_get_prepared, const CassPrepared *, (CassFuture *))                            \
+  X(cass_future_get_result, const CassResult *, (CassFuture *))                                \
+  X(cass_prepared_free, void, (const CassPrepared *))                                          \
+  X(cass_prepared_bind, CassStatement *, (const CassPrepared *))                               \
+  X(cass_statement_free, void, (CassStatement *))                                              \
+  X(cass_statement_bind_uuid, CassError, (CassStatement *, size_t, CassUuid))                  \
+  X(cass_statement_set_is_idempotent, CassError, (CassStatement *, cass_bool_t))               \
+  X(cass_statement_set_consistency, CassError, (CassStatement *, CassConsistency))             \
+  X(cass_statement_set_request_timeout, CassError, (CassStatement *, uint64_t))                \
+  X(cass_result_free, void, (const CassResult *))                                              \
+  X(cass_result_row_count, size_t, (const CassResult *))                                       \
+  X(cass_result_first_row, const CassRow *, (const CassResult *))                              \
+  X(cass_row_get_column, const CassValue *, (const CassRow *, size_t))                         \
+  X(cass_value_is_null, cass_bool_t, (const CassValue *))                                      \
+  X(cass_value_get_bytes, CassError, (const CassValue *, const uint8_t **, size_t *))          \
+  X(cass_value_get_int32, CassError, (const CassValue *, int32_t *))                           \
+  X(cass_uuid_from_string, CassError, (const char *, CassUuid *))                              \
+  X(cass_schema_meta_free, void, (const CassSchemaMeta *))                                     \
+  X(cass_schema_meta_keyspace_by_name_n, const CassKeyspaceMeta *,                             \
+    (const CassSchemaMeta *, const char *, size_t))                                            \
+  X(cass_keyspace_meta_table_by_name_n, const CassTableMeta *,                                 \
+    (const CassKeyspaceMeta *, const char *, size_t))                                          \
+  X(cass_table_meta_column_by_name_n, const CassColumnMeta *,                                  \
+    (const CassTableMeta *, const char *, size_t))                                             \
+  X(cass_column_meta_data_type, const CassDataType *, (const CassColumnMeta *))                \
+  X(cass_data_type_type, CassValueType, (const CassDataType *))

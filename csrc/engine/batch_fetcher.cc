@@ -1,0 +1,285 @@
+#include "engine/batch_fetcher.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "engine/errors.h"
+
+namespace cassandra_dali {
+namespace {
+
+bool IsRetryable(CassError rc) {
+  switch (rc) {
+    case CASS_ERROR_LIB_REQUEST_TIMED_OUT:
+    case CASS_ERROR_LIB_REQUEST_QUEUE_FULL:
+    case CASS_ERROR_LIB_NO_HOSTS_AVAILABLE:
+    case CASS_ERROR_SERVER_UNAVAILABLE:
+    case CASS_ERROR_SERVER_OVERLOADED:
+    case CASS_ERROR_SERVER_IS_BOOTSTRAPPING:
+    case CASS_ERROR_SERVER_READ_TIMEOUT:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<uint8_t> AllocateHost(size_t bytes) {
+  // malloc rather than new[]: no zeroing, and the bytes are overwritten at once.
+  void *p = std::malloc(bytes ? bytes : 1);
+  if (!p) throw std::bad_alloc();
+  return std::shared_ptr<uint8_t>(static_cast<uint8_t *>(p), [](uint8_t *q) { std::free(q); });
+}
+
+uint8_t *SampleBuffer::Prepare(size_t bytes, const Allocator &allocate) {
+  // use_count > 1: DALI (or a numpy array) still holds the previous contents.
+  if (!memory_ || capacity_ < bytes || memory_.use_count() > 1) {
+    size_t capacity = std::max(bytes + bytes / 4, capacity_);  // room to grow, fewer reallocs
+    memory_ = allocate(capacity);
+    capacity_ = capacity;
+  }
+  size_ = bytes;
+  return memory_.get();
+}
+
+void Batch::Resize(int n) {
+  slot_request.resize(n);
+  data.resize(n);
+  label_blob.resize(n);
+  label_int.resize(n);
+  requests_.resize(n);
+  if (static_cast<int>(source_index.size()) != n) source_index.resize(n, -1);
+}
+
+BatchFetcher::BatchFetcher(std::shared_ptr<const Session> session, FetchOptions options,
+                           Allocator allocate)
+    : session_(std::move(session)), options_(options), allocate_(std::move(allocate)) {
+  if (options_.max_in_flight < 1) throw ArgumentError("max_in_flight must be >= 1");
+  if (!allocate_) allocate_ = AllocateHost;
+}
+
+BatchFetcher::~BatchFetcher() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (auto *request : queued_) {
+    RecordFailure(request, false, "cancelled: the reader was destroyed");
+    std::lock_guard<std::mutex> batch_lock(request->batch->mutex_);
+    --request->batch->pending_;
+  }
+  queued_.clear();
+  // Every request ends within the driver's request timeout; allow that and a margin.
+  auto bound = std::chrono::milliseconds(options_.request_timeout_ms + 30000);
+  if (!idle_cv_.wait_for(lock, bound, [&] { return in_flight_ == 0; })) {
+    std::fprintf(stderr,
+                 "cassandra-dali: %d reads still in flight at shutdown after %lld ms; leaking "
+                 "their buffers rather than freeing memory the driver may still write\n",
+                 in_flight_, static_cast<long long>(bound.count()));
+    for (auto &batch : batches_) batch.release();
+    new std::shared_ptr<const Session>(session_);
+  }
+}
+
+Batch *BatchFetcher::NewBatch() {
+  batches_.push_back(std::make_unique<Batch>());
+  return batches_.back().get();
+}
+
+void BatchFetcher::Start(Batch *batch) {
+  const int n = batch->size();
+  batch->Resize(n);
+  {
+    std::lock_guard<std::mutex> lock(batch->mutex_);
+    batch->failures_.clear();
+    batch->pending_ = n;
+    batch->next_slot_ = 0;
+    batch->bytes = 0;
+  }
+  for (int i = 0; i < n; ++i) {
+    batch->requests_[i] = {this, batch, i};
+    Issue(&batch->requests_[i]);
+  }
+}
+
+void BatchFetcher::Issue(Batch::Request *request) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (in_flight_ >= options_.max_in_flight) {
+      queued_.push_back(request);
+      return;
+    }
+    ++in_flight_;
+  }
+  Execute(request);
+}
+
+void BatchFetcher::Execute(Batch::Request *request) {
+  const auto &api = session_->api();
+  CassFuturePtr future;
+  try {
+    future = session_->StartRead(ToCassUuid(request->batch->uuids[request->index]));
+  } catch (const std::exception &e) {
+    RecordFailure(request, false, e.what());
+    Finish(request);
+    return;
+  }
+  if (api.cass_future_set_callback(future.get(), &BatchFetcher::OnReadDone, request) != CASS_OK) {
+    RecordFailure(request, false, "the driver refused a completion callback");
+    Finish(request);
+  }
+  // The driver keeps its own reference until the callback has run.
+}
+
+void BatchFetcher::OnReadDone(CassFuture *future, void *data) {
+  auto *request = static_cast<Batch::Request *>(data);
+  request->fetcher->Complete(request, future);
+}
+
+std::string BatchFetcher::Describe(const Batch::Request *request) const {
+  return "id " + FormatUuid(request->batch->uuids[request->index]) + " in table '" +
+         session_->table().QualifiedName() + "'";
+}
+
+void BatchFetcher::RecordFailure(Batch::Request *request, bool retryable,
+                                 std::string message) noexcept {
+  try {
+    std::lock_guard<std::mutex> lock(request->batch->mutex_);
+    request->batch->failures_.push_back({request->index, retryable, std::move(message)});
+  } catch (...) {
+    // Out of memory while reporting: the batch still completes and reports a count mismatch.
+  }
+}
+
+// Runs on a driver I/O thread: short, never throws, copies the bytes before the result is freed.
+void BatchFetcher::Complete(Batch::Request *request, CassFuture *future) noexcept {
+  const auto &api = session_->api();
+  try {
+    CassError rc = api.cass_future_error_code(future);
+    if (rc != CASS_OK) {
+      RecordFailure(request, IsRetryable(rc),
+                    "reading " + Describe(request) + " at " + session_->options().Endpoint() +
+                        " failed: " + FutureErrorMessage(api, future));
+    } else {
+      CassResultPtr result(api.cass_future_get_result(future));
+      CopyRow(request, result.get());
+    }
+  } catch (const std::exception &e) {
+    RecordFailure(request, false, "reading " + Describe(request) + ": " + e.what());
+  } catch (...) {
+    RecordFailure(request, false, "reading " + Describe(request) + ": unknown error");
+  }
+  Finish(request);
+}
+
+void BatchFetcher::CopyRow(Batch::Request *request, const CassResult *result) {
+  const auto &api = session_->api();
+  const auto &table = session_->table();
+  if (!result || api.cass_result_row_count(result) == 0) {
+    RecordFailure(request, false, "no row with " + Describe(request));
+    return;
+  }
+  const CassRow *row = api.cass_result_first_row(result);
+  const CassValue *data = api.cass_row_get_column(row, 0);
+  const uint8_t *bytes = nullptr;
+  size_t size = 0;
+  if (!data || api.cass_value_is_null(data) ||
+      api.cass_value_get_bytes(data, &bytes, &size) != CASS_OK) {
+    RecordFailure(request, false,
+                  "data column '" + table.data_col + "' is null for " + Describe(request));
+    return;
+  }
+  int32_t label_int = 0;
+  const uint8_t *label_bytes = nullptr;
+  size_t label_size = 0;
+  if (table.label_type != LabelType::kNone) {
+    const CassValue *label = api.cass_row_get_column(row, 1);
+    bool ok = label && !api.cass_value_is_null(label);
+    if (ok && table.label_type == LabelType::kInt) {
+      ok = api.cass_value_get_int32(label, &label_int) == CASS_OK;
+    } else if (ok) {
+      ok = api.cass_value_get_bytes(label, &label_bytes, &label_size) == CASS_OK;
+    }
+    if (!ok) {
+      RecordFailure(request, false,
+                    "label column '" + table.label_col + "' is null for " + Describe(request));
+      return;
+    }
+  }
+  Batch &batch = *request->batch;
+  const int slot = options_.out_of_order ? batch.next_slot_++ : request->index;
+  std::memcpy(batch.data[slot].Prepare(size, allocate_), bytes, size);
+  if (table.label_type == LabelType::kBlob) {
+    std::memcpy(batch.label_blob[slot].Prepare(label_size, allocate_), label_bytes, label_size);
+  }
+  batch.label_int[slot] = label_int;
+  batch.slot_request[slot] = request->index;
+  std::lock_guard<std::mutex> lock(batch.mutex_);
+  batch.bytes += size;
+}
+
+void BatchFetcher::Finish(Batch::Request *request) noexcept {
+  Batch &batch = *request->batch;
+  {
+    std::lock_guard<std::mutex> lock(batch.mutex_);
+    if (--batch.pending_ == 0) batch.done_cv_.notify_all();
+  }
+  Batch::Request *next = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!queued_.empty()) {
+      next = queued_.front();  // hand our slot in flight to the oldest queued request
+      queued_.pop_front();
+    } else if (--in_flight_ == 0) {
+      idle_cv_.notify_all();
+    }
+  }
+  if (next) Execute(next);
+}
+
+void BatchFetcher::Wait(Batch *batch) {
+  // A read can wait behind every request queued before it; each ends within the request timeout.
+  const auto bound = std::chrono::milliseconds(
+      static_cast<int64_t>(options_.request_timeout_ms) *
+          (2 + static_cast<int64_t>(batch->size()) / options_.max_in_flight) +
+      10000);
+  for (int attempt = 0;; ++attempt) {
+    std::vector<Batch::Failure> failures;
+    {
+      std::unique_lock<std::mutex> lock(batch->mutex_);
+      if (!batch->done_cv_.wait_for(lock, bound, [&] { return batch->pending_ == 0; })) {
+        throw ReadError("a batch of " + std::to_string(batch->size()) + " reads from table '" +
+                        session_->table().QualifiedName() + "' at " +
+                        session_->options().Endpoint() + " did not complete within " +
+                        std::to_string(bound.count()) + " ms (" +
+                        std::to_string(batch->pending_) + " still pending)");
+      }
+      failures.swap(batch->failures_);
+    }
+    if (failures.empty()) return;
+    for (const auto &f : failures) {
+      if (!f.retryable) {
+        std::string more = failures.size() > 1
+                               ? " (and " + std::to_string(failures.size() - 1) +
+                                     " more failed reads in this batch)"
+                               : "";
+        if (f.message.rfind("no row with", 0) == 0) throw MissingRowError(f.message + more);
+        throw ReadError(f.message + more);
+      }
+    }
+    if (attempt >= options_.max_retries) {
+      throw ReadError(failures.front().message + " (after " + std::to_string(attempt) +
+                      " retries; " + std::to_string(failures.size()) +
+                      " reads of this batch failed)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(options_.retry_backoff_ms << attempt));
+    {
+      std::lock_guard<std::mutex> lock(batch->mutex_);
+      batch->pending_ = static_cast<int>(failures.size());
+    }
+    for (const auto &f : failures) Issue(&batch->requests_[f.request]);
+  }
+}
+
+}  // namespace cassandra_dali

@@ -1,0 +1,126 @@
+// Asynchronous batched reads: every row of a batch is requested at once through the driver,
+// each value is copied once, in the driver's callback, into the batch's own buffers, and errors
+// are collected for the consumer thread to raise. No thread per request; requests in flight are
+// capped, the rest wait in a queue that completions drain.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engine/session.h"
+#include "engine/uuid.h"
+
+namespace cassandra_dali {
+
+// Allocates `bytes` of host memory (pinned when a GPU pipeline wants it).
+using Allocator = std::function<std::shared_ptr<uint8_t>(size_t bytes)>;
+std::shared_ptr<uint8_t> AllocateHost(size_t bytes);
+
+// A growable buffer handed downstream by sharing its memory; reused for a later batch only
+// once nobody downstream holds it, so a running pipeline stops allocating.
+class SampleBuffer {
+ public:
+  uint8_t *Prepare(size_t bytes, const Allocator &allocate);
+  const std::shared_ptr<uint8_t> &memory() const { return memory_; }
+  size_t size() const { return size_; }
+
+ private:
+  std::shared_ptr<uint8_t> memory_;
+  size_t capacity_ = 0;
+  size_t size_ = 0;
+};
+
+struct FetchOptions {
+  bool out_of_order = false;   // fill batch slots in arrival order (labels stay with their data)
+  int max_in_flight = 1024;    // requests in flight per reader; below the driver's I/O queue
+  int max_retries = 3;         // for timeouts, unavailable and overloaded replicas
+  int retry_backoff_ms = 100;  // doubled at each retry
+  int request_timeout_ms = 12000;
+};
+
+class BatchFetcher;
+
+// One batch: the requested UUIDs and, once complete, a sample per slot.
+class Batch {
+ public:
+  int size() const { return static_cast<int>(uuids.size()); }
+
+  std::vector<UuidBytes> uuids;        // in request order
+  std::vector<int64_t> source_index;   // each request's position in the source list (or -1)
+  std::vector<int64_t> slot_request;   // output slot -> request index (identity unless ooo)
+  std::vector<SampleBuffer> data;      // per output slot
+  std::vector<SampleBuffer> label_blob;
+  std::vector<int32_t> label_int;
+  uint64_t bytes = 0;                  // data bytes in this batch
+
+ private:
+  friend class BatchFetcher;
+  struct Request {
+    BatchFetcher *fetcher;
+    Batch *batch;
+    int index;
+  };
+  struct Failure {
+    int request;
+    bool retryable;
+    std::string message;
+  };
+  void Resize(int n);
+
+  std::vector<Request> requests_;
+  std::mutex mutex_;
+  std::condition_variable done_cv_;
+  int pending_ = 0;
+  std::atomic<int> next_slot_{0};
+  std::vector<Failure> failures_;
+};
+
+class BatchFetcher {
+ public:
+  BatchFetcher(std::shared_ptr<const Session> session, FetchOptions options, Allocator allocate);
+  // Waits (bounded) for reads still in flight, so no callback outlives the batches.
+  ~BatchFetcher();
+  BatchFetcher(const BatchFetcher &) = delete;
+  BatchFetcher &operator=(const BatchFetcher &) = delete;
+
+  // A batch owned by this fetcher, valid for its lifetime.
+  Batch *NewBatch();
+
+  // Issues the reads of batch->uuids (set by the caller, with source_index).
+  void Start(Batch *batch);
+
+  // Waits for the batch, retrying transient failures with backoff; throws MissingRowError or
+  // ReadError naming the UUID and the table on failure.
+  void Wait(Batch *batch);
+
+  const Session &session() const { return *session_; }
+
+ private:
+  static void OnReadDone(CassFuture *future, void *data);
+  void Issue(Batch::Request *request);
+  void Execute(Batch::Request *request);
+  void Complete(Batch::Request *request, CassFuture *future) noexcept;
+  void CopyRow(Batch::Request *request, const CassResult *result);
+  void RecordFailure(Batch::Request *request, bool retryable, std::string message) noexcept;
+  void Finish(Batch::Request *request) noexcept;
+  std::string Describe(const Batch::Request *request) const;
+
+  std::shared_ptr<const Session> session_;
+  FetchOptions options_;
+  Allocator allocate_;
+  std::vector<std::unique_ptr<Batch>> batches_;
+
+  std::mutex mutex_;
+  std::condition_variable idle_cv_;
+  int in_flight_ = 0;
+  std::deque<Batch::Request *> queued_;
+};
+
+}  // namespace cassandra_dali

@@ -1,0 +1,84 @@
+#include "engine/readers.h"
+
+#include "engine/errors.h"
+
+namespace cassandra_dali {
+
+PrefetchingReader::PrefetchingReader(std::shared_ptr<const Session> session,
+                                     std::vector<UuidBytes> uuids, const EpochOrder &order,
+                                     int prefetch_buffers, bool loop_forever,
+                                     const FetchOptions &options, Allocator allocate)
+    : uuids_(std::move(uuids)),
+      order_(order),
+      prefetch_buffers_(prefetch_buffers),
+      loop_forever_(loop_forever),
+      fetcher_(std::move(session), options, std::move(allocate)) {
+  if (prefetch_buffers_ < 0) throw ArgumentError("prefetch_buffers must be >= 0");
+  if (static_cast<int64_t>(uuids_.size()) != order_.layout().dataset_size) {
+    throw ArgumentError("internal: UUID list and shard layout disagree on the dataset size");
+  }
+  for (int i = 0; i < prefetch_buffers_ + 1; ++i) free_.push_back(fetcher_.NewBatch());
+}
+
+void PrefetchingReader::StartNextBatch() {
+  Batch *batch = free_.front();
+  free_.pop_front();
+  order_.BatchIndices(issue_epoch_, issue_batch_, indices_);
+  batch->uuids.resize(indices_.size());
+  batch->source_index = indices_;
+  for (size_t k = 0; k < indices_.size(); ++k) batch->uuids[k] = uuids_[indices_[k]];
+  fetcher_.Start(batch);
+  in_flight_.push_back(batch);
+  if (++issue_batch_ == order_.layout().BatchesPerEpoch()) {
+    issue_batch_ = 0;
+    ++issue_epoch_;
+  }
+}
+
+const Batch *PrefetchingReader::Next() {
+  if (!loop_forever_ && consumed_batch_ == order_.layout().BatchesPerEpoch()) {
+    consumed_batch_ = 0;
+    ++consumed_epoch_;
+    return nullptr;
+  }
+  if (last_) {
+    free_.push_back(last_);
+    last_ = nullptr;
+  }
+  if (in_flight_.empty()) StartNextBatch();
+  Batch *batch = in_flight_.front();
+  in_flight_.pop_front();
+  while (static_cast<int>(in_flight_.size()) < prefetch_buffers_ && !free_.empty()) {
+    StartNextBatch();
+  }
+  last_ = batch;  // reused for a later batch even if Wait throws
+  fetcher_.Wait(batch);
+  stats_.batches += 1;
+  stats_.samples += batch->size();
+  stats_.bytes += batch->bytes;
+  if (++consumed_batch_ == order_.layout().BatchesPerEpoch() && loop_forever_) {
+    consumed_batch_ = 0;
+    ++consumed_epoch_;
+  }
+  return batch;
+}
+
+DirectReader::DirectReader(std::shared_ptr<const Session> session, const FetchOptions &options,
+                           Allocator allocate)
+    : fetcher_(std::move(session), options, std::move(allocate)) {
+  slots_[0] = fetcher_.NewBatch();
+  slots_[1] = fetcher_.NewBatch();
+}
+
+const Batch *DirectReader::Read(const std::vector<UuidBytes> &uuids) {
+  if (uuids.empty()) throw ArgumentError("the UUID batch is empty: nothing to read");
+  Batch *batch = slots_[next_];
+  next_ ^= 1;
+  batch->uuids = uuids;
+  batch->source_index.assign(uuids.size(), -1);
+  fetcher_.Start(batch);
+  fetcher_.Wait(batch);
+  return batch;
+}
+
+}  // namespace cassandra_dali

@@ -1,0 +1,66 @@
+// The two ways to drive the fetcher: a self-fed reader that walks its own UUID list epoch after
+// epoch with batches prefetched ahead, and a direct reader given UUIDs batch by batch.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "engine/batch_fetcher.h"
+#include "engine/sample_order.h"
+
+namespace cassandra_dali {
+
+struct ReaderStats {
+  uint64_t batches = 0;
+  uint64_t samples = 0;
+  uint64_t bytes = 0;
+};
+
+class PrefetchingReader {
+ public:
+  PrefetchingReader(std::shared_ptr<const Session> session, std::vector<UuidBytes> uuids,
+                    const EpochOrder &order, int prefetch_buffers, bool loop_forever,
+                    const FetchOptions &options, Allocator allocate);
+
+  // The next complete batch, valid until the following call; nullptr once at the end of each
+  // epoch when not looping forever. Reads for the next `prefetch_buffers` batches, across epoch
+  // boundaries, are in flight meanwhile.
+  const Batch *Next();
+
+  const ShardLayout &layout() const { return order_.layout(); }
+  int64_t epoch() const { return consumed_epoch_; }
+  const ReaderStats &stats() const { return stats_; }
+
+ private:
+  void StartNextBatch();
+
+  std::vector<UuidBytes> uuids_;
+  EpochOrder order_;
+  int prefetch_buffers_;
+  bool loop_forever_;
+  BatchFetcher fetcher_;
+  std::vector<int64_t> indices_;
+  std::deque<Batch *> free_, in_flight_;
+  Batch *last_ = nullptr;
+  int64_t issue_epoch_ = 0, issue_batch_ = 0;
+  int64_t consumed_epoch_ = 0, consumed_batch_ = 0;
+  ReaderStats stats_;
+};
+
+class DirectReader {
+ public:
+  DirectReader(std::shared_ptr<const Session> session, const FetchOptions &options,
+               Allocator allocate);
+
+  // Reads the rows of `uuids`; the batch stays valid until the call after next (so a consumer
+  // may still hold the previous one).
+  const Batch *Read(const std::vector<UuidBytes> &uuids);
+
+ private:
+  BatchFetcher fetcher_;
+  Batch *slots_[2];
+  int next_ = 0;
+};
+
+}  // namespace cassandra_dali

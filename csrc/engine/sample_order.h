@@ -1,0 +1,56 @@
+// Which sample comes next: sharding, padding and per-epoch shuffling. Pure arithmetic, no I/O.
+//
+// Every rank draws the same permutation of the whole list from (seed, epoch), then takes its
+// slice: shard i of S covers positions [N*i/S, N*(i+1)/S), so shards never overlap and together
+// cover the list exactly once per epoch. Each shard is then padded, by repeating its own last
+// sample, to ceil(ceil(N/S)/B) whole batches: every rank runs the same number of full batches
+// (no rank waits for another at the end of an epoch), and DALI iterators with `reader_name` and
+// a PARTIAL or DROP last-batch policy trim the padding (pad_last_batch is reported as set).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace cassandra_dali {
+
+struct ShardLayout {
+  // Throws ArgumentError for an empty list, shard_id >= num_shards, more shards than samples.
+  ShardLayout(int64_t dataset_size, int num_shards, int shard_id, int batch_size);
+
+  int64_t Begin() const { return dataset_size * shard_id / num_shards; }
+  int64_t End() const { return dataset_size * (shard_id + 1) / num_shards; }
+  int64_t Size() const { return End() - Begin(); }
+  int64_t BatchesPerEpoch() const;
+  int64_t PaddedShardSize() const { return BatchesPerEpoch() * batch_size; }
+  int64_t PaddedEpochSize() const { return PaddedShardSize() * num_shards; }
+
+  int64_t dataset_size;
+  int num_shards;
+  int shard_id;
+  int batch_size;
+};
+
+class EpochOrder {
+ public:
+  EpochOrder(const ShardLayout &layout, bool shuffle_every_epoch, uint64_t seed);
+
+  // Source indices (into the UUID list) of batch `batch` (0..BatchesPerEpoch) of `epoch`.
+  void BatchIndices(int64_t epoch, int64_t batch, std::vector<int64_t> &out);
+
+  const ShardLayout &layout() const { return layout_; }
+
+ private:
+  void PrepareEpoch(int64_t epoch);
+
+  ShardLayout layout_;
+  bool shuffle_;
+  uint64_t seed_;
+  int64_t prepared_epoch_ = -1;
+  std::vector<int64_t> permutation_;  // of the whole list; identity when not shuffling
+};
+
+// The permutation every rank computes for (seed, epoch): Fisher-Yates over SplitMix64, fully
+// specified here so that it is the same for every build, compiler and machine.
+std::vector<int64_t> EpochPermutation(int64_t size, uint64_t seed, int64_t epoch);
+
+}  // namespace cassandra_dali

@@ -1,0 +1,297 @@
+#include "engine/session.h"
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
+#include "engine/errors.h"
+
+namespace cassandra_dali {
+namespace {
+
+constexpr uint64_t kMicrosPerMilli = 1000;
+
+std::string ReadPemFile(const std::string &path, const std::string &what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConnectionError(what + ": cannot read PEM file '" + path + "'");
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+CassConsistency ParseConsistency(const std::string &text) {
+  std::string up = text;
+  std::transform(up.begin(), up.end(), up.begin(), [](unsigned char c) { return std::toupper(c); });
+  static const std::pair<const char *, CassConsistency> kNames[] = {
+      {"ANY", CASS_CONSISTENCY_ANY},
+      {"ONE", CASS_CONSISTENCY_ONE},
+      {"TWO", CASS_CONSISTENCY_TWO},
+      {"THREE", CASS_CONSISTENCY_THREE},
+      {"QUORUM", CASS_CONSISTENCY_QUORUM},
+      {"ALL", CASS_CONSISTENCY_ALL},
+      {"LOCAL_QUORUM", CASS_CONSISTENCY_LOCAL_QUORUM},
+      {"EACH_QUORUM", CASS_CONSISTENCY_EACH_QUORUM},
+      {"LOCAL_ONE", CASS_CONSISTENCY_LOCAL_ONE},
+  };
+  for (const auto &[name, value] : kNames) {
+    if (up == name) return value;
+  }
+  throw ArgumentError("consistency '" + text +
+                      "' is not one of ONE, TWO, THREE, QUORUM, ALL, LOCAL_QUORUM, EACH_QUORUM, "
+                      "LOCAL_ONE, ANY");
+}
+
+std::string Quote(const std::string &canonical) { return "\"" + canonical + "\""; }
+
+const char *TypeName(CassValueType type) {
+  switch (type) {
+    case CASS_VALUE_TYPE_BLOB: return "blob";
+    case CASS_VALUE_TYPE_INT: return "int";
+    case CASS_VALUE_TYPE_BIGINT: return "bigint";
+    case CASS_VALUE_TYPE_UUID: return "uuid";
+    case CASS_VALUE_TYPE_TIMEUUID: return "timeuuid";
+    case CASS_VALUE_TYPE_TEXT:
+    case CASS_VALUE_TYPE_VARCHAR: return "text";
+    default: return "another type";
+  }
+}
+
+bool Contains(const std::string &haystack, const char *needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+}  // namespace
+
+LabelType ParseLabelType(const std::string &text) {
+  if (text == "int") return LabelType::kInt;
+  if (text == "blob" || text == "image") return LabelType::kBlob;
+  if (text == "none") return LabelType::kNone;
+  throw ArgumentError("label_type '" + text + "' is not one of 'int', 'blob' ('image'), 'none'");
+}
+
+std::string ConnectionOptions::Endpoint() const {
+  std::string hosts;
+  for (const auto &h : contact_points) hosts += (hosts.empty() ? "" : ",") + h;
+  return hosts + ":" + std::to_string(port);
+}
+
+std::string CanonicalIdentifier(const std::string &name, const std::string &what) {
+  auto bad = [&](const std::string &why) {
+    return ArgumentError(what + " '" + name + "' is not a valid CQL identifier: " + why);
+  };
+  if (name.empty()) throw bad("it is empty");
+  if (name.size() >= 2 && name.front() == '"' && name.back() == '"') {
+    std::string inner = name.substr(1, name.size() - 2);
+    if (inner.empty() || inner.find('"') != std::string::npos) {
+      throw bad("quoted names must be non-empty and contain no double quote");
+    }
+    for (unsigned char c : inner) {
+      if (c < 0x20) throw bad("it contains a control character");
+    }
+    return inner;
+  }
+  if (!std::isalpha(static_cast<unsigned char>(name[0]))) throw bad("it must start with a letter");
+  std::string out;
+  for (unsigned char c : name) {
+    if (!std::isalnum(c) && c != '_') throw bad("only letters, digits and '_' are allowed");
+    out.push_back(static_cast<char>(std::tolower(c)));
+  }
+  if (out.size() > 48) throw bad("it is longer than 48 characters");
+  return out;
+}
+
+TableSpec MakeTableSpec(const std::string &table, const std::string &id_col,
+                        const std::string &data_col, const std::string &label_col,
+                        const std::string &label_type) {
+  TableSpec spec;
+  auto dot = table.find('.');
+  if (table.empty() || dot == std::string::npos) {
+    throw ArgumentError("table '" + table + "' must be given as 'keyspace.table'");
+  }
+  spec.keyspace = CanonicalIdentifier(table.substr(0, dot), "keyspace of table");
+  spec.table = CanonicalIdentifier(table.substr(dot + 1), "table");
+  spec.id_col = CanonicalIdentifier(id_col, "id_col");
+  spec.data_col = CanonicalIdentifier(data_col, "data_col");
+  spec.label_type = ParseLabelType(label_type);
+  if (spec.label_type != LabelType::kNone) {
+    spec.label_col = CanonicalIdentifier(label_col, "label_col");
+  }
+  return spec;
+}
+
+std::string FutureErrorMessage(const DriverApi &api, CassFuture *future) {
+  const char *message = nullptr;
+  size_t length = 0;
+  api.cass_future_error_message(future, &message, &length);
+  return message ? std::string(message, length) : std::string();
+}
+
+Session::Session(const ConnectionOptions &options, const TableSpec &table)
+    : api_(LoadDriver(options.driver_path)),
+      options_(options),
+      table_(table),
+      consistency_(ParseConsistency(options.consistency)) {
+  if (options_.contact_points.empty()) throw ArgumentError("cassandra_ips is empty");
+  if (options_.port <= 0 || options_.port > 65535) {
+    throw ArgumentError("cassandra_port " + std::to_string(options_.port) + " is out of range");
+  }
+  if (options_.io_threads < 1) throw ArgumentError("io_threads must be >= 1");
+  Connect();
+  CheckSchema();
+  Prepare();
+}
+
+Session::~Session() {
+  if (!session_) return;
+  CassFuturePtr closing(api_.cass_session_close(session_.get()));
+  api_.cass_future_wait_timed(closing.get(), 10'000 * kMicrosPerMilli);
+}
+
+void Session::Connect() {
+  cluster_.reset(api_.cass_cluster_new());
+  std::string hosts;
+  for (const auto &h : options_.contact_points) hosts += (hosts.empty() ? "" : ",") + h;
+  if (api_.cass_cluster_set_contact_points(cluster_.get(), hosts.c_str()) != CASS_OK) {
+    throw ArgumentError("cassandra_ips '" + hosts + "' are not valid contact points");
+  }
+  api_.cass_cluster_set_port(cluster_.get(), options_.port);
+  api_.cass_cluster_set_num_threads_io(cluster_.get(), options_.io_threads);
+  api_.cass_cluster_set_core_connections_per_host(cluster_.get(),
+                                                  std::max(1, options_.connections_per_host));
+  // Deep enough for every prefetched request; the engine caps requests in flight below it.
+  api_.cass_cluster_set_queue_size_io(cluster_.get(), 16384);
+  api_.cass_cluster_set_connect_timeout(cluster_.get(), options_.connect_timeout_ms);
+  api_.cass_cluster_set_request_timeout(cluster_.get(), options_.request_timeout_ms);
+  api_.cass_cluster_set_constant_reconnect(cluster_.get(), 500);
+  api_.cass_cluster_set_token_aware_routing(cluster_.get(), cass_true);
+  api_.cass_cluster_set_consistency(cluster_.get(), consistency_);
+  if (!options_.username.empty()) {
+    api_.cass_cluster_set_credentials(cluster_.get(), options_.username.c_str(),
+                                      options_.password.c_str());
+  }
+  if (options_.use_ssl) {
+    ssl_.reset(api_.cass_ssl_new());
+    int verify = CASS_SSL_VERIFY_NONE;
+    if (!options_.ssl_certificate.empty()) {
+      std::string pem = ReadPemFile(options_.ssl_certificate, "ssl_certificate");
+      if (api_.cass_ssl_add_trusted_cert_n(ssl_.get(), pem.data(), pem.size()) != CASS_OK) {
+        throw ConnectionError("ssl_certificate '" + options_.ssl_certificate +
+                              "' is not a valid PEM certificate");
+      }
+      verify = CASS_SSL_VERIFY_PEER_CERT;
+      if (options_.ssl_verify_identity) verify |= CASS_SSL_VERIFY_PEER_IDENTITY;
+    }
+    api_.cass_ssl_set_verify_flags(ssl_.get(), verify);
+    if (!options_.ssl_own_certificate.empty()) {
+      std::string pem = ReadPemFile(options_.ssl_own_certificate, "ssl_own_certificate");
+      if (api_.cass_ssl_set_cert_n(ssl_.get(), pem.data(), pem.size()) != CASS_OK) {
+        throw ConnectionError("ssl_own_certificate '" + options_.ssl_own_certificate +
+                              "' is not a valid PEM certificate");
+      }
+    }
+    if (!options_.ssl_own_key.empty()) {
+      std::string pem = ReadPemFile(options_.ssl_own_key, "ssl_own_key");
+      if (api_.cass_ssl_set_private_key_n(ssl_.get(), pem.data(), pem.size(),
+                                          options_.ssl_own_key_pass.data(),
+                                          options_.ssl_own_key_pass.size()) != CASS_OK) {
+        throw ConnectionError("ssl_own_key '" + options_.ssl_own_key +
+                              "' is not a valid PEM private key (or ssl_own_key_pass is wrong)");
+      }
+    }
+    api_.cass_cluster_set_ssl(cluster_.get(), ssl_.get());
+  }
+
+  session_.reset(api_.cass_session_new());
+  CassFuturePtr connecting(api_.cass_session_connect(session_.get(), cluster_.get()));
+  // The driver gives up after the connect timeout per host; leave it room to say why.
+  const uint64_t bound_ms = 2ull * options_.connect_timeout_ms + 5000;
+  if (!api_.cass_future_wait_timed(connecting.get(), bound_ms * kMicrosPerMilli)) {
+    throw ConnectionError("connecting to Cassandra at " + options_.Endpoint() +
+                          " did not finish within " + std::to_string(bound_ms) + " ms");
+  }
+  CassError rc = api_.cass_future_error_code(connecting.get());
+  if (rc == CASS_OK) return;
+  std::string message = FutureErrorMessage(api_, connecting.get());
+  std::string where = " at " + options_.Endpoint();
+  if (rc == CASS_ERROR_SERVER_BAD_CREDENTIALS || Contains(message, "redentials") ||
+      Contains(message, "uthenticat")) {
+    throw ConnectionError("authentication failed" + where + " for user '" + options_.username +
+                          "': " + message);
+  }
+  if ((rc >> 24) == CASS_ERROR_SOURCE_SSL || Contains(message, "SSL") ||
+      Contains(message, "certificate")) {
+    throw ConnectionError("TLS connection" + where + " failed: " + message +
+                          (options_.ssl_certificate.empty()
+                               ? std::string(" (no ssl_certificate given)")
+                               : " (trusting ssl_certificate '" + options_.ssl_certificate + "')"));
+  }
+  throw ConnectionError("cannot connect to Cassandra" + where + " (connect timeout " +
+                        std::to_string(options_.connect_timeout_ms) + " ms): " + message);
+}
+
+void Session::CheckSchema() {
+  CassSchemaMetaPtr schema(api_.cass_session_get_schema_meta(session_.get()));
+  const std::string qualified = table_.QualifiedName();
+  const CassKeyspaceMeta *keyspace = api_.cass_schema_meta_keyspace_by_name_n(
+      schema.get(), table_.keyspace.data(), table_.keyspace.size());
+  if (!keyspace) {
+    throw SchemaError("keyspace '" + table_.keyspace + "' does not exist at " +
+                      options_.Endpoint() + " (table '" + qualified + "')");
+  }
+  const CassTableMeta *table =
+      api_.cass_keyspace_meta_table_by_name_n(keyspace, table_.table.data(), table_.table.size());
+  if (!table) throw SchemaError("table '" + qualified + "' does not exist");
+
+  auto check = [&](const std::string &column, const std::string &role,
+                   std::initializer_list<CassValueType> allowed) {
+    const CassColumnMeta *meta =
+        api_.cass_table_meta_column_by_name_n(table, column.data(), column.size());
+    if (!meta) {
+      throw SchemaError(role + " column '" + column + "' does not exist in table '" + qualified +
+                        "'");
+    }
+    CassValueType type = api_.cass_data_type_type(api_.cass_column_meta_data_type(meta));
+    for (auto ok : allowed) {
+      if (type == ok) return;
+    }
+    std::string expected;
+    for (auto ok : allowed) expected += (expected.empty() ? "" : " or ") + std::string(TypeName(ok));
+    throw SchemaError(role + " column '" + column + "' of table '" + qualified + "' is " +
+                      TypeName(type) + ", expected " + expected);
+  };
+  check(table_.id_col, "id_col", {CASS_VALUE_TYPE_UUID, CASS_VALUE_TYPE_TIMEUUID});
+  check(table_.data_col, "data_col", {CASS_VALUE_TYPE_BLOB});
+  if (table_.label_type == LabelType::kInt) {
+    check(table_.label_col, "label_col (label_type int)", {CASS_VALUE_TYPE_INT});
+  } else if (table_.label_type == LabelType::kBlob) {
+    check(table_.label_col, "label_col (label_type blob)", {CASS_VALUE_TYPE_BLOB});
+  }
+}
+
+void Session::Prepare() {
+  std::string columns = Quote(table_.data_col);
+  if (table_.label_type != LabelType::kNone) columns += ", " + Quote(table_.label_col);
+  const std::string query = "SELECT " + columns + " FROM " + Quote(table_.keyspace) + "." +
+                            Quote(table_.table) + " WHERE " + Quote(table_.id_col) + " = ?";
+  CassFuturePtr preparing(api_.cass_session_prepare(session_.get(), query.c_str()));
+  const uint64_t bound_ms = 2ull * options_.request_timeout_ms + 5000;
+  if (!api_.cass_future_wait_timed(preparing.get(), bound_ms * kMicrosPerMilli)) {
+    throw ConnectionError("preparing '" + query + "' at " + options_.Endpoint() +
+                          " did not finish within " + std::to_string(bound_ms) + " ms");
+  }
+  if (api_.cass_future_error_code(preparing.get()) != CASS_OK) {
+    throw SchemaError("cannot prepare '" + query + "': " +
+                      FutureErrorMessage(api_, preparing.get()));
+  }
+  prepared_.reset(api_.cass_future_get_prepared(preparing.get()));
+}
+
+CassFuturePtr Session::StartRead(const CassUuid &id) const {
+  CassStatementPtr statement(api_.cass_prepared_bind(prepared_.get()));
+  api_.cass_statement_bind_uuid(statement.get(), 0, id);
+  // Reads are idempotent, so the driver's retry policy and speculative execution may re-run them.
+  api_.cass_statement_set_is_idempotent(statement.get(), cass_true);
+  return CassFuturePtr(api_.cass_session_execute(session_.get(), statement.get()));
+}
+
+}  // namespace cassandra_dali

@@ -1,0 +1,93 @@
+// One driver session per reader: connection, schema checks and the prepared read.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "engine/handles.h"
+
+namespace cassandra_dali {
+
+enum class LabelType { kInt, kBlob, kNone };
+
+// "int", "blob" (alias "image", the reference project's older name) or "none".
+LabelType ParseLabelType(const std::string &text);
+
+struct ConnectionOptions {
+  std::vector<std::string> contact_points{"127.0.0.1"};
+  int port = 9042;
+  std::string username;
+  std::string password;
+  bool use_ssl = false;
+  std::string ssl_certificate;      // PEM file of the CA (or server cert) to trust
+  std::string ssl_own_certificate;  // PEM client certificate, for mutual TLS
+  std::string ssl_own_key;          // PEM client key
+  std::string ssl_own_key_pass;
+  bool ssl_verify_identity = false;  // also check the server's host name against its cert
+  int io_threads = 2;
+  int connections_per_host = 2;
+  std::string consistency = "LOCAL_ONE";
+  int connect_timeout_ms = 5000;
+  int request_timeout_ms = 12000;
+  std::string driver_path;  // explicit driver library, empty = search
+
+  std::string Endpoint() const;  // "host1,host2:port", for messages
+};
+
+struct TableSpec {
+  std::string keyspace;
+  std::string table;
+  std::string id_col = "id";
+  std::string data_col = "data";
+  std::string label_col = "label";
+  LabelType label_type = LabelType::kInt;
+
+  std::string QualifiedName() const { return keyspace + "." + table; }
+};
+
+// Builds a TableSpec from the operator's arguments; `table` is "keyspace.table". Names must be
+// CQL identifiers (unquoted: letters, digits, underscores; or double-quoted): anything else is
+// refused, so arguments can never inject CQL.
+TableSpec MakeTableSpec(const std::string &table, const std::string &id_col,
+                        const std::string &data_col, const std::string &label_col,
+                        const std::string &label_type);
+
+// Validates one identifier and returns its canonical form: unquoted names are case-insensitive
+// (lower-cased), quoted ones keep their case. `what` names the argument in errors.
+std::string CanonicalIdentifier(const std::string &name, const std::string &what);
+
+class Session {
+ public:
+  // Connects (bounded by the connect timeout), checks that the table and columns exist with
+  // the right types, and prepares the read. Throws ConnectionError or SchemaError.
+  Session(const ConnectionOptions &options, const TableSpec &table);
+  ~Session();
+  Session(const Session &) = delete;
+  Session &operator=(const Session &) = delete;
+
+  // Starts an asynchronous read of one row; the caller owns the returned future.
+  CassFuturePtr StartRead(const CassUuid &id) const;
+
+  const ConnectionOptions &options() const { return options_; }
+  const TableSpec &table() const { return table_; }
+  const DriverApi &api() const { return api_; }
+
+ private:
+  void Connect();
+  void CheckSchema();
+  void Prepare();
+
+  const DriverApi &api_;
+  ConnectionOptions options_;
+  TableSpec table_;
+  CassConsistency consistency_;
+  CassSslPtr ssl_;
+  CassClusterPtr cluster_;
+  CassSessionPtr session_;
+  CassPreparedPtr prepared_;
+};
+
+// The driver's message for a failed future ("" when it succeeded).
+std::string FutureErrorMessage(const DriverApi &api, CassFuture *future);
+
+}  // namespace cassandra_dali

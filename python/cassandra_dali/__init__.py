@@ -1,0 +1,50 @@
+"""cassandra-dali: an NVIDIA DALI reader that streams training samples from Apache Cassandra.
+
+Importing the package loads the DALI plugin, so ``nvidia.dali.fn.crs4.cassandra`` and
+``fn.crs4.cassandra_interactive`` exist. ``Reader`` reads rows by UUID with the same engine,
+without DALI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _native
+from ._loading import initialise as _initialise
+from ._native import (
+    ArgumentError,
+    CassandraDaliError,
+    ConnectionError,
+    DriverLoadError,
+    MissingRowError,
+    Reader,
+    ReadError,
+    SchemaError,
+)
+
+__version__ = "0.1.0"
+
+PLUGIN_PATH = _initialise()
+
+
+def driver_info() -> dict[str, Any]:
+    """Loads the DataStax C/C++ driver if needed and says which library it is.
+
+    Returns ``{"loaded": bool, "path": str, "provider": str}``; provider is one of
+    ``explicit``, ``environment`` ($CASSANDRA_DALI_DRIVER), ``system`` (libcassandra.so.2) or
+    ``acsylla`` (the copy inside the acsylla wheel)."""
+    return dict(_native.load_driver(""))
+
+
+__all__ = [
+    "ArgumentError",
+    "CassandraDaliError",
+    "ConnectionError",
+    "DriverLoadError",
+    "MissingRowError",
+    "PLUGIN_PATH",
+    "ReadError",
+    "Reader",
+    "SchemaError",
+    "driver_info",
+]
