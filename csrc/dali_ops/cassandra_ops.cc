@@ -170,8 +170,9 @@ class CassandraSelfFeed : public CassandraOpBase {
       }
       ShardLayout layout(static_cast<int64_t>(uuids.size()), spec.GetArgument<int>("num_shards"),
                          spec.GetArgument<int>("shard_id"), max_batch_size_);
-      // Every rank must draw the same permutation: the seed comes from the `seed` argument
-      // only when the user gave it, else from a constant, never from DALI's per-op random seed.
+      // Every rank must draw the same permutation, so it never comes from DALI's per-op
+      // `seed`: that one derives from the pipeline's seed, which training scripts commonly set
+      // per rank (DALI's ImageNet example uses 12 + local_rank), and is random when unset.
       uint64_t seed = spec.GetArgument<int64_t>("shuffle_seed");
       EpochOrder order(layout, spec.GetArgument<bool>("shuffle_every_epoch"), seed);
       reader_ = std::make_unique<PrefetchingReader>(
@@ -301,11 +302,12 @@ DALI_SCHEMA(crs4__cassandra_base)
 DALI_SCHEMA(crs4__cassandra)
     .DocStr(R"(Reads samples (encoded bytes) and labels from a Cassandra table by UUID.
 
-Walks `source_uuids` (or `source_uuids_file`) epoch after epoch: every rank draws the same
-permutation from `shuffle_seed` and the epoch, takes shard `shard_id` of `num_shards`
-(positions [N*i/S, N*(i+1)/S)), and pads it by repeating its last sample to ceil(ceil(N/S)/B)
-whole batches, so all ranks run the same number of batches and shards never overlap.
-DALI iterators with `reader_name` trim the padding.)")
+Walks `source_uuids` (or `source_uuids_file`) epoch after epoch. Every rank draws the same
+permutation from `shuffle_seed` and the epoch (a fixed default, so ranks agree unless told
+otherwise; DALI's per-operator `seed` is not used, since pipelines often get one per rank),
+takes shard `shard_id` of `num_shards` (positions [N*i/S, N*(i+1)/S)), and pads it by
+repeating its last sample to ceil(ceil(N/S)/B) whole batches, so all ranks run the same number
+of batches and shards never overlap. DALI iterators with `reader_name` trim the padding.)")
     .NumInput(0)
     .NumOutput(2)
     .AddOptionalArg("source_uuids", "UUIDs of the samples, as strings.",
@@ -316,8 +318,7 @@ DALI iterators with `reader_name` trim the padding.)")
     .AddOptionalArg("num_shards", "Number of shards (ranks).", 1)
     .AddOptionalArg("shuffle_every_epoch", "Draw a new permutation every epoch.", true)
     .AddOptionalArg("shuffle_seed",
-                    "Seed of the permutation; must be the same on every rank (the default is a "
-                    "fixed constant, so ranks agree even when no seed is given).",
+                    "Seed of the per-epoch permutation; must be the same on every rank.",
                     static_cast<int64_t>(1234))
     .AddOptionalArg("loop_forever",
                     "Run epochs back to back; if false, pipe.run() raises StopIteration at the "
