@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape as xml_escape
 
 if TYPE_CHECKING:  # the driver is imported lazily: only readiness checks and clients need it
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import Cluster, Session
 
 log = logging.getLogger(__name__)
 
@@ -382,6 +382,15 @@ class ServerInfo:
             ca_cert=self.ca_cert, protocol_version=self.protocol_version, **kwargs,
         )
 
+    def connect(self, keyspace: str | None = None, **kwargs: Any) -> Session:
+        """A driver session; end it with ``session.cluster.shutdown()``."""
+        cluster = self.cluster(**kwargs)
+        try:
+            return cluster.connect(keyspace)
+        except BaseException:
+            cluster.shutdown()
+            raise
+
     def to_json(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
 
@@ -705,11 +714,15 @@ def _abs_dir(directory: Path | str | None) -> Path:
     return Path(directory).expanduser().resolve() if directory is not None else default_server_dir()
 
 
+def _check_heap(heap: str) -> None:
+    if not re.fullmatch(r"\d+[kKmMgG]?", heap):
+        raise ServerError(f"invalid heap size {heap!r} (examples: 512M, 1G)")
+
+
 def java_command(
     java_home: Path, inst: Installation, directory: Path, heap: str, jmx_port: int | None
 ) -> list[str]:
-    if not re.fullmatch(r"\d+[kKmMgG]?", heap):
-        raise ServerError(f"invalid heap size {heap!r} (examples: 512M, 1G)")
+    _check_heap(heap)
     logs = directory / LOG_DIR
     cmd = [
         str(java_home / "bin" / "java"),
@@ -743,6 +756,7 @@ def start(config: ServerConfig | None = None) -> ServerInfo:
     does not become ready in time (the JVM is then killed and the log tail is in the message).
     """
     config = config or ServerConfig()
+    _check_heap(config.heap)  # before anything is written or started
     directory = _abs_dir(config.dir)
     directory.mkdir(parents=True, exist_ok=True)
     current = status(directory)
