@@ -1,0 +1,208 @@
+"""Every error the reader can raise reaches Python with a message naming the culprit, quickly."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cassandra_dali
+from cassandra_dali import server
+
+from reader_helpers import Dataset, cassandra_pipeline, reader_kwargs, write_dataset
+from tcp_proxy import TcpProxy
+
+
+@pytest.fixture(scope="module")
+def dataset(cql_session: Any, keyspace: str) -> Iterator[Dataset]:
+    yield write_dataset(cql_session, keyspace, 40, seed=1)
+
+
+def _pipeline_error(**reader_args: Any) -> BaseException:
+    with pytest.raises(Exception) as caught:
+        pipe = cassandra_pipeline(8, **reader_args)
+        pipe.run()
+    return caught.value
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_missing_row_names_uuid_and_table(cassandra_server: server.ServerInfo, dataset: Dataset) -> None:
+    ghost = str(uuid.uuid4())
+    table = f"{dataset.keyspace}.data_int"
+    err = _pipeline_error(
+        **reader_kwargs(cassandra_server, table, source_uuids=dataset.ids[:7] + [ghost],
+                        shuffle_every_epoch=False)
+    )
+    assert ghost in str(err) and table in str(err) and "no row" in str(err)
+    reader = cassandra_dali.Reader(table, cassandra_port=cassandra_server.port)
+    with pytest.raises(cassandra_dali.MissingRowError, match=ghost):
+        reader.read([dataset.ids[0], ghost])
+    data, labels, _ = reader.read(dataset.ids[:2])  # the reader still works afterwards
+    assert len(data) == 2
+
+
+@pytest.mark.parametrize(
+    ("table", "args", "expected"),
+    [
+        ("no_such_ks.data_int", {}, "keyspace 'no_such_ks' does not exist"),
+        ("{ks}.no_such_table", {}, "table '{ks}.no_such_table' does not exist"),
+        ("{ks}.data_int", {"data_col": "payload"}, "data_col column 'payload' does not exist"),
+        ("{ks}.data_int", {"label_col": "tag"}, "column 'tag' does not exist"),
+        ("{ks}.wrong_types", {}, "data_col column 'data' of table '{ks}.wrong_types' is text, expected blob"),
+        ("{ks}.data_int", {"label_type": "blob"}, "column 'label' of table '{ks}.data_int' is int, expected blob"),
+    ],
+)
+def test_schema_errors(
+    cassandra_server: server.ServerInfo, dataset: Dataset, table: str, args: dict[str, Any], expected: str
+) -> None:
+    ks = dataset.keyspace
+    err = _pipeline_error(
+        **reader_kwargs(cassandra_server, table.format(ks=ks), source_uuids=dataset.ids, **args)
+    )
+    assert expected.format(ks=ks) in str(err)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ({"source_uuids": ["not-a-uuid"]}, "source_uuids[0] = 'not-a-uuid' is not a UUID"),
+        ({"source_uuids": []}, "source_uuids is empty"),
+        ({"shard_id": 3, "num_shards": 3}, "shard_id 3 is out of range for num_shards 3"),
+        ({"label_type": "float"}, "label_type 'float'"),
+        ({"table": "ks.t; DROP KEYSPACE ks"}, "is not a valid CQL identifier"),
+        ({"table": "no_keyspace"}, "must be given as 'keyspace.table'"),
+    ],
+)
+def test_argument_errors(
+    cassandra_server: server.ServerInfo, dataset: Dataset, args: dict[str, Any], expected: str
+) -> None:
+    kwargs = reader_kwargs(cassandra_server, f"{dataset.keyspace}.data_int", source_uuids=dataset.ids)
+    kwargs.update(args)
+    if "source_uuids" in args and args["source_uuids"] and args["source_uuids"][0] == "not-a-uuid":
+        kwargs["source_uuids"] = dataset.ids[:5] + ["not-a-uuid"]
+        expected = "source_uuids[5] = 'not-a-uuid' is not a UUID"
+    err = _pipeline_error(**kwargs)
+    assert expected in str(err)
+
+
+def test_bad_rows_file_names_file_and_line(
+    cassandra_server: server.ServerInfo, dataset: Dataset, tmp_path: Path
+) -> None:
+    rows = tmp_path / "bad.rows"
+    rows.write_text(dataset.ids[0] + "\n\nzzzz\n")
+    err = _pipeline_error(
+        **reader_kwargs(cassandra_server, f"{dataset.keyspace}.data_int", source_uuids_file=str(rows))
+    )
+    assert f"rows file '{rows}', line 3: 'zzzz' is not a UUID" in str(err)
+
+
+def test_unreachable_server_names_host_and_port(dataset: Dataset) -> None:
+    port = _free_port()
+    started = time.monotonic()
+    with pytest.raises(cassandra_dali.ConnectionError, match=f"127.0.0.1:{port}"):
+        cassandra_dali.Reader("ks.t", cassandra_port=port, connect_timeout_ms=1000)
+    err = _pipeline_error(
+        table=f"{dataset.keyspace}.data_int", cassandra_ips=["127.0.0.1"], cassandra_port=port,
+        connect_timeout_ms=1000, source_uuids=dataset.ids,
+    )
+    assert f"cannot connect to Cassandra at 127.0.0.1:{port}" in str(err)
+    assert time.monotonic() - started < 30
+
+
+def test_request_timeout_after_retries(cassandra_server: server.ServerInfo, dataset: Dataset) -> None:
+    proxy = TcpProxy(cassandra_server.host, cassandra_server.port)
+    try:
+        reader = cassandra_dali.Reader(
+            f"{dataset.keyspace}.data_int", cassandra_port=proxy.port, request_timeout_ms=400,
+            max_retries=2, retry_backoff_ms=50,
+        )
+        assert len(reader.read(dataset.ids[:4])[0]) == 4
+        proxy.stalled.set()
+        started = time.monotonic()
+        with pytest.raises(cassandra_dali.ReadError) as caught:
+            reader.read(dataset.ids[:4])
+        elapsed = time.monotonic() - started
+        message = str(caught.value)
+        assert "after 2 retries" in message and f"{dataset.keyspace}.data_int" in message
+        assert "timed out" in message.lower() or "timeout" in message.lower()
+        assert elapsed < 20
+        proxy.stalled.clear()
+    finally:
+        proxy.close()
+
+
+def test_recovers_after_the_connection_is_cut(
+    cassandra_server: server.ServerInfo, dataset: Dataset
+) -> None:
+    proxy = TcpProxy(cassandra_server.host, cassandra_server.port)
+    try:
+        reader = cassandra_dali.Reader(
+            f"{dataset.keyspace}.data_int", cassandra_port=proxy.port, request_timeout_ms=2000,
+            max_retries=5, retry_backoff_ms=200,
+        )
+        assert len(reader.read(dataset.ids[:8])[0]) == 8
+        proxy.cut()
+        # The driver reconnects through the proxy; retries with backoff cover the gap.
+        data, labels, _ = reader.read(dataset.ids[:8])
+        assert [int(x) for x in labels] == list(range(8))
+    finally:
+        proxy.close()
+
+
+@pytest.fixture(scope="module")
+def secure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server.ServerInfo]:
+    directory = tmp_path_factory.mktemp("secure-cassandra")
+    info = server.start(server.ServerConfig(dir=directory, heap="768M", auth=True, tls=True))
+    try:
+        yield info
+    finally:
+        server.stop(directory)
+
+
+def test_auth_and_tls(secure_server: server.ServerInfo, tmp_path: Path) -> None:
+    assert secure_server.ca_cert is not None
+    ca = str(secure_server.ca_cert)
+    good = dict(cassandra_port=secure_server.port, use_ssl=True, ssl_certificate=ca,
+                username="cassandra", password="cassandra", connect_timeout_ms=3000)
+    # Right credentials and trusted CA: the schema check runs and reports the missing keyspace.
+    with pytest.raises(cassandra_dali.SchemaError, match="keyspace 'nope' does not exist"):
+        cassandra_dali.Reader("nope.t", **good)
+    with pytest.raises(cassandra_dali.ConnectionError, match="authentication failed.*user 'cassandra'"):
+        cassandra_dali.Reader("nope.t", **{**good, "password": "wrong"})
+    # A CA that did not sign the server's certificate.
+    other_ca = tmp_path / "other-ca.pem"
+    other_ca.write_text(_self_signed_pem(tmp_path))
+    with pytest.raises(cassandra_dali.ConnectionError, match="TLS connection at .* failed"):
+        cassandra_dali.Reader("nope.t", **{**good, "ssl_certificate": str(other_ca)})
+    with pytest.raises(cassandra_dali.ConnectionError, match=f":{secure_server.port}"):
+        cassandra_dali.Reader("nope.t", **{**good, "use_ssl": False})
+    with pytest.raises(cassandra_dali.ConnectionError, match="cannot read PEM file"):
+        cassandra_dali.Reader("nope.t", **{**good, "ssl_certificate": str(tmp_path / "missing.pem")})
+
+
+def _self_signed_pem(directory: Path) -> str:
+    import subprocess
+
+    keystore = directory / "other.p12"
+    subprocess.run(
+        ["keytool", "-genkeypair", "-alias", "other", "-keyalg", "RSA", "-keysize", "2048",
+         "-dname", "CN=other-ca", "-validity", "2", "-storetype", "PKCS12", "-keystore",
+         str(keystore), "-storepass", "changeit", "-ext", "bc:c"],
+        check=True, capture_output=True,
+    )
+    out = subprocess.run(
+        ["keytool", "-exportcert", "-rfc", "-alias", "other", "-keystore", str(keystore),
+         "-storepass", "changeit"],
+        check=True, capture_output=True, text=True,
+    )
+    return out.stdout
