@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.cassandra-dali-installed
 SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc cmake -type f 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: all install test demo bench clean distclean cassandra-jars
+.PHONY: all install test demo bench clean distclean cassandra-jars wheel wheel-check
 
 all: install
 
@@ -36,6 +36,18 @@ test: install cassandra-jars
 
 demo: install cassandra-jars
 	$(PY) -m cassandra_dali.demo
+
+# The wheel as users get it: an isolated `pip wheel .`, installed into a fresh venv, then a
+# pipeline against a real server.
+wheel: | $(PY)
+	rm -rf dist
+	$(PY) -m pip wheel -q --no-deps -w dist .
+
+wheel-check: wheel cassandra-jars
+	rm -rf $(BUILD)/wheel-venv
+	$(PYTHON) -m venv $(BUILD)/wheel-venv
+	$(BUILD)/wheel-venv/bin/pip install -q dist/*.whl
+	cd /tmp && $(CURDIR)/$(BUILD)/wheel-venv/bin/python $(CURDIR)/.ci/wheel_smoke.py
 
 clean:
 	rm -rf $(BUILD) dist

@@ -1,0 +1,164 @@
+"""Tight-loop throughput of fn.crs4.cassandra next to the same reads done with the Python
+cassandra-driver, on the same rows, in one run.
+
+    python bench/reader_throughput.py [--host H --port P] [--samples 3000] [--epochs 3]
+
+Without --port it starts a local server (cassandra_dali.server) in a temporary directory.
+Prints images/s and MB/s per epoch for both, and the ratio; writes a JSON next to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from cassandra.cluster import Cluster
+from cassandra.concurrent import execute_concurrent_with_args
+from nvidia.dali import fn, pipeline_def
+
+import cassandra_dali
+from cassandra_dali import server
+
+KEYSPACE = "bench_reader"
+
+
+def write_rows(session: Any, count: int, seed: int) -> tuple[list[str], int]:
+    session.execute(
+        f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication = "
+        "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+    )
+    session.execute(f"DROP TABLE IF EXISTS {KEYSPACE}.data")
+    session.execute(
+        f"CREATE TABLE {KEYSPACE}.data (id uuid PRIMARY KEY, label int, data blob) "
+        "WITH compression = {'enabled': 'false'}"
+    )
+    rng = np.random.default_rng(seed)
+    insert = session.prepare(f"INSERT INTO {KEYSPACE}.data (id, label, data) VALUES (?, ?, ?)")
+    ids, total = [], 0
+    for start in range(0, count, 500):
+        rows = []
+        for i in range(start, min(count, start + 500)):
+            blob = rng.bytes(int(rng.integers(20_000, 100_000)))
+            u = uuid.UUID(bytes=rng.bytes(16), version=4)
+            rows.append((u, i % 10, blob))
+            ids.append(str(u))
+            total += len(blob)
+        execute_concurrent_with_args(session, insert, rows, concurrency=32, raise_on_first_error=True)
+    return ids, total
+
+
+def bench_operator(host: str, port: int, ids: list[str], batch: int, epochs: int) -> list[dict[str, float]]:
+    @pipeline_def(batch_size=batch, num_threads=2, device_id=None, prefetch_queue_depth=2)
+    def pipe() -> tuple[Any, Any]:
+        data, label = fn.crs4.cassandra(
+            name="Reader", table=f"{KEYSPACE}.data", cassandra_ips=[host], cassandra_port=port,
+            source_uuids=ids, prefetch_buffers=4, io_threads=2,
+        )
+        return data, label
+
+    p = pipe()
+    p.build()
+    batches = cassandra_dali._native.shard_layout(len(ids), 1, 0, batch)["batches_per_epoch"]
+    results = []
+    for _ in range(epochs):
+        start, nbytes = time.perf_counter(), 0
+        for _ in range(batches):
+            data, _label = p.run()
+            nbytes += sum(data[i].shape()[0] for i in range(len(data)))
+        elapsed = time.perf_counter() - start
+        results.append({"images_s": batches * batch / elapsed, "mb_s": nbytes / elapsed / 1e6})
+    return results
+
+
+def bench_python_driver(host: str, port: int, ids: list[str], epochs: int, concurrency: int) -> list[dict[str, float]]:
+    cluster = Cluster([host], port=port)
+    session = cluster.connect()
+    select = session.prepare(f"SELECT data, label FROM {KEYSPACE}.data WHERE id = ?")
+    params = [(uuid.UUID(u),) for u in ids]
+    results = []
+    for _ in range(epochs):
+        start, nbytes = time.perf_counter(), 0
+        for ok, rows in execute_concurrent_with_args(session, select, params, concurrency=concurrency):
+            assert ok, rows
+            nbytes += len(rows.one().data)
+        elapsed = time.perf_counter() - start
+        results.append({"images_s": len(ids) / elapsed, "mb_s": nbytes / elapsed / 1e6})
+    cluster.shutdown()
+    return results
+
+
+def summary(runs: list[dict[str, float]]) -> dict[str, float]:
+    steady = runs[1:] if len(runs) > 1 else runs  # the first epoch warms caches and connections
+    ips = [r["images_s"] for r in steady]
+    mbs = [r["mb_s"] for r in steady]
+    return {
+        "images_s": statistics.mean(ips),
+        "images_s_std": statistics.pstdev(ips),
+        "mb_s": statistics.mean(mbs),
+        "mb_s_std": statistics.pstdev(mbs),
+    }
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem, 1),
+            "python": platform.python_version(), "driver": cassandra_dali.driver_info()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=None, help="an existing server; default: start one")
+    parser.add_argument("--samples", type=int, default=3000)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=128, help="Python driver requests in flight")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/reader_throughput.json"))
+    args = parser.parse_args()
+
+    temp = None
+    if args.port is None:
+        temp = tempfile.TemporaryDirectory(prefix="bench-cassandra-")
+        info = server.start(server.ServerConfig(dir=Path(temp.name), heap="2G"))
+        args.host, args.port = info.host, info.port
+    try:
+        cluster = Cluster([args.host], port=args.port)
+        ids, total = write_rows(cluster.connect(), args.samples, seed=0)
+        cluster.shutdown()
+        print(f"{len(ids)} rows, {total / 1e6:.1f} MB, mean {total / len(ids) / 1e3:.1f} KB")
+        op = bench_operator(args.host, args.port, ids, args.batch, args.epochs)
+        py = bench_python_driver(args.host, args.port, ids, args.epochs, args.concurrency)
+    finally:
+        if temp is not None:
+            server.stop(Path(temp.name))
+            temp.cleanup()
+    s_op, s_py = summary(op), summary(py)
+    print(f"{'reader':<34}{'images/s':>18}{'MB/s':>16}")
+    for name, s in [("fn.crs4.cassandra", s_op), ("python cassandra-driver (concurrent)", s_py)]:
+        print(f"{name:<34}{s['images_s']:>10.0f} ± {s['images_s_std']:<5.0f}{s['mb_s']:>9.1f} ± {s['mb_s_std']:<5.1f}")
+    ratio = s_op["images_s"] / s_py["images_s"]
+    print(f"ratio fn.crs4.cassandra / python driver: {ratio:.2f}x (epochs 2..{args.epochs}, batch {args.batch})")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "machine": machine(), "samples": len(ids), "bytes": total, "batch": args.batch,
+        "operator": {"epochs": op, **s_op}, "python_driver": {"epochs": py, **s_py}, "ratio": ratio,
+    }, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
