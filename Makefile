@@ -23,7 +23,7 @@ $(STAMP): $(SOURCES) | $(PY)
 	@mkdir -p $(BUILD)
 	$(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml','rb'))['build-system']['requires']))" > $(BUILD)/requirements-build.txt
 	$(PY) -m pip install -q -r $(BUILD)/requirements-build.txt
-	$(PY) -m pip install -q --no-build-isolation -Cbuild-dir=$(BUILD) -e '.[test]'
+	$(PY) -m pip install -q --no-build-isolation -Cbuild-dir=$(BUILD) -e '.[test,train]'
 	@touch $(STAMP)
 
 install: $(STAMP)

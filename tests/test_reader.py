@@ -189,21 +189,32 @@ def test_reader_name_with_dali_iterator(
     from nvidia.dali.plugin.base_iterator import LastBatchPolicy
 
     for shard_id in range(2):
-        pipe = cassandra_pipeline(
-            BATCH,
-            **reader_kwargs(
-                cassandra_server, f"{dataset.keyspace}.data_int", source_uuids=dataset.ids,
-                shard_id=shard_id, num_shards=2,
-            ),
-        )
+        # Encoded samples differ in size, so a torch batch carries their sizes, not the bytes.
+        @pipeline_def(batch_size=BATCH, num_threads=1, device_id=None)
+        def pipe_def() -> tuple[Any, Any]:
+            data, label = fn.crs4.cassandra(
+                name="Reader",
+                **reader_kwargs(
+                    cassandra_server, f"{dataset.keyspace}.data_int", source_uuids=dataset.ids,
+                    shard_id=shard_id, num_shards=2,
+                ),
+            )
+            return fn.shapes(data), label
+
+        pipe = pipe_def()
+        pipe.build()
         it = torch_iter.DALIGenericIterator(
-            [pipe], ["data", "label"], reader_name="Reader",
+            [pipe], ["size", "label"], reader_name="Reader",
             last_batch_policy=LastBatchPolicy.PARTIAL, dynamic_shape=True,
         )
         size = _native.shard_layout(SIZE, 2, shard_id, BATCH)["size"]
         for _ in range(2):
-            labels = [int(x) for batch in it for x in batch[0]["label"].flatten()]
+            labels, sizes = [], []
+            for batch in it:
+                labels += [int(x) for x in batch[0]["label"].flatten()]
+                sizes += [int(x) for x in batch[0]["size"].flatten()]
             assert len(labels) == size
+            assert sizes == [len(dataset.blobs[i]) for i in labels]
             assert len(set(labels)) == size
             it.reset()
 
