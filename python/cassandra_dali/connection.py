@@ -1,0 +1,125 @@
+"""How the Python tools (ingest, UUID scans, schema, readers) reach Cassandra.
+
+One set of flags for every command: ``--host``/``--port`` (defaults from ``CASSANDRA_HOST`` and
+``CASSANDRA_PORT``, else 127.0.0.1:9042) and, for clusters with auth or TLS, ``--username``/
+``--password``/``--ca-cert`` (``CASSANDRA_USERNAME``, ``CASSANDRA_PASSWORD``, ``CASSANDRA_CA``:
+the same variables the test suite reads). The same settings give a cassandra-driver session and
+the arguments of ``fn.crs4.cassandra``, so a script cannot write to one server and read another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import _native, server
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Cluster, Session
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9042
+
+
+@dataclasses.dataclass(frozen=True)
+class Connection:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    username: str | None = None
+    password: str | None = None
+    ca_cert: str | None = None
+    # 5: Cassandra 4.0 and newer. None negotiates (for 3.x), at the cost of driver warnings.
+    protocol_version: int | None = 5
+
+    @property
+    def contact_point(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Connection:
+        env = os.environ if env is None else env
+        return cls(
+            host=env.get("CASSANDRA_HOST") or DEFAULT_HOST,
+            port=int(env.get("CASSANDRA_PORT") or DEFAULT_PORT),
+            username=env.get("CASSANDRA_USERNAME") or None,
+            password=env.get("CASSANDRA_PASSWORD") or None,
+            ca_cert=env.get("CASSANDRA_CA") or None,
+        )
+
+    def cluster(self, **kwargs: Any) -> Cluster:
+        """A cassandra-driver Cluster (the caller shuts it down)."""
+        return server.make_cluster(
+            self.host, self.port, username=self.username, password=self.password,
+            ca_cert=self.ca_cert, protocol_version=self.protocol_version, **kwargs,
+        )
+
+    def connect(self, **kwargs: Any) -> Session:
+        """A driver session; end it with ``session.cluster.shutdown()``."""
+        from cassandra.cluster import NoHostAvailable
+
+        cluster = self.cluster(**kwargs)
+        try:
+            return cluster.connect()
+        except NoHostAvailable as error:
+            cluster.shutdown()
+            raise ConnectionFailed(
+                f"cannot connect to Cassandra at {self.contact_point}: {_first_error(error)} "
+                "(is the server running? set --host/--port or CASSANDRA_HOST/CASSANDRA_PORT)"
+            ) from error
+        except BaseException:
+            cluster.shutdown()
+            raise
+
+    def reader_kwargs(self) -> dict[str, Any]:
+        """The connection arguments of ``fn.crs4.cassandra`` and ``cassandra_dali.Reader``."""
+        kwargs: dict[str, Any] = {"cassandra_ips": [self.host], "cassandra_port": self.port}
+        if self.username is not None:
+            kwargs.update(username=self.username, password=self.password or "")
+        if self.ca_cert is not None:
+            kwargs.update(use_ssl=True, ssl_certificate=self.ca_cert)
+        return kwargs
+
+
+class ConnectionFailed(RuntimeError):
+    """No Cassandra host answered; the message names the host and port."""
+
+
+def _first_error(error: Any) -> str:
+    # NoHostAvailable carries {host: exception}; its str() is a long repr of that dict.
+    errors = getattr(error, "errors", None) or {}
+    for host, cause in errors.items():
+        return f"{host}: {cause}"
+    return str(error)
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Connection.from_env()
+    group = parser.add_argument_group("Cassandra connection")
+    group.add_argument("--host", default=defaults.host,
+                       help="contact point (env CASSANDRA_HOST, default %(default)s)")
+    group.add_argument("--port", type=int, default=defaults.port,
+                       help="CQL port (env CASSANDRA_PORT, default %(default)s)")
+    group.add_argument("--username", default=defaults.username, help="(env CASSANDRA_USERNAME)")
+    group.add_argument("--password", default=defaults.password, help="(env CASSANDRA_PASSWORD)")
+    group.add_argument("--ca-cert", default=defaults.ca_cert,
+                       help="CA certificate (PEM) to trust; enables TLS (env CASSANDRA_CA)")
+
+
+def from_args(args: argparse.Namespace) -> Connection:
+    return Connection(
+        host=args.host, port=args.port, username=args.username, password=args.password,
+        ca_cert=args.ca_cert,
+    )
+
+
+def qualified_table(name: str) -> tuple[str, str]:
+    """Split and check ``keyspace.table`` (unquoted CQL identifiers, as lower case)."""
+    parts = name.split(".")
+    if len(parts) != 2:
+        raise ValueError(f"table {name!r} must be given as keyspace.table")
+    keyspace = _native.canonical_identifier(parts[0], "keyspace")
+    table = _native.canonical_identifier(parts[1], "table")
+    return keyspace, table
