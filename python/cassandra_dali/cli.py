@@ -17,6 +17,7 @@ from types import ModuleType
 
 GROUPS: tuple[str, ...] = (
     "cassandra_dali.cli_server",
+    "cassandra_dali.cli_data",
 )
 
 

@@ -1,0 +1,522 @@
+"""Write an image-folder dataset (``ROOT/SPLIT/CLASS/FILE``) into Cassandra.
+
+Each image becomes one row of the data table ``(id uuid, label int, data blob)`` and one row of
+the metadata table ``(id uuid, label int, or_label text, or_split text)``:
+
+- labels: the class folders of the split, sorted by name, numbered from 0 (stable: the same
+  folders always give the same labels);
+- ids: ``uuid5(NAMESPACE, "split/class/file")`` (:func:`cassandra_dali.uuids.sample_uuid`), so
+  running the same ingest again rewrites the same rows instead of adding duplicates, and an
+  interrupted ingest is resumed by running it again;
+- the metadata row is written only once the data row is stored: a metadata row therefore
+  always has its data, and ``--skip-existing`` (which skips ids already in the metadata table)
+  is safe after an interruption.
+
+Writes go out concurrently through the driver's async API with a bounded window (a semaphore
+released by the write callbacks). Bad inputs (unreadable files, files that are not JPEG or PNG,
+files over the size limit, empty class folders, stray files) and failed writes are reported
+with the file they concern, and either skipped or fatal (``on_error``). Losing the server is
+always fatal: no later write could succeed. The serial tool and the Spark job share all of this;
+Spark only splits the file list into partitions, each writing through its own session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import enum
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import uuids
+from .connection import (
+    Connection,
+    ConnectionFailed,
+    add_connection_arguments,
+    qualified_table,
+)
+from .connection import from_args as connection_from_args
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Session
+
+log = logging.getLogger(__name__)
+
+# A row must fit in one mutation, at most half a commitlog segment (32 MiB by default): stay
+# well below, as the real datasets do (ImageNet's largest JPEG is about 15 MB).
+DEFAULT_MAX_SIZE = 16 * 1024 * 1024
+DEFAULT_CONCURRENCY = 32
+# Consecutive failed writes after which the server is taken as lost even in skip mode.
+MAX_CONSECUTIVE_WRITE_FAILURES = 16
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class OnError(str, enum.Enum):
+    SKIP = "skip"
+    FAIL = "fail"
+
+
+class IngestError(RuntimeError):
+    """The ingest stopped: the message names the file or the server, and what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestConfig:
+    data_table: str
+    metadata_table: str
+    connection: Connection = dataclasses.field(default_factory=Connection)
+    max_size: int = DEFAULT_MAX_SIZE
+    on_error: OnError = OnError.FAIL
+    concurrency: int = DEFAULT_CONCURRENCY
+    skip_existing: bool = False
+
+    def __post_init__(self) -> None:
+        qualified_table(self.data_table)
+        qualified_table(self.metadata_table)
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        if self.max_size < 1:
+            raise ValueError("max_size must be >= 1")
+        object.__setattr__(self, "on_error", OnError(self.on_error))
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """One file to ingest (plain strings and ints: Spark ships these to its workers)."""
+
+    path: str  # where to read it
+    relative: str  # split/class/file: what its id is derived from
+    label: int
+    or_label: str
+    or_split: str
+
+    @property
+    def id(self) -> uuid.UUID:
+        return uuids.sample_uuid(self.relative)
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    what: str  # the file or folder, relative to the dataset root
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.what}: {self.reason}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Listing:
+    split: str
+    classes: tuple[str, ...]  # label i is classes[i]
+    samples: tuple[Sample, ...]
+    problems: tuple[Problem, ...]  # empty class folders, files outside class folders
+
+
+@dataclasses.dataclass
+class IngestSummary:
+    files: int = 0  # samples considered
+    written: int = 0
+    existing: int = 0  # skipped because already in the metadata table
+    bytes_written: int = 0
+    seconds: float = 0.0
+    skipped: list[Problem] = dataclasses.field(default_factory=list)
+    failed: list[Problem] = dataclasses.field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed
+
+    def merge(self, other: IngestSummary) -> IngestSummary:
+        return IngestSummary(
+            files=self.files + other.files,
+            written=self.written + other.written,
+            existing=self.existing + other.existing,
+            bytes_written=self.bytes_written + other.bytes_written,
+            seconds=max(self.seconds, other.seconds),
+            skipped=self.skipped + other.skipped,
+            failed=self.failed + other.failed,
+        )
+
+    def format(self, max_listed: int = 20) -> str:
+        rate = self.written / self.seconds if self.seconds > 0 else 0.0
+        mbps = self.bytes_written / self.seconds / 1e6 if self.seconds > 0 else 0.0
+        lines = [
+            f"ingest summary: {self.written} written ({self.bytes_written / 1e6:.1f} MB), "
+            f"{self.existing} already present, {len(self.skipped)} skipped, "
+            f"{len(self.failed)} failed, of {self.files} files; "
+            f"{self.seconds:.1f} s, {rate:.0f} images/s, {mbps:.1f} MB/s"
+        ]
+        for title, problems in (("skipped", self.skipped), ("failed", self.failed)):
+            for problem in problems[:max_listed]:
+                lines.append(f"  {title}: {problem}")
+            if len(problems) > max_listed:
+                lines.append(f"  ... and {len(problems) - max_listed} more {title}")
+        if self.failed:
+            lines.append("  some rows were not written: run the same command again to finish "
+                         "(rows already written are rewritten identically)")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Listing and checking files
+# --------------------------------------------------------------------------------------------
+
+
+def list_split(root: Path | str, split_subdir: str) -> Listing:
+    """The samples of ``root/split_subdir``: class folders sorted by name give the labels."""
+    root = Path(os.path.abspath(root))  # Spark workers read these paths from another cwd
+    split_dir = root / split_subdir
+    if not split_dir.is_dir():
+        raise IngestError(f"{split_dir} is not a directory (check ROOT and --split-subdir)")
+    split = Path(split_subdir).name
+    entries = sorted((e for e in os.scandir(split_dir) if not e.name.startswith(".")),
+                     key=lambda e: e.name)
+    classes = tuple(e.name for e in entries if e.is_dir())
+    if not classes:
+        raise IngestError(f"{split_dir} has no class folders (expected {split_dir}/CLASS/FILE)")
+    problems = [Problem(f"{split}/{e.name}", "not in a class folder")
+                for e in entries if not e.is_dir()]
+    samples: list[Sample] = []
+    for label, name in enumerate(classes):
+        files = sorted((e for e in os.scandir(split_dir / name) if not e.name.startswith(".")),
+                       key=lambda e: e.name)
+        if not files:
+            problems.append(Problem(f"{split}/{name}", "empty class folder"))
+        for entry in files:
+            relative = f"{split}/{name}/{entry.name}"
+            if entry.is_dir():
+                problems.append(Problem(relative, "a folder inside a class folder (not read)"))
+                continue
+            samples.append(Sample(entry.path, relative, label, name, split))
+    return Listing(split, classes, tuple(samples), tuple(problems))
+
+
+def image_kind(head: bytes) -> str | None:
+    if head.startswith(JPEG_MAGIC):
+        return "jpeg"
+    if head.startswith(PNG_MAGIC):
+        return "png"
+    return None
+
+
+def read_sample(sample: Sample, max_size: int) -> bytes:
+    """The file's bytes, or ValueError naming what is wrong with it."""
+    try:
+        size = os.stat(sample.path).st_size
+        if size > max_size:
+            raise ValueError(f"{size} bytes, over the --max-size limit of {max_size}")
+        with open(sample.path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise ValueError(f"cannot read {sample.path}: {error.strerror or error}") from error
+    if not data:
+        raise ValueError("empty file")
+    if len(data) > max_size:  # it grew since the stat
+        raise ValueError(f"{len(data)} bytes, over the --max-size limit of {max_size}")
+    if image_kind(data[:8]) is None:
+        raise ValueError(f"not a JPEG or PNG file (starts with {data[:8].hex(' ')})")
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+
+class RowWriter:
+    """Concurrent data+metadata inserts with at most ``concurrency`` samples in flight.
+
+    The driver runs the callbacks on its event-loop thread: they only chain the metadata insert,
+    count, and release the window; errors are recorded and raised on the caller's thread.
+    """
+
+    def __init__(self, session: Session, config: IngestConfig) -> None:
+        data_ks, data_table = qualified_table(config.data_table)
+        meta_ks, meta_table = qualified_table(config.metadata_table)
+        self._session = session
+        self._contact = config.connection.contact_point
+        self._insert_data = _prepare(
+            session, f"INSERT INTO {data_ks}.{data_table} (id, label, data) VALUES (?, ?, ?)")
+        self._insert_meta = _prepare(
+            session,
+            f"INSERT INTO {meta_ks}.{meta_table} (id, label, or_label, or_split) VALUES (?, ?, ?, ?)",
+        )
+        # Same values every time: the driver may retry these on a timeout.
+        self._insert_data.is_idempotent = True
+        self._insert_meta.is_idempotent = True
+        self._window = threading.BoundedSemaphore(config.concurrency)
+        self._concurrency = config.concurrency
+        self._lock = threading.Lock()
+        self.written = 0
+        self.bytes_written = 0
+        self.failed: list[Problem] = []
+        self.consecutive_failures = 0
+        self.lost: str | None = None  # set when no host answers any more
+
+    def submit(self, sample: Sample, data: bytes) -> None:
+        self._window.acquire()
+        try:
+            future = self._session.execute_async(self._insert_data, (sample.id, sample.label, data))
+        except BaseException:
+            self._window.release()
+            raise
+        future.add_callbacks(
+            self._data_stored, self._write_failed,
+            callback_args=(sample, len(data)), errback_args=(sample,),
+        )
+
+    def _data_stored(self, _rows: Any, sample: Sample, size: int) -> None:
+        try:
+            future = self._session.execute_async(
+                self._insert_meta, (sample.id, sample.label, sample.or_label, sample.or_split))
+            future.add_callbacks(self._meta_stored, self._write_failed,
+                                 callback_args=(size,), errback_args=(sample,))
+        except Exception as error:  # never let an exception escape into the driver's loop
+            self._write_failed(error, sample)
+
+    def _meta_stored(self, _rows: Any, size: int) -> None:
+        with self._lock:
+            self.written += 1
+            self.bytes_written += size
+            self.consecutive_failures = 0
+        self._window.release()
+
+    def _write_failed(self, error: BaseException, sample: Sample) -> None:
+        from cassandra.cluster import NoHostAvailable
+
+        message = f"writing to Cassandra at {self._contact} failed: {_describe(error)}"
+        with self._lock:
+            self.failed.append(Problem(sample.relative, message))
+            self.consecutive_failures += 1
+            if isinstance(error, NoHostAvailable) or (
+                self.consecutive_failures >= MAX_CONSECUTIVE_WRITE_FAILURES
+            ):
+                self.lost = self.lost or message
+        self._window.release()
+
+    def drain(self) -> None:
+        """Wait until every submitted write has finished."""
+        for _ in range(self._concurrency):
+            self._window.acquire()
+        for _ in range(self._concurrency):
+            self._window.release()
+
+
+def _prepare(session: Session, statement: str) -> Any:
+    from cassandra import InvalidRequest
+
+    try:
+        return session.prepare(statement)
+    except InvalidRequest as error:
+        raise IngestError(
+            f"{statement.split(' (')[0]}: {error.message if hasattr(error, 'message') else error} "
+            "(create the tables first: cqlsh -f create_tables.cql, or "
+            "cassandra-dali schema apply create_tables.cql)"
+        ) from None
+
+
+def _describe(error: BaseException) -> str:
+    errors = getattr(error, "errors", None)  # NoHostAvailable: {host: cause}
+    if isinstance(errors, dict) and errors:
+        return "; ".join(f"{host}: {cause}" for host, cause in errors.items())
+    return f"{type(error).__name__}: {error}"
+
+
+def existing_ids(session: Session, metadata_table: str) -> set[uuid.UUID]:
+    return set(uuids.scan_ids(session, metadata_table))
+
+
+def write_samples(
+    session: Session,
+    samples: Sequence[Sample],
+    config: IngestConfig,
+    *,
+    existing: set[uuid.UUID] | None = None,
+    progress: bool = False,
+    desc: str = "ingest",
+) -> IngestSummary:
+    """Write ``samples``; bad files and failed writes are handled as ``config.on_error`` says."""
+    started = time.monotonic()
+    summary = IngestSummary(files=len(samples))
+    writer = RowWriter(session, config)
+    bar = _progress_bar(len(samples), desc) if progress else None
+    try:
+        for sample in samples:
+            if writer.lost:
+                break
+            if existing is not None and sample.id in existing:
+                summary.existing += 1
+                _advance(bar, writer, summary, started)
+                continue
+            try:
+                data = read_sample(sample, config.max_size)
+            except ValueError as error:
+                problem = Problem(sample.relative, str(error))
+                if config.on_error is OnError.FAIL:
+                    raise IngestError(f"{problem} (use --on-error skip to skip such files)") from None
+                log.warning("skipping %s", problem)
+                summary.skipped.append(problem)
+                _advance(bar, writer, summary, started)
+                continue
+            writer.submit(sample, data)
+            _advance(bar, writer, summary, started)
+            if writer.failed and config.on_error is OnError.FAIL:
+                break
+    finally:
+        writer.drain()
+        if bar is not None:
+            _advance(bar, writer, summary, started)
+            bar.close()
+    summary.written = writer.written
+    summary.bytes_written = writer.bytes_written
+    summary.failed = list(writer.failed)
+    summary.seconds = time.monotonic() - started
+    if writer.lost:
+        raise IngestError(
+            f"{writer.lost} -- the server is unreachable; {summary.written} samples were written "
+            "before that. Run the same command again once it is back: the ingest resumes "
+            "(--skip-existing skips what is already stored)."
+        )
+    if summary.failed and config.on_error is OnError.FAIL:
+        raise IngestError(f"{summary.failed[0]} (use --on-error skip to go on past failed writes)")
+    return summary
+
+
+def _progress_bar(total: int, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="img", desc=desc, dynamic_ncols=True, smoothing=0.1)
+
+
+def _advance(bar: Any, writer: RowWriter, summary: IngestSummary, started: float) -> None:
+    # The bar counts finished samples (written, skipped or present), so its rate and ETA are
+    # the store's, not the file reader's; MB/s goes in the postfix.
+    if bar is None:
+        return
+    done = writer.written + len(writer.failed) + len(summary.skipped) + summary.existing
+    if done > bar.n:
+        elapsed = max(time.monotonic() - started, 1e-9)
+        bar.set_postfix_str(f"{writer.bytes_written / elapsed / 1e6:.1f} MB/s", refresh=False)
+        bar.update(done - bar.n)
+
+
+def ingest_split(
+    root: Path | str,
+    split_subdir: str,
+    config: IngestConfig,
+    *,
+    progress: bool = False,
+) -> IngestSummary:
+    """The serial ingest: list, check, write, summarise (one session, concurrent writes)."""
+    listing = list_split(root, split_subdir)
+    handle_listing_problems(listing, config.on_error)
+    log.info(
+        "%s: %d files in %d classes -> %s, %s (Cassandra at %s)",
+        Path(root) / split_subdir, len(listing.samples), len(listing.classes),
+        config.data_table, config.metadata_table, config.connection.contact_point,
+    )
+    session = config.connection.connect()
+    try:
+        existing = existing_ids(session, config.metadata_table) if config.skip_existing else None
+        if existing is not None:
+            log.info("%d samples are already in %s: they are skipped", len(existing),
+                     config.metadata_table)
+        summary = write_samples(session, listing.samples, config, existing=existing,
+                                progress=progress, desc=f"ingest {listing.split}")
+    finally:
+        session.cluster.shutdown()
+    summary.skipped = list(listing.problems) + summary.skipped
+    return summary
+
+
+def handle_listing_problems(listing: Listing, on_error: OnError) -> None:
+    for problem in listing.problems:
+        if on_error is OnError.FAIL:
+            raise IngestError(f"{problem} (use --on-error skip to go on without it)")
+        log.warning("skipping %s", problem)
+
+
+def write_partition(samples: Iterable[Sample], config: IngestConfig) -> Iterator[IngestSummary]:
+    """One Spark partition: its own session, the same writes as the serial ingest.
+
+    Samples already stored were filtered out by the driver (``skip_existing``), once."""
+    batch = list(samples)
+    if not batch:
+        return
+    session = config.connection.connect()
+    try:
+        yield write_samples(session, batch, config)
+    finally:
+        session.cluster.shutdown()
+
+
+# --------------------------------------------------------------------------------------------
+# Command line (shared by `cassandra-dali data ingest`, extract_serial.py and extract_spark.py)
+# --------------------------------------------------------------------------------------------
+
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (IngestError, ConnectionFailed)
+
+_SIZE_SUFFIXES = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``123``, ``500K``, ``16M``, ``1G`` (binary units)."""
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    suffix = value[-1:] if value[-1:] in _SIZE_SUFFIXES else ""
+    try:
+        number = float(value[: len(value) - len(suffix)])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 16M)") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive: {text!r}")
+    return int(number * _SIZE_SUFFIXES[suffix])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("root", type=Path, metavar="ROOT",
+                        help="dataset root: ROOT/SPLIT/CLASS/FILE, e.g. imagenette2-320")
+    parser.add_argument("--split-subdir", default="train",
+                        help="the split folder under ROOT (%(default)s)")
+    parser.add_argument("--data-table", required=True, help="keyspace.table for the images")
+    parser.add_argument("--metadata-table", required=True, help="keyspace.table for the metadata")
+    parser.add_argument("--on-error", choices=[e.value for e in OnError], default=OnError.FAIL.value,
+                        help="bad files (unreadable, not JPEG/PNG, too big, empty folders) and "
+                             "failed writes: stop, or skip them and list them at the end "
+                             "(%(default)s)")
+    parser.add_argument("--max-size", type=parse_size, default=DEFAULT_MAX_SIZE,
+                        help="largest file to store, e.g. 16M (default 16M)")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                        help="samples being written at once (%(default)s)")
+    parser.add_argument("--skip-existing", action="store_true",
+                        help="first list the ids already in the metadata table and skip them "
+                             "(faster resume); by default rows are rewritten, identically")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_connection_arguments(parser)
+
+
+def config_from_args(args: argparse.Namespace) -> IngestConfig:
+    try:
+        return IngestConfig(
+            data_table=args.data_table, metadata_table=args.metadata_table,
+            connection=connection_from_args(args), max_size=args.max_size,
+            on_error=OnError(args.on_error), concurrency=args.concurrency,
+            skip_existing=args.skip_existing,
+        )
+    except ValueError as error:
+        raise IngestError(str(error)) from None
+
+
+def run_serial(args: argparse.Namespace) -> int:
+    """``extract_serial.py`` / ``cassandra-dali data ingest``: exit 0 when every row is stored."""
+    config = config_from_args(args)
+    summary = ingest_split(args.root, args.split_subdir, config, progress=not args.no_progress)
+    print(summary.format())
+    return 0 if summary.complete else 1

@@ -1,0 +1,300 @@
+"""Read a dataset with DALI as fast as it comes and report the throughput (``loop_read.py``).
+
+Two readers over the same images: ``cassandra`` (``fn.crs4.cassandra`` over a rows file) and
+``file`` (DALI's ``fn.readers.file`` over the class folders), so the two can be compared on one
+machine. The loop runs the pipeline for a whole number of batches per epoch (every shard runs
+the same number, padded), sums the bytes of the encoded data it got, and prints images/s and
+MB/s per epoch and their mean ± std over the epochs; when there are several epochs, epoch 0 is
+left out of the mean as warm-up (connections, caches, thread start).
+
+Sharding follows the variables torchrun sets: ``RANK`` and ``WORLD_SIZE`` give the shard,
+``LOCAL_RANK`` the GPU with ``--use-gpu``. Without ``--use-gpu`` the pipeline has no device
+(``device_id=None``) and runs on a machine without a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .connection import Connection, add_connection_arguments, qualified_table
+from .connection import from_args as connection_from_args
+
+READERS = ("cassandra", "file")
+
+
+class LoopError(RuntimeError):
+    """A setup problem the user can fix (no GPU, missing rows file...)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Ranks:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Ranks:
+        env = os.environ if env is None else env
+        ranks = cls(
+            rank=int(env.get("RANK", "0")),
+            world_size=int(env.get("WORLD_SIZE", "1")),
+            local_rank=int(env.get("LOCAL_RANK", "0")),
+        )
+        if not 0 <= ranks.rank < ranks.world_size:
+            raise LoopError(f"RANK={ranks.rank} is outside WORLD_SIZE={ranks.world_size}")
+        return ranks
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+    reader: str = "cassandra"
+    data_table: str = ""
+    rows_fn: str = ""
+    file_root: str = ""
+    connection: Connection = dataclasses.field(default_factory=Connection)
+    batch_size: int = 128
+    epochs: int = 3
+    use_gpu: bool = False
+    decode: bool = False
+    seed: int = 1234
+    num_threads: int = 2
+    io_threads: int = 2
+    prefetch_buffers: int = 2
+    ranks: Ranks = dataclasses.field(default_factory=Ranks)
+    record: str = ""  # write "sha256 label" of every sample of epoch 0 here
+
+    def check(self) -> None:
+        if self.reader not in READERS:
+            raise LoopError(f"--reader must be one of {', '.join(READERS)}, not {self.reader!r}")
+        if self.batch_size < 1 or self.epochs < 1:
+            raise LoopError("--bs and --epochs must be >= 1")
+        if self.reader == "cassandra":
+            if not self.data_table or not self.rows_fn:
+                raise LoopError("--reader cassandra needs --data-table and --rows-fn")
+            try:
+                qualified_table(self.data_table)
+            except ValueError as error:
+                raise LoopError(str(error)) from None
+            if not Path(self.rows_fn).is_file():
+                raise LoopError(f"rows file {self.rows_fn} not found (make it with cache_uuids.py)")
+        elif not Path(self.file_root).is_dir():
+            raise LoopError(f"--file-root {self.file_root!r} is not a directory")
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochStat:
+    epoch: int
+    images: int
+    bytes: int
+    seconds: float
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / self.seconds / 1e6
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopResult:
+    reader: str
+    batch_size: int
+    batches_per_epoch: int
+    ranks: Ranks
+    epochs: list[EpochStat]
+
+    @property
+    def measured(self) -> list[EpochStat]:
+        """The epochs in the mean: all but the warm-up epoch 0 when there are several."""
+        return self.epochs[1:] if len(self.epochs) > 1 else self.epochs
+
+    def mean_std(self, attribute: str) -> tuple[float, float]:
+        values = [getattr(e, attribute) for e in self.measured]
+        return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+    def to_json(self) -> dict[str, Any]:
+        ips, ips_std = self.mean_std("images_per_s")
+        mbs, mbs_std = self.mean_std("mb_per_s")
+        return {
+            "reader": self.reader, "batch_size": self.batch_size,
+            "batches_per_epoch": self.batches_per_epoch, **dataclasses.asdict(self.ranks),
+            "epochs": [dict(dataclasses.asdict(e), images_per_s=e.images_per_s,
+                            mb_per_s=e.mb_per_s) for e in self.epochs],
+            "images_per_s": ips, "images_per_s_std": ips_std,
+            "mb_per_s": mbs, "mb_per_s_std": mbs_std,
+            "warmup_excluded": len(self.epochs) > 1,
+        }
+
+
+def check_gpu(local_rank: int) -> None:
+    """Fail early, in words, where a GPU pipeline would fail late in CUDA jargon."""
+    from nvidia.dali.backend import GetCUDADeviceCount
+
+    try:
+        count = int(GetCUDADeviceCount())
+        detail = ""
+    except Exception as error:  # no driver at all: DALI says so in its own terms
+        count, detail = 0, f" ({error})"
+    if count == 0:
+        raise LoopError(
+            f"--use-gpu needs an NVIDIA GPU with its driver, and none was found on this machine"
+            f"{detail}: run without --use-gpu to read on the CPU"
+        )
+    if local_rank >= count:
+        raise LoopError(f"LOCAL_RANK={local_rank}, but this machine has only {count} GPU(s)")
+
+
+def build_pipeline(config: LoopConfig) -> Any:
+    import nvidia.dali.fn as fn
+    from nvidia.dali import pipeline_def
+
+    import cassandra_dali  # noqa: F401  (loads the plugin: fn.crs4.cassandra)
+
+    ranks = config.ranks
+    device_id = ranks.local_rank if config.use_gpu else None
+
+    @pipeline_def(batch_size=config.batch_size, num_threads=config.num_threads,
+                  device_id=device_id, seed=config.seed, prefetch_queue_depth=2)
+    def pipe() -> Any:
+        if config.reader == "cassandra":
+            data, labels = fn.crs4.cassandra(
+                name="Reader", table=config.data_table, source_uuids_file=config.rows_fn,
+                shard_id=ranks.rank, num_shards=ranks.world_size,
+                shuffle_every_epoch=True, shuffle_seed=config.seed,
+                prefetch_buffers=config.prefetch_buffers, io_threads=config.io_threads,
+                label_type="int", loop_forever=True, **config.connection.reader_kwargs(),
+            )
+        else:
+            # shuffle_after_epoch: one global permutation per epoch, then each shard takes its
+            # slice, which is what fn.crs4.cassandra does too.
+            data, labels = fn.readers.file(
+                name="Reader", file_root=config.file_root, shard_id=ranks.rank,
+                num_shards=ranks.world_size, shuffle_after_epoch=True, seed=config.seed,
+                pad_last_batch=True,
+            )
+        if config.use_gpu:
+            data = data.gpu()
+        if config.decode:
+            images = fn.decoders.image(data, device="mixed" if config.use_gpu else "cpu")
+            return data, labels, images
+        return data, labels
+
+    return pipe()
+
+
+def batches_per_epoch(meta: Mapping[str, Any], batch_size: int) -> int:
+    # Every shard runs the same count: the padded epoch split evenly, then whole batches.
+    per_shard = math.ceil(meta["epoch_size_padded"] / meta["number_of_shards"])
+    return math.ceil(per_shard / batch_size)
+
+
+def _sample_bytes(data: Any) -> int:
+    # Shapes are known on the host for CPU and GPU outputs alike: no copy is needed to count.
+    return int(sum(shape[0] for shape in data.shape()))
+
+
+def run(config: LoopConfig, report: Callable[[str], None] = print) -> LoopResult:
+    config.check()
+    if config.use_gpu:
+        check_gpu(config.ranks.local_rank)
+    pipe = build_pipeline(config)
+    pipe.build()
+    batches = batches_per_epoch(pipe.reader_meta("Reader"), config.batch_size)
+    prefix = f"[rank {config.ranks.rank}/{config.ranks.world_size}] " if config.ranks.world_size > 1 else ""
+    report(f"{prefix}{config.reader} reader: batch size {config.batch_size}, {batches} batches "
+           f"per epoch, {config.epochs} epochs, {'GPU ' + str(config.ranks.local_rank) if config.use_gpu else 'CPU'}")
+    record = open(config.record, "w") if config.record else None
+    stats: list[EpochStat] = []
+    try:
+        for epoch in range(config.epochs):
+            total_bytes = 0
+            started = time.perf_counter()
+            for _ in range(batches):
+                outputs = pipe.run()
+                total_bytes += _sample_bytes(outputs[0])
+                if record is not None and epoch == 0:
+                    _record(record, outputs[0], outputs[1])
+            elapsed = time.perf_counter() - started
+            stat = EpochStat(epoch, batches * config.batch_size, total_bytes, elapsed)
+            stats.append(stat)
+            warm = " (warm-up)" if epoch == 0 and config.epochs > 1 else ""
+            report(f"{prefix}epoch {epoch}: {stat.images} images, {stat.bytes / 1e6:.1f} MB in "
+                   f"{elapsed:.2f} s: {stat.images_per_s:.0f} images/s, {stat.mb_per_s:.1f} MB/s{warm}")
+    finally:
+        if record is not None:
+            record.close()
+        del pipe
+    result = LoopResult(config.reader, config.batch_size, batches, config.ranks, stats)
+    ips, ips_std = result.mean_std("images_per_s")
+    mbs, mbs_std = result.mean_std("mb_per_s")
+    which = ("epochs 1.." + str(config.epochs - 1) + ", epoch 0 left out as warm-up"
+             if config.epochs > 1 else "one epoch")
+    report(f"{prefix}{config.reader}: {ips:.0f} ± {ips_std:.0f} images/s, "
+           f"{mbs:.1f} ± {mbs_std:.1f} MB/s (mean ± std over {which})")
+    return result
+
+
+def _record(handle: Any, data: Any, labels: Any) -> None:
+    if hasattr(data, "as_cpu"):
+        data = data.as_cpu()
+    for i in range(len(data)):
+        digest = hashlib.sha256(bytes(memoryview(data.at(i)))).hexdigest()
+        handle.write(f"{digest} {int(labels.at(i).reshape(-1)[0])}\n")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reader", choices=READERS, default="cassandra",
+                        help="fn.crs4.cassandra or DALI's fn.readers.file (%(default)s)")
+    parser.add_argument("--data-table", default="", help="keyspace.table (cassandra reader)")
+    parser.add_argument("--rows-fn", default="", help="rows file from cache_uuids.py (cassandra reader)")
+    parser.add_argument("--file-root", default="", help="ROOT/train: class folders (file reader)")
+    parser.add_argument("--bs", type=int, default=128, help="batch size per rank (%(default)s)")
+    parser.add_argument("--epochs", type=int, default=3,
+                        help="epochs; with more than one, epoch 0 is warm-up (%(default)s)")
+    parser.add_argument("--use-gpu", action="store_true",
+                        help="GPU pipeline on device LOCAL_RANK: data copied to the GPU")
+    parser.add_argument("--decode", action="store_true",
+                        help="also decode the images (mixed decoder with --use-gpu)")
+    parser.add_argument("--seed", type=int, default=1234, help="shuffling seed (%(default)s)")
+    parser.add_argument("--num-threads", type=int, default=2, help="DALI CPU threads (%(default)s)")
+    parser.add_argument("--io-threads", type=int, default=2, help="driver I/O threads (%(default)s)")
+    parser.add_argument("--prefetch-buffers", type=int, default=2,
+                        help="batches fetched ahead by fn.crs4.cassandra (%(default)s)")
+    parser.add_argument("--record", default="", metavar="PATH",
+                        help="write 'sha256 label' of each sample of epoch 0 (to check sharding)")
+    parser.add_argument("--json", default="", metavar="PATH", help="also write the figures as JSON")
+    add_connection_arguments(parser)
+
+
+def config_from_args(args: argparse.Namespace, ranks: Ranks | None = None) -> LoopConfig:
+    return LoopConfig(
+        reader=args.reader, data_table=args.data_table, rows_fn=args.rows_fn,
+        file_root=args.file_root, connection=connection_from_args(args), batch_size=args.bs,
+        epochs=args.epochs, use_gpu=args.use_gpu, decode=args.decode, seed=args.seed,
+        num_threads=args.num_threads, io_threads=args.io_threads,
+        prefetch_buffers=args.prefetch_buffers, ranks=ranks or Ranks.from_env(), record=args.record,
+    )
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    result = run(config_from_args(args))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (LoopError,)
