@@ -71,6 +71,18 @@ def test_int_labels_cover_the_list_each_epoch(
     assert orders[0] != orders[1], "shuffle_every_epoch must reshuffle"
 
 
+def test_steady_state_reuses_buffers(cassandra_server: server.ServerInfo, dataset: Dataset) -> None:
+    pipe = cassandra_pipeline(
+        BATCH, **reader_kwargs(cassandra_server, f"{dataset.keyspace}.data_int", source_uuids=dataset.ids)
+    )
+    run_batches(pipe, 3 * 13)  # slots grow until they fit the samples they are given
+    before = _native.sample_buffer_allocations()["buffers"]
+    run_batches(pipe, 3 * 13)
+    later = _native.sample_buffer_allocations()["buffers"] - before
+    # Not one allocation per batch: at most a few slots meeting a sample larger than any before.
+    assert later <= 0.02 * 3 * 13 * BATCH, f"{later} buffers allocated in the steady state"
+
+
 def test_blob_labels(cassandra_server: server.ServerInfo, dataset: Dataset) -> None:
     by_hash = dataset.by_hash()
     pipe = cassandra_pipeline(

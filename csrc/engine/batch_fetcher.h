@@ -23,6 +23,14 @@ namespace cassandra_dali {
 using Allocator = std::function<std::shared_ptr<uint8_t>(size_t bytes)>;
 std::shared_ptr<uint8_t> AllocateHost(size_t bytes);
 
+// Process-wide counters of sample buffer allocations (shared by the operator and the Python
+// module, which link the same engine library): a running pipeline should stop allocating.
+struct AllocationStats {
+  uint64_t buffers = 0;
+  uint64_t bytes = 0;
+};
+AllocationStats SampleBufferAllocations();
+
 // A growable buffer handed downstream by sharing its memory; reused for a later batch only
 // once nobody downstream holds it, so a running pipeline stops allocating.
 class SampleBuffer {

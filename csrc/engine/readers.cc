@@ -17,7 +17,9 @@ PrefetchingReader::PrefetchingReader(std::shared_ptr<const Session> session,
   if (static_cast<int64_t>(uuids_.size()) != order_.layout().dataset_size) {
     throw ArgumentError("internal: UUID list and shard layout disagree on the dataset size");
   }
-  for (int i = 0; i < prefetch_buffers_ + 1; ++i) free_.push_back(fetcher_.NewBatch());
+  for (int i = 0; i < prefetch_buffers_ + 1 + kBatchesHeldDownstream; ++i) {
+    free_.push_back(fetcher_.NewBatch());
+  }
 }
 
 void PrefetchingReader::StartNextBatch() {
@@ -66,14 +68,13 @@ const Batch *PrefetchingReader::Next() {
 DirectReader::DirectReader(std::shared_ptr<const Session> session, const FetchOptions &options,
                            Allocator allocate)
     : fetcher_(std::move(session), options, std::move(allocate)) {
-  slots_[0] = fetcher_.NewBatch();
-  slots_[1] = fetcher_.NewBatch();
+  for (int i = 0; i < kBatchesHeldDownstream + 1; ++i) slots_.push_back(fetcher_.NewBatch());
 }
 
 const Batch *DirectReader::Read(const std::vector<UuidBytes> &uuids) {
   if (uuids.empty()) throw ArgumentError("the UUID batch is empty: nothing to read");
   Batch *batch = slots_[next_];
-  next_ ^= 1;
+  next_ = (next_ + 1) % static_cast<int>(slots_.size());
   batch->uuids = uuids;
   batch->source_index.assign(uuids.size(), -1);
   fetcher_.Start(batch);

@@ -11,6 +11,10 @@
 
 namespace cassandra_dali {
 
+// Batches a consumer may still hold after asking for the next one (DALI's prefetch queue, two
+// by default, and the user's current outputs); slots beyond them let buffers be reused.
+constexpr int kBatchesHeldDownstream = 3;
+
 struct ReaderStats {
   uint64_t batches = 0;
   uint64_t samples = 0;
@@ -53,13 +57,12 @@ class DirectReader {
   DirectReader(std::shared_ptr<const Session> session, const FetchOptions &options,
                Allocator allocate);
 
-  // Reads the rows of `uuids`; the batch stays valid until the call after next (so a consumer
-  // may still hold the previous one).
+  // Reads the rows of `uuids`; the batch is reused kBatchesHeldDownstream + 1 calls later.
   const Batch *Read(const std::vector<UuidBytes> &uuids);
 
  private:
   BatchFetcher fetcher_;
-  Batch *slots_[2];
+  std::vector<Batch *> slots_;
   int next_ = 0;
 };
 

@@ -114,6 +114,16 @@ PYBIND11_MODULE(_native, m) {
         return out;
       },
       py::arg("path"));
+  m.def(
+      "sample_buffer_allocations",
+      [] {
+        auto stats = SampleBufferAllocations();
+        py::dict d;
+        d["buffers"] = stats.buffers;
+        d["bytes"] = stats.bytes;
+        return d;
+      },
+      "Sample buffers allocated so far in this process, by every reader (operator or Reader).");
   m.def("canonical_identifier", &CanonicalIdentifier, py::arg("name"), py::arg("what") = "name");
 
   m.def(
