@@ -231,10 +231,12 @@ def test_reader_name_with_dali_iterator(
             it.reset()
 
 
+@pytest.mark.parametrize("layout", ["bytes", "cass_uuid_words"])
 def test_interactive_reads_what_it_is_fed(
-    cassandra_server: server.ServerInfo, dataset: Dataset
+    cassandra_server: server.ServerInfo, dataset: Dataset, layout: str
 ) -> None:
-    chosen = [dataset.ids[i] for i in (5, 17, 3, 200)]
+    picks = (5, 17, 3, 200)
+    chosen = [uuid.UUID(dataset.ids[i]) for i in picks]
 
     @pipeline_def(batch_size=len(chosen), num_threads=1, device_id=None, prefetch_queue_depth=1)
     def pipe() -> tuple[Any, Any]:
@@ -247,14 +249,22 @@ def test_interactive_reads_what_it_is_fed(
 
     p = pipe()
     p.build()
-    as_bytes = [np.frombuffer(uuid.UUID(u).bytes, dtype=np.uint8) for u in chosen]
+    if layout == "bytes":
+        fed = [np.frombuffer(u.bytes, dtype=np.uint8) for u in chosen]
+    else:  # the reference project's: the driver's CassUuid as two uint64
+        fed = [np.array(_cass_uuid_words(u), dtype=np.uint64) for u in chosen]
     for _ in range(2):
-        p.feed_input("UUID", as_bytes)
+        p.feed_input("UUID", fed)
         data, labels = p.run()
-        assert [int(np.array(labels[i])[0]) for i in range(len(chosen))] == [5, 17, 3, 200]
+        assert [int(np.array(labels[i])[0]) for i in range(len(chosen))] == list(picks)
         assert [sha(np.array(data[i])) for i in range(len(chosen))] == [
-            sha(dataset.blobs[i]) for i in (5, 17, 3, 200)
+            sha(dataset.blobs[i]) for i in picks
         ]
+
+
+def _cass_uuid_words(u: uuid.UUID) -> tuple[int, int]:
+    time_and_version = u.time_low | u.time_mid << 32 | u.time_hi_version << 48
+    return time_and_version, int.from_bytes(u.bytes[8:], "big")
 
 
 def test_python_reader_matches_the_operator(
