@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "dali/core/device_guard.h"
 #include "dali/core/error_handling.h"
 #include "dali/core/mm/memory.h"
 #include "dali/pipeline/operator/error_reporting.h"
@@ -98,7 +99,10 @@ class CassandraOpBase : public dali::Operator<CPUBackend> {
   // memory.
   Allocator MakeAllocator() const {
     if (!pinned_) return AllocateHost;
-    return [](size_t bytes) {
+    return [device = device_id_](size_t bytes) {
+      // Allocations happen on driver I/O threads: make this rank's GPU current there, or CUDA
+      // would open a context on GPU 0 from every rank.
+      dali::DeviceGuard guard(device);
       return dali::mm::alloc_raw_shared<uint8_t, dali::mm::memory_kind::pinned>(bytes);
     };
   }

@@ -99,6 +99,16 @@ Batch *BatchFetcher::NewBatch() {
 }
 
 void BatchFetcher::Start(Batch *batch) {
+  {
+    // A batch whose wait timed out may still have reads in flight: they must land first.
+    std::unique_lock<std::mutex> lock(batch->mutex_);
+    auto bound = std::chrono::milliseconds(options_.request_timeout_ms + 30000);
+    if (!batch->done_cv_.wait_for(lock, bound, [&] { return batch->pending_ == 0; })) {
+      throw ReadError("reads of an earlier batch from table '" +
+                      session_->table().QualifiedName() + "' are still pending after " +
+                      std::to_string(bound.count()) + " ms");
+    }
+  }
   const int n = batch->size();
   batch->Resize(n);
   {
