@@ -47,7 +47,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 @pytest.fixture(scope="session")
 def cassandra_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server.ServerInfo]:
-    """How to reach the session's Cassandra: ``.host``, ``.port``, ``.cluster()``, ``.connect()``."""
+    """The session's Cassandra: ``.host``, ``.port``, ``.cluster()``, ``.connect()``."""
     external = _external_server()
     if external is not None:
         yield external

@@ -32,16 +32,16 @@ if TYPE_CHECKING:
 SMALL_HEAP = "512M"
 
 
-def _start(directory: Path, **options: object) -> server.ServerInfo:
-    return server.start(server.ServerConfig(dir=directory, heap=SMALL_HEAP, **options))  # type: ignore[arg-type]
+def _start(directory: Path, **options: Any) -> server.ServerInfo:
+    return server.start(server.ServerConfig(dir=directory, heap=SMALL_HEAP, **options))
 
 
-def _connect_error(info: server.ServerInfo, **overrides: object) -> BaseException:
+def _connect_error(info: server.ServerInfo, **overrides: Any) -> BaseException:
     """The one per-host error a connection attempt fails with (it must fail)."""
-    options = dict(username=info.username, password=info.password, ca_cert=info.ca_cert,
-                   connect_timeout=10)
+    options: dict[str, Any] = {"username": info.username, "password": info.password,
+                               "ca_cert": info.ca_cert, "connect_timeout": 10}
     options.update(overrides)
-    cluster = server.make_cluster(info.host, info.port, **options)  # type: ignore[arg-type]
+    cluster = server.make_cluster(info.host, info.port, **options)
     try:
         with pytest.raises(NoHostAvailable) as caught:
             cluster.connect()
@@ -100,7 +100,7 @@ def _execute_all(session: Session, statement: Any, params: list[tuple[Any, ...]]
             raise_on_first_error=False,
         )
         retry = []
-        for i, (ok, result) in zip(todo, outcome):
+        for i, (ok, result) in zip(todo, outcome, strict=True):
             if ok:
                 results[i] = result
             elif "overloaded" in str(result):
@@ -222,8 +222,9 @@ class TestTls:
         assert "CERTIFICATE_VERIFY_FAILED" in str(error)
 
     def test_other_ca_refuses(self, tls_server: server.ServerInfo, tmp_path: Path) -> None:
-        other = server.ensure_tls(tmp_path / "other-ca", server.find_java_home())
-        error = _connect_error(tls_server, ca_cert=other.ca_pem)
+        # Same name as the server's CA, another key: the signature must be what is checked.
+        other_ca = server.make_ca(tmp_path, server.find_java_home(), "another-password")
+        error = _connect_error(tls_server, ca_cert=other_ca)
         assert "CERTIFICATE_VERIFY_FAILED" in str(error)
 
     def test_plaintext_refused(self, tls_server: server.ServerInfo) -> None:
@@ -265,7 +266,9 @@ def test_port_in_use_fails_fast(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_jvm_death_is_reported_with_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_jvm_death_is_reported_with_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if os.environ.get("CASSANDRA_HOME"):
         pytest.skip("the JDK 17 flags come from CASSANDRA_HOME's conf/ here")
     # Without the JDK 17 module flags that conf/jvm17-server.options carries, Cassandra 5.0
@@ -357,7 +360,7 @@ def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     return subprocess.run(
         [sys.executable, "-m", "cassandra_dali.cli", *args],
-        capture_output=True, text=True, timeout=timeout, env=env,
+        check=False, capture_output=True, text=True, timeout=timeout, env=env,
     )
 
 
@@ -415,5 +418,5 @@ def test_console_script(tmp_path: Path) -> None:
             pytest.skip("the package is not installed (no cassandra-dali script)")
         script = Path(script_on_path)
     result = subprocess.run([str(script), "server", "status", "--dir", str(tmp_path)],
-                            capture_output=True, text=True, timeout=60)
+                            check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 3 and "stopped" in result.stdout

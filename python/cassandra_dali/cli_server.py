@@ -26,22 +26,29 @@ def add_parser(subparsers: Any) -> None:
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     fetch = commands.add_parser("fetch", help="fetch the Cassandra jars with Maven (once)")
-    fetch.add_argument("--version", default=server.DEFAULT_VERSION, help="Cassandra version (%(default)s)")
+    fetch.add_argument("--version", default=server.DEFAULT_VERSION,
+                       help="Cassandra version (%(default)s)")
     fetch.set_defaults(func=_fetch)
 
     start = commands.add_parser("start", help="start a server and wait until CQL answers")
     _add_dir(start)
-    start.add_argument("--port", type=int, help="CQL (native transport) port (default: last one, else a free one)")
+    start.add_argument("--port", type=int,
+                       help="CQL (native transport) port (default: the last one, else a free one)")
     start.add_argument("--storage-port", type=int, help="internode port (default: a free one)")
-    start.add_argument("--jmx-port", type=int, help="enable local JMX on this port (0: a free one) for nodetool")
+    start.add_argument("--jmx-port", type=int,
+                       help="enable local JMX on this port (0: a free one), for nodetool")
     start.add_argument("--host", default=server.DEFAULT_HOST, help="listen address (%(default)s)")
-    start.add_argument("--heap", default=server.DEFAULT_HEAP, help="JVM heap, e.g. 512M, 4G (%(default)s)")
-    start.add_argument("--auth", action="store_true", help="password authentication (user cassandra/cassandra)")
-    start.add_argument("--tls", action="store_true", help="CQL over TLS only; a CA is made in DIR/tls")
+    start.add_argument("--heap", default=server.DEFAULT_HEAP,
+                       help="JVM heap, e.g. 512M, 4G (%(default)s)")
+    start.add_argument("--auth", action="store_true",
+                       help="password authentication (user cassandra, password cassandra)")
+    start.add_argument("--tls", action="store_true",
+                       help="CQL over TLS only; clients trust DIR/tls/ca.pem, made at start")
     start.add_argument("--timeout", type=float, default=server.DEFAULT_START_TIMEOUT,
                        help="seconds to wait for the server (%(default)s)")
     start.add_argument("--cluster-name", default=server.DEFAULT_CLUSTER_NAME, help="(%(default)s)")
-    start.add_argument("--version", default=server.DEFAULT_VERSION, help="Cassandra version (%(default)s)")
+    start.add_argument("--version", default=server.DEFAULT_VERSION,
+                       help="Cassandra version (%(default)s)")
     start.set_defaults(func=_start)
 
     stop = commands.add_parser("stop", help="stop the server (SIGTERM, then SIGKILL)")

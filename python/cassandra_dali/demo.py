@@ -75,8 +75,10 @@ def round_trip(session: Session, rows: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cassandra_dali.demo", description=__doc__)
-    parser.add_argument("--dir", type=Path, help="server directory (default: a temporary one, removed)")
-    parser.add_argument("--rows", type=int, default=100, help="rows to write and read (%(default)s)")
+    parser.add_argument("--dir", type=Path,
+                        help="server directory (default: a temporary one, removed afterwards)")
+    parser.add_argument("--rows", type=int, default=100,
+                        help="rows to write and read (%(default)s)")
     parser.add_argument("--heap", default=server.DEFAULT_HEAP, help="server heap (%(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="   %(message)s")

@@ -212,10 +212,11 @@ def _run_maven(base: Path, version: str, lib: Path) -> None:
     log.info("fetching Cassandra %s jars with Maven into %s", version, lib)
     started = time.monotonic()
     env = {**os.environ, "JAVA_HOME": str(find_java_home())}  # Maven itself needs a JDK too
-    proc = subprocess.run(cmd, cwd=base, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=base, env=env, check=False, capture_output=True, text=True)
     if proc.returncode != 0 or not any(staging.glob("cassandra-all-*.jar")):
         shutil.rmtree(staging, ignore_errors=True)
-        output = (proc.stdout + proc.stderr).strip()
+        # Maven 3.8 colours some lines even in batch mode: strip the escape codes.
+        output = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr).strip()
         raise ServerError(
             f"Maven could not fetch org.apache.cassandra:cassandra-all:{version} "
             f"(exit {proc.returncode}); command: {' '.join(cmd)}\n{_tail_text(output, 60)}"
@@ -293,20 +294,25 @@ def java_major_version(java_home: Path) -> int | None:
         if not java.is_file():
             return None
         try:
-            proc = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=30)
+            proc = subprocess.run(
+                [str(java), "-version"], check=False, capture_output=True, text=True, timeout=30
+            )
         except (OSError, subprocess.TimeoutExpired):
             return None
         match = re.search(r'version "([^"]+)"', proc.stderr)
         if not match:
             return None
     parts = match.group(1).split(".")
-    major = int(parts[1]) if parts[0] == "1" and len(parts) > 1 else int(re.sub(r"\D.*", "", parts[0]) or 0)
-    return major or None
+    if parts[0] == "1" and len(parts) > 1:  # "1.8.0_392": the pre-JDK 9 scheme
+        return int(parts[1])
+    major = re.match(r"\d+", parts[0])
+    return int(major.group()) if major else None
 
 
 def _java_ok(java_home: Path) -> bool:
     version = java_major_version(java_home)
-    return version is not None and JAVA_MIN <= version <= JAVA_MAX and (java_home / "bin" / "java").is_file()
+    in_range = version is not None and JAVA_MIN <= version <= JAVA_MAX
+    return in_range and (java_home / "bin" / "java").is_file()
 
 
 def find_java_home() -> Path:
@@ -316,7 +322,11 @@ def find_java_home() -> Path:
     """
     candidates: list[Path] = []
     if os.environ.get("JAVA_HOME"):
-        candidates.append(Path(os.environ["JAVA_HOME"]))
+        java_home = Path(os.environ["JAVA_HOME"])
+        if not _java_ok(java_home):
+            log.info("JAVA_HOME=%s (JDK %s) cannot run Cassandra 5.0: looking for JDK 17",
+                     java_home, java_major_version(java_home))
+        candidates.append(java_home)
     candidates += sorted(Path("/usr/lib/jvm").glob("java-17-openjdk*"))
     candidates += sorted(Path("/usr/lib/jvm").glob("*17*"))
     on_path = shutil.which("java")
@@ -392,7 +402,8 @@ class ServerInfo:
             raise
 
     def to_json(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+        fields = dataclasses.asdict(self)
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in fields.items()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ServerInfo:
@@ -562,7 +573,7 @@ def _choose_ports(config: ServerConfig, previous: ServerInfo | None) -> tuple[in
                 "or leave it out to have a free one picked"
             )
     missing = [name for name, port in wanted.items() if port is None]
-    for name, port in zip(missing, _free_ports(config.host, len(missing))):
+    for name, port in zip(missing, _free_ports(config.host, len(missing)), strict=True):
         wanted[name] = port
     ports = [p for p in wanted.values() if p is not None]
     if len(set(ports)) != len(ports):
@@ -587,55 +598,76 @@ class TlsMaterial:
 def ensure_tls(tls_dir: Path, java_home: Path, host: str = DEFAULT_HOST) -> TlsMaterial:
     """A CA and a server key pair signed by it, made with keytool; reused if already there.
 
-    Reuse keeps clients that hold ca.pem working across restarts. Everything is generated per
-    directory at run time and readable by the owner only: no key is ever part of the repository.
+    Reuse (unless the server's host name changed) keeps clients that hold ca.pem working across
+    restarts. Everything is generated per directory at run time and readable by the owner only:
+    no key is ever part of the repository.
     """
-    password_file = tls_dir / "password"
-    material_files = (tls_dir / CA_PEM, tls_dir / "server.p12", password_file)
-    if all(p.is_file() for p in material_files):
-        return TlsMaterial(tls_dir / CA_PEM, tls_dir / "server.p12", password_file.read_text().strip())
+    password_file, san_file = tls_dir / "password", tls_dir / "san"
+    san = _subject_alt_names(host)
+    material_files = (tls_dir / CA_PEM, tls_dir / "server.p12", password_file, san_file)
+    if all(p.is_file() for p in material_files) and san_file.read_text().strip() == san:
+        password = password_file.read_text().strip()
+        return TlsMaterial(tls_dir / CA_PEM, tls_dir / "server.p12", password)
     shutil.rmtree(tls_dir, ignore_errors=True)
     tls_dir.mkdir(parents=True, mode=0o700)
     password = secrets.token_hex(16)
-    keytool = str(java_home / "bin" / "keytool")
+    ca_pem = make_ca(tls_dir, java_home, password)
     ca_store, server_store = tls_dir / "ca.p12", tls_dir / "server.p12"
-    csr, server_pem, ca_pem = tls_dir / "server.csr", tls_dir / "server.pem", tls_dir / CA_PEM
-    common = ["-storetype", "PKCS12", "-storepass", password, "-keypass", password]
-    san = _subject_alt_names(host)
-    steps: list[list[str]] = [
-        # A self-signed CA; keyUsage keyCertSign so that strict OpenSSL verification accepts it.
-        [keytool, "-genkeypair", "-alias", "ca", "-keyalg", "RSA", "-keysize", "2048",
-         "-validity", "3650", "-dname", "CN=cassandra-dali local CA", "-ext", "bc:c=ca:true",
-         "-ext", "ku:c=keyCertSign,cRLSign", "-keystore", str(ca_store), *common],
-        [keytool, "-exportcert", "-rfc", "-alias", "ca", "-keystore", str(ca_store),
-         "-storepass", password, "-file", str(ca_pem)],
-        [keytool, "-genkeypair", "-alias", "server", "-keyalg", "RSA", "-keysize", "2048",
-         "-validity", "3650", "-dname", "CN=localhost", "-keystore", str(server_store), *common],
-        [keytool, "-certreq", "-alias", "server", "-keystore", str(server_store),
-         "-storepass", password, "-file", str(csr)],
-        # The names clients check: the driver verifies the address it connected to.
-        [keytool, "-gencert", "-alias", "ca", "-keystore", str(ca_store), "-storepass", password,
-         "-infile", str(csr), "-outfile", str(server_pem), "-rfc", "-validity", "3650",
-         "-ext", f"san={san}", "-ext", "ku:c=digitalSignature,keyEncipherment",
-         "-ext", "eku=serverAuth"],
-        # The chain must be in the keystore before the signed certificate can replace the
-        # self-signed one.
-        [keytool, "-importcert", "-noprompt", "-alias", "ca", "-file", str(ca_pem),
-         "-keystore", str(server_store), "-storepass", password],
-        [keytool, "-importcert", "-noprompt", "-alias", "server", "-file", str(server_pem),
-         "-keystore", str(server_store), "-storepass", password],
-    ]
-    for step in steps:
-        proc = subprocess.run(step, capture_output=True, text=True)
-        if proc.returncode != 0:
-            shown = " ".join("***" if arg == password else arg for arg in step[:4])
-            raise ServerError(f"keytool failed ({shown} ...):\n{proc.stdout}{proc.stderr}")
+    csr, server_pem = tls_dir / "server.csr", tls_dir / "server.pem"
+
+    def keytool(*args: str) -> None:
+        _keytool(java_home, password, *args)
+
+    keytool("-genkeypair", "-alias", "server", "-keyalg", "RSA", "-keysize", "2048",
+            "-validity", "3650", "-dname", "CN=localhost", "-keystore", str(server_store),
+            *_NEW_KEY_ARGS)
+    keytool("-certreq", "-alias", "server", "-keystore", str(server_store), *_PASS_ARGS,
+            "-file", str(csr))
+    # The names clients check: the driver verifies the address it connected to.
+    keytool("-gencert", "-alias", "ca", "-keystore", str(ca_store), *_PASS_ARGS,
+            "-infile", str(csr), "-outfile", str(server_pem), "-rfc", "-validity", "3650",
+            "-ext", f"san={san}", "-ext", "ku:c=digitalSignature,keyEncipherment",
+            "-ext", "eku=serverAuth")
+    # The chain must be in the keystore before the signed certificate can replace the
+    # self-signed one.
+    keytool("-importcert", "-noprompt", "-alias", "ca", "-file", str(ca_pem),
+            "-keystore", str(server_store), *_PASS_ARGS)
+    keytool("-importcert", "-noprompt", "-alias", "server", "-file", str(server_pem),
+            "-keystore", str(server_store), *_PASS_ARGS)
     for leftover in (csr, server_pem):
         leftover.unlink()
+    server_store.chmod(0o600)
     _write_atomically(password_file, password + "\n", mode=0o600)
-    for path in (ca_store, server_store):
-        path.chmod(0o600)
+    _write_atomically(san_file, san + "\n")  # written last: marks the material complete
     return TlsMaterial(ca_pem, server_store, password)
+
+
+def make_ca(directory: Path, java_home: Path, password: str) -> Path:
+    """A self-signed CA in ``directory/ca.p12``; returns its certificate (``directory/ca.pem``)."""
+    store, pem = directory / "ca.p12", directory / CA_PEM
+    # keyUsage keyCertSign: strict OpenSSL verification (Python 3.13's default) requires it.
+    _keytool(java_home, password, "-genkeypair", "-alias", "ca", "-keyalg", "RSA",
+             "-keysize", "2048", "-validity", "3650", "-dname", "CN=cassandra-dali local CA",
+             "-ext", "bc:c=ca:true", "-ext", "ku:c=keyCertSign,cRLSign",
+             "-keystore", str(store), *_NEW_KEY_ARGS)
+    _keytool(java_home, password, "-exportcert", "-rfc", "-alias", "ca", "-keystore", str(store),
+             *_PASS_ARGS, "-file", str(pem))
+    store.chmod(0o600)
+    return pem
+
+
+# The keystore password reaches keytool through its environment, not argv (visible in `ps`).
+_PASS_ENV = "CASSANDRA_DALI_KEYSTORE_PASSWORD"
+_PASS_ARGS = ("-storepass:env", _PASS_ENV)
+_NEW_KEY_ARGS = ("-storetype", "PKCS12", *_PASS_ARGS, "-keypass:env", _PASS_ENV)
+
+
+def _keytool(java_home: Path, password: str, *args: str) -> None:
+    cmd = [str(java_home / "bin" / "keytool"), *args]
+    env = {**os.environ, _PASS_ENV: password}
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise ServerError(f"keytool failed: {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
 
 
 def _subject_alt_names(host: str) -> str:
@@ -733,7 +765,8 @@ def java_command(
         "-XX:+ExitOnOutOfMemoryError",
         *inst.jvm_options,
         "-Djava.net.preferIPv4Stack=true",
-        "-Dcassandra-foreground=yes",  # else Cassandra closes stdout/stderr (our log of last resort)
+        # Else Cassandra closes stdout/stderr, where start-up failures are written.
+        "-Dcassandra-foreground=yes",
         f"-Dcassandra.config={(directory / YAML_FILE).as_uri()}",  # a URL, not a path
         f"-Dcassandra.storagedir={directory / 'data'}",
         f"-Dcassandra.logdir={logs}",
@@ -823,7 +856,9 @@ def _spawn(cmd: Sequence[str], directory: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
-def wait_ready(info: ServerInfo, *, timeout: float = DEFAULT_START_TIMEOUT, pid: int | None = None) -> None:
+def wait_ready(
+    info: ServerInfo, *, timeout: float = DEFAULT_START_TIMEOUT, pid: int | None = None
+) -> None:
     """Block until ``SELECT release_version FROM system.local`` answers (as the configured user).
 
     Fails early when the JVM exits. With auth, the default superuser is created shortly after
@@ -846,7 +881,7 @@ def wait_ready(info: ServerInfo, *, timeout: float = DEFAULT_START_TIMEOUT, pid:
             continue
         try:
             version = query_release_version(info)
-        except Exception as error:  # driver errors vary (NoHostAvailable, auth, TLS, timeouts)
+        except Exception as error:  # noqa: BLE001  # driver errors vary: retried until the deadline
             last_error = f"{type(error).__name__}: {error}"
             time.sleep(1.0)
             continue
