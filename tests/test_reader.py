@@ -211,7 +211,7 @@ def test_reader_name_with_dali_iterator(
                     shard_id=shard_id, num_shards=2,
                 ),
             )
-            return fn.shapes(data), label
+            return data.shape(), label
 
         pipe = pipe_def()
         pipe.build()
