@@ -56,12 +56,14 @@ def write_rows(session: Any, count: int, seed: int) -> tuple[list[str], int]:
     return ids, total
 
 
-def bench_operator(host: str, port: int, ids: list[str], batch: int, epochs: int) -> list[dict[str, float]]:
+def bench_operator(
+    host: str, port: int, ids: list[str], batch: int, epochs: int, **reader_args: Any
+) -> list[dict[str, float]]:
     @pipeline_def(batch_size=batch, num_threads=2, device_id=None, prefetch_queue_depth=2)
     def pipe() -> tuple[Any, Any]:
         data, label = fn.crs4.cassandra(
             name="Reader", table=f"{KEYSPACE}.data", cassandra_ips=[host], cassandra_port=port,
-            source_uuids=ids, prefetch_buffers=4, io_threads=2,
+            source_uuids=ids, **reader_args,
         )
         return data, label
 
@@ -128,6 +130,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=128, help="Python driver requests in flight")
     parser.add_argument("--out", type=Path, default=Path("bench/results/reader_throughput.json"))
+    parser.add_argument("--sweep", action="store_true",
+                        help="also measure the operator over io_threads x prefetch_buffers")
     args = parser.parse_args()
 
     temp = None
@@ -142,6 +146,15 @@ def main() -> None:
         print(f"{len(ids)} rows, {total / 1e6:.1f} MB, mean {total / len(ids) / 1e3:.1f} KB")
         op = bench_operator(args.host, args.port, ids, args.batch, args.epochs)
         py = bench_python_driver(args.host, args.port, ids, args.epochs, args.concurrency)
+        sweep = []
+        if args.sweep:
+            for io_threads in (1, 2, 4):
+                for prefetch in (1, 2, 4, 8):
+                    s = summary(bench_operator(args.host, args.port, ids, args.batch, args.epochs,
+                                               io_threads=io_threads, prefetch_buffers=prefetch))
+                    sweep.append({"io_threads": io_threads, "prefetch_buffers": prefetch, **s})
+                    print(f"io_threads={io_threads} prefetch_buffers={prefetch}: "
+                          f"{s['images_s']:.0f} images/s, {s['mb_s']:.1f} MB/s")
     finally:
         if temp is not None:
             server.stop(Path(temp.name))
@@ -156,6 +169,7 @@ def main() -> None:
     args.out.write_text(json.dumps({
         "machine": machine(), "samples": len(ids), "bytes": total, "batch": args.batch,
         "operator": {"epochs": op, **s_op}, "python_driver": {"epochs": py, **s_py}, "ratio": ratio,
+        "sweep": sweep,
     }, indent=2))
     print(f"wrote {args.out}")
 
