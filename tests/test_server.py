@@ -324,6 +324,70 @@ def test_interrupted_fetch_is_redone(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert len(list(lib.glob("*.jar"))) > 50
 
 
+# The JDK 17 part of an installation's conf/jvm17-server.options, in upstream's format.
+JVM17_SERVER_OPTIONS = """\
+### G1 Settings
+-XX:+UseG1GC
+-XX:+ParallelRefProcEnabled
+-XX:MaxTenuringThreshold=1
+-XX:G1HeapRegionSize=16m
+-XX:G1RSetUpdatingPauseTimePercent=5
+-XX:MaxGCPauseMillis=300
+-XX:InitiatingHeapOccupancyPercent=70
+
+### JPMS
+-Djdk.attach.allowAttachSelf=true
+""" + "".join(
+    f"{flag} {value}\n"
+    for flag, value in zip(server.JVM17_MODULE_FLAGS[1::2], server.JVM17_MODULE_FLAGS[2::2],
+                           strict=True)
+) + """
+# Netty
+-Dio.netty.tryReflectionSetAccessible=true
+"""
+
+
+@pytest.fixture
+def cassandra_home(tmp_path: Path) -> Path:
+    """CASSANDRA_HOME if set, else an installation laid out like a tarball from the cached jars."""
+    if os.environ.get("CASSANDRA_HOME"):
+        return Path(os.environ["CASSANDRA_HOME"])
+    home = tmp_path / "apache-cassandra"
+    (home / "lib").mkdir(parents=True)
+    (home / "conf").mkdir()
+    for jar in server.fetch_jars().glob("*.jar"):
+        (home / "lib" / jar.name).symlink_to(jar)
+    (home / "conf" / "jvm17-server.options").write_text(JVM17_SERVER_OPTIONS)
+    return home
+
+
+@pytest.mark.slow
+def test_cassandra_home_is_used(
+    cassandra_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CASSANDRA_HOME", str(cassandra_home))
+    inst = server.installation()
+    assert inst.classpath == f"{cassandra_home.resolve()}/lib/*"
+    assert "--add-opens" in inst.jvm_options and "java.base/java.io=ALL-UNNAMED" in inst.jvm_options
+    directory = tmp_path / "srv"
+    info = _start(directory)
+    try:
+        cmdline = Path(f"/proc/{info.pid}/cmdline").read_bytes().split(b"\0")
+        assert inst.classpath.encode() in cmdline
+    finally:
+        server.stop(directory)
+
+
+def test_cassandra_home_without_jvm17_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "apache-cassandra-4.1.5.jar").write_bytes(b"")
+    monkeypatch.setenv("CASSANDRA_HOME", str(tmp_path))
+    with pytest.raises(server.ServerError, match="jvm17-server.options is missing"):
+        server.installation()
+
+
 def test_java_is_a_supported_jdk(monkeypatch: pytest.MonkeyPatch) -> None:
     newer = sorted(Path("/usr/lib/jvm").glob("*25*")) + sorted(Path("/usr/lib/jvm").glob("*-24*"))
     if newer:  # a JAVA_HOME newer than Cassandra 5.0 supports must be passed over
