@@ -146,7 +146,9 @@ def script_main(command: str, argv: Sequence[str] | None = None, *, prog: str | 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
     if not args.verbose:
-        logging.getLogger("cassandra").setLevel(logging.WARNING)
+        # The driver logs each failed connection with a traceback; the error reaches the user
+        # once, in one line, from here.
+        logging.getLogger("cassandra").setLevel(logging.CRITICAL)
     return run_guarded(func, args, prog or command)
 
 

@@ -90,8 +90,8 @@ class ConnectionFailed(RuntimeError):
 def _first_error(error: Any) -> str:
     # NoHostAvailable carries {host: exception}; its str() is a long repr of that dict.
     errors = getattr(error, "errors", None) or {}
-    for host, cause in errors.items():
-        return f"{host}: {cause}"
+    for cause in errors.values():
+        return str(cause)  # the caller names the host
     return str(error)
 
 

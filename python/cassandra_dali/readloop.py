@@ -216,7 +216,7 @@ def run(config: LoopConfig, report: Callable[[str], None] = print) -> LoopResult
     prefix = f"[rank {config.ranks.rank}/{config.ranks.world_size}] " if config.ranks.world_size > 1 else ""
     report(f"{prefix}{config.reader} reader: batch size {config.batch_size}, {batches} batches "
            f"per epoch, {config.epochs} epochs, {'GPU ' + str(config.ranks.local_rank) if config.use_gpu else 'CPU'}")
-    record = open(config.record, "w") if config.record else None
+    record = open(per_rank_path(config.record, config.ranks), "w") if config.record else None
     stats: list[EpochStat] = []
     try:
         for epoch in range(config.epochs):
@@ -240,11 +240,22 @@ def run(config: LoopConfig, report: Callable[[str], None] = print) -> LoopResult
     result = LoopResult(config.reader, config.batch_size, batches, config.ranks, stats)
     ips, ips_std = result.mean_std("images_per_s")
     mbs, mbs_std = result.mean_std("mb_per_s")
-    which = ("epochs 1.." + str(config.epochs - 1) + ", epoch 0 left out as warm-up"
-             if config.epochs > 1 else "one epoch")
+    if config.epochs > 2:
+        which = f"epochs 1..{config.epochs - 1}, epoch 0 left out as warm-up"
+    elif config.epochs == 2:
+        which = "epoch 1, epoch 0 left out as warm-up"
+    else:
+        which = "the only epoch, warm-up included"
     report(f"{prefix}{config.reader}: {ips:.0f} ± {ips_std:.0f} images/s, "
            f"{mbs:.1f} ± {mbs_std:.1f} MB/s (mean ± std over {which})")
     return result
+
+
+def per_rank_path(path: str, ranks: Ranks) -> str:
+    """``path`` with ``{rank}`` filled in; with several ranks and no ``{rank}``, ``path.RANK``."""
+    if "{rank}" in path:
+        return path.replace("{rank}", str(ranks.rank))
+    return f"{path}.{ranks.rank}" if ranks.world_size > 1 else path
 
 
 def _record(handle: Any, data: Any, labels: Any) -> None:
@@ -274,8 +285,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefetch-buffers", type=int, default=2,
                         help="batches fetched ahead by fn.crs4.cassandra (%(default)s)")
     parser.add_argument("--record", default="", metavar="PATH",
-                        help="write 'sha256 label' of each sample of epoch 0 (to check sharding)")
-    parser.add_argument("--json", default="", metavar="PATH", help="also write the figures as JSON")
+                        help="write 'sha256 label' of each sample of epoch 0 (to check sharding); "
+                             "PATH.RANK, or {rank} in PATH, with several ranks")
+    parser.add_argument("--json", default="", metavar="PATH", help="also write the figures as JSON (per rank, as --record)")
     add_connection_arguments(parser)
 
 
@@ -292,7 +304,7 @@ def config_from_args(args: argparse.Namespace, ranks: Ranks | None = None) -> Lo
 def run_from_args(args: argparse.Namespace) -> int:
     result = run(config_from_args(args))
     if args.json:
-        Path(args.json).write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        Path(per_rank_path(args.json, result.ranks)).write_text(json.dumps(result.to_json(), indent=2) + "\n")
     sys.stdout.flush()
     return 0
 

@@ -1,0 +1,16 @@
+"""Store one split of an image-folder dataset in Cassandra, from one process.
+
+    python3 extract_serial.py ROOT --split-subdir=train \
+        --data-table imagenette.data_train --metadata-table imagenette.metadata_train
+
+ROOT/SPLIT/CLASS/FILE: class folders (sorted) give the integer labels. Ids are derived from
+"split/class/file", so running it again rewrites the same rows. See --help and README.md.
+"""
+
+from extract_common import main, parse_args
+
+from cassandra_dali import ingest
+
+if __name__ == "__main__":
+    main(ingest.run_serial, parse_args("extract_serial.py", __doc__.splitlines()[0]),
+         "extract_serial.py")
