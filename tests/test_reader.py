@@ -286,3 +286,32 @@ def test_python_reader_matches_the_operator(
     assert ids == dataset.ids[:BATCH]
     assert [int(x) for x in labels] == [int(x[0]) for x in op_labels]
     assert [sha(x) for x in data] == [sha(x) for x in op_data]
+
+
+@pytest.mark.parametrize("steps_before", [5, 11])  # 11 + 6 crosses the epoch boundary (13)
+def test_checkpoint_resumes_sample_by_sample(
+    cassandra_server: server.ServerInfo, dataset: Dataset, steps_before: int
+) -> None:
+    args = reader_kwargs(
+        cassandra_server, f"{dataset.keyspace}.data_int", source_uuids=dataset.ids,
+        shard_id=1, num_shards=2, prefetch_buffers=3,
+    )
+
+    def build(**pipe_args: Any) -> Any:
+        @pipeline_def(batch_size=BATCH, num_threads=1, device_id=None, **pipe_args)
+        def pipe() -> tuple[Any, Any]:
+            return tuple(fn.crs4.cassandra(name="Reader", **args))
+
+        p = pipe()
+        p.build()
+        return p
+
+    def labels(outputs: list[tuple[list[np.ndarray], list[np.ndarray]]]) -> list[int]:
+        return _epoch_indices(dataset, outputs)
+
+    first = build(enable_checkpointing=True)
+    run_batches(first, steps_before)
+    checkpoint = first.checkpoint()
+    expected = labels(run_batches(first, 6))
+    resumed = build(enable_checkpointing=True, checkpoint=checkpoint)
+    assert labels(run_batches(resumed, 6)) == expected

@@ -1,12 +1,14 @@
 // DALI operators fn.crs4.cassandra (self-fed from a UUID list) and fn.crs4.cassandra_interactive
 // (fed UUIDs at run time). Both are thin: the engine reads, they only emit batches.
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "dali/core/device_guard.h"
 #include "dali/core/error_handling.h"
 #include "dali/core/mm/memory.h"
+#include "dali/pipeline/operator/checkpointing/op_checkpoint.h"
 #include "dali/pipeline/operator/error_reporting.h"
 #include "dali/pipeline/operator/operator.h"
 #include "engine/errors.h"
@@ -183,6 +185,32 @@ class CassandraSelfFeed : public CassandraOpBase {
           Connect(), std::move(uuids), order, spec.GetArgument<int>("prefetch_buffers"),
           spec.GetArgument<bool>("loop_forever"), fetch_, MakeAllocator());
     });
+  }
+
+  // Checkpointing: the state is the position of the next batch to emit; restoring recomputes
+  // the order from it (the reads in flight at save time are simply issued again).
+  void SaveState(dali::OpCheckpoint &cpt, dali::AccessOrder) override {
+    cpt.MutableCheckpointState() = reader_->position();
+  }
+
+  void RestoreState(const dali::OpCheckpoint &cpt) override {
+    Translate([&] { reader_->Seek(cpt.CheckpointState<ReaderPosition>()); });
+  }
+
+  std::string SerializeCheckpoint(const dali::OpCheckpoint &cpt) const override {
+    const auto &position = cpt.CheckpointState<ReaderPosition>();
+    return "cassandra-reader-v1 " + std::to_string(position.epoch) + " " +
+           std::to_string(position.batch);
+  }
+
+  void DeserializeCheckpoint(dali::OpCheckpoint &cpt, const std::string &data) const override {
+    std::istringstream in(data);
+    std::string tag;
+    ReaderPosition position;
+    in >> tag >> position.epoch >> position.batch;
+    DALI_ENFORCE(in && tag == "cassandra-reader-v1",
+                 "not a checkpoint of fn.crs4.cassandra: '" + data + "'");
+    cpt.MutableCheckpointState() = position;
   }
 
   dali::ReaderMeta GetReaderMeta() const override {

@@ -65,6 +65,32 @@ const Batch *PrefetchingReader::Next() {
   return batch;
 }
 
+void PrefetchingReader::Seek(const ReaderPosition &position) {
+  if (position.epoch < 0 || position.batch < 0 ||
+      position.batch > order_.layout().BatchesPerEpoch()) {
+    throw ArgumentError("checkpoint position (epoch " + std::to_string(position.epoch) +
+                        ", batch " + std::to_string(position.batch) +
+                        ") does not fit this reader's " +
+                        std::to_string(order_.layout().BatchesPerEpoch()) + " batches per epoch");
+  }
+  while (!in_flight_.empty()) {
+    Batch *batch = in_flight_.front();
+    in_flight_.pop_front();
+    try {
+      fetcher_.Wait(batch);
+    } catch (const Error &) {
+      // Those reads belonged to batches the restored run will not emit from here.
+    }
+    free_.push_back(batch);
+  }
+  consumed_epoch_ = issue_epoch_ = position.epoch;
+  consumed_batch_ = issue_batch_ = position.batch;
+  if (issue_batch_ == order_.layout().BatchesPerEpoch()) {  // at a StopIteration boundary
+    issue_batch_ = 0;
+    ++issue_epoch_;
+  }
+}
+
 DirectReader::DirectReader(std::shared_ptr<const Session> session, const FetchOptions &options,
                            Allocator allocate)
     : fetcher_(std::move(session), options, std::move(allocate)) {

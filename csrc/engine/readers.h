@@ -21,6 +21,13 @@ struct ReaderStats {
   uint64_t bytes = 0;
 };
 
+// Where a self-fed reader stands: the epoch and batch it returns next. Checkpoints store this
+// and restore by recomputing the order, not by replaying reads.
+struct ReaderPosition {
+  int64_t epoch = 0;
+  int64_t batch = 0;
+};
+
 class PrefetchingReader {
  public:
   PrefetchingReader(std::shared_ptr<const Session> session, std::vector<UuidBytes> uuids,
@@ -33,7 +40,10 @@ class PrefetchingReader {
   const Batch *Next();
 
   const ShardLayout &layout() const { return order_.layout(); }
-  int64_t epoch() const { return consumed_epoch_; }
+  ReaderPosition position() const { return {consumed_epoch_, consumed_batch_}; }
+
+  // Continues from `position`: reads in flight are waited for (bounded) and dropped.
+  void Seek(const ReaderPosition &position);
   const ReaderStats &stats() const { return stats_; }
 
  private:
