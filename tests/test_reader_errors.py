@@ -119,44 +119,44 @@ def test_unreachable_server_names_host_and_port(dataset: Dataset) -> None:
     assert time.monotonic() - started < 30
 
 
-def test_request_timeout_after_retries(cassandra_server: server.ServerInfo, dataset: Dataset) -> None:
-    proxy = TcpProxy(cassandra_server.host, cassandra_server.port)
+@pytest.fixture
+def proxy(cassandra_server: server.ServerInfo) -> Iterator[TcpProxy]:
+    """A fault-injecting TCP proxy in front of the session's server."""
+    p = TcpProxy(cassandra_server.host, cassandra_server.port)
     try:
-        reader = cassandra_dali.Reader(
-            f"{dataset.keyspace}.data_int", cassandra_port=proxy.port, request_timeout_ms=400,
-            max_retries=2, retry_backoff_ms=50,
-        )
-        assert len(reader.read(dataset.ids[:4])[0]) == 4
-        proxy.stalled.set()
-        started = time.monotonic()
-        with pytest.raises(cassandra_dali.ReadError) as caught:
-            reader.read(dataset.ids[:4])
-        elapsed = time.monotonic() - started
-        message = str(caught.value)
-        assert "after 2 retries" in message and f"{dataset.keyspace}.data_int" in message
-        assert "timed out" in message.lower() or "timeout" in message.lower()
-        assert elapsed < 20
-        proxy.stalled.clear()
+        yield p
     finally:
-        proxy.close()
+        p.close()
 
 
-def test_recovers_after_the_connection_is_cut(
-    cassandra_server: server.ServerInfo, dataset: Dataset
-) -> None:
-    proxy = TcpProxy(cassandra_server.host, cassandra_server.port)
-    try:
-        reader = cassandra_dali.Reader(
-            f"{dataset.keyspace}.data_int", cassandra_port=proxy.port, request_timeout_ms=2000,
-            max_retries=5, retry_backoff_ms=200,
-        )
-        assert len(reader.read(dataset.ids[:8])[0]) == 8
-        proxy.cut()
-        # The driver reconnects through the proxy; retries with backoff cover the gap.
-        data, labels, _ = reader.read(dataset.ids[:8])
-        assert [int(x) for x in labels] == list(range(8))
-    finally:
-        proxy.close()
+def test_request_timeout_after_retries(proxy: TcpProxy, dataset: Dataset) -> None:
+    reader = cassandra_dali.Reader(
+        f"{dataset.keyspace}.data_int", cassandra_port=proxy.port, request_timeout_ms=400,
+        max_retries=2, retry_backoff_ms=50,
+    )
+    assert len(reader.read(dataset.ids[:4])[0]) == 4
+    proxy.stalled.set()
+    started = time.monotonic()
+    with pytest.raises(cassandra_dali.ReadError) as caught:
+        reader.read(dataset.ids[:4])
+    elapsed = time.monotonic() - started
+    message = str(caught.value)
+    assert "after 2 retries" in message and f"{dataset.keyspace}.data_int" in message
+    assert "timed out" in message.lower() or "timeout" in message.lower()
+    assert elapsed < 20
+    proxy.stalled.clear()
+
+
+def test_recovers_after_the_connection_is_cut(proxy: TcpProxy, dataset: Dataset) -> None:
+    reader = cassandra_dali.Reader(
+        f"{dataset.keyspace}.data_int", cassandra_port=proxy.port, request_timeout_ms=2000,
+        max_retries=5, retry_backoff_ms=200,
+    )
+    assert len(reader.read(dataset.ids[:8])[0]) == 8
+    proxy.cut()
+    # The driver reconnects through the proxy; retries with backoff cover the gap.
+    data, labels, _ = reader.read(dataset.ids[:8])
+    assert [int(x) for x in labels] == list(range(8))
 
 
 @pytest.fixture(scope="module")
