@@ -1,0 +1,172 @@
+"""extract_spark.py gives the same rows as extract_serial.py: under spark-submit with local[2],
+and on a standalone Spark master and worker started from the installed pyspark.
+
+Slow (JVM starts): deselect with ``-m "not slow"`` (or ``--deselect tests/test_spark.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import unique_keyspace_name
+
+from cassandra_dali import dataset, server
+
+pyspark = pytest.importorskip("pyspark", reason="pyspark is not installed")
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "imagenette"
+SPARK_HOME = Path(pyspark.__file__).parent
+TRAIN_PER_CLASS = 3
+TARGETS = ("serial", "local", "standalone")
+
+
+def spark_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["SPARK_HOME"] = str(SPARK_HOME)
+    env["PYSPARK_PYTHON"] = sys.executable  # executors must import cassandra_dali
+    env["SPARK_LOCAL_IP"] = "127.0.0.1"  # loopback only, whatever the host name resolves to
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("imagenette_spark")
+    dataset.generate(path, TRAIN_PER_CLASS, 0, seed=11, workers=2)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ks(cql_session: Any) -> Iterator[str]:
+    name = unique_keyspace_name("spark")
+    cql_session.execute(f"CREATE KEYSPACE {name} WITH replication = "
+                        "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+    for target in TARGETS:
+        cql_session.execute(f"CREATE TABLE {name}.data_{target} (id uuid PRIMARY KEY, label int, "
+                            "data blob) WITH compression = {'enabled': 'false'}")
+        cql_session.execute(f"CREATE TABLE {name}.metadata_{target} (id uuid PRIMARY KEY, "
+                            "label int, or_label text, or_split text)")
+    try:
+        yield name
+    finally:
+        cql_session.execute(f"DROP KEYSPACE IF EXISTS {name}")
+
+
+def ingest_args(root: Path, ks: str, target: str, info: server.ServerInfo) -> list[str]:
+    return [str(root), "--split-subdir=train", "--data-table", f"{ks}.data_{target}",
+            "--metadata-table", f"{ks}.metadata_{target}", "--no-progress",
+            "--host", info.host, "--port", str(info.port)]
+
+
+def spark_submit(master: str, args: list[str], log: Path) -> str:
+    command = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", master,
+               "--conf", "spark.default.parallelism=10", "--conf", "spark.driver.host=127.0.0.1",
+               "--conf", "spark.executor.memory=1g", "--conf", "spark.ui.enabled=false",
+               "--py-files", "extract_common.py", "extract_spark.py", *args]
+    result = subprocess.run(command, cwd=EXAMPLES, env=spark_env(), capture_output=True,
+                            text=True, timeout=240)
+    log.write_text(result.stdout + result.stderr)
+    assert result.returncode == 0, f"spark-submit failed, see {log}:\n{result.stderr[-4000:]}"
+    return result.stdout
+
+
+def table_contents(session: Any, ks: str, target: str) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    data = {r.id: (r.label, hashlib.sha256(r.data).hexdigest())
+            for r in session.execute(f"SELECT id, label, data FROM {ks}.data_{target}")}
+    metadata = {r.id: (r.label, r.or_label, r.or_split) for r in session.execute(
+        f"SELECT id, label, or_label, or_split FROM {ks}.metadata_{target}")}
+    return data, metadata
+
+
+class StandaloneSpark:
+    """A Spark master and one worker (2 cores) on loopback, from the pyspark installation."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"spark://127.0.0.1:{self.port}"
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def _spawn(self, name: str, *args: str) -> Path:
+        log = self.directory / f"{name}.log"
+        with open(log, "wb") as out:
+            self.processes.append(subprocess.Popen(
+                [str(SPARK_HOME / "bin" / "spark-class"), *args], env=spark_env(),
+                stdout=out, stderr=subprocess.STDOUT, cwd=self.directory, start_new_session=True))
+        return log
+
+    def start(self, timeout: float = 120.0) -> None:
+        self._spawn("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                    "--port", str(self.port), "--webui-port", str(free_port()))
+        worker_log = self._spawn(
+            "worker", "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
+            "--webui-port", str(free_port()), "--cores", "2", "--memory", "2g",
+            "--work-dir", str(self.directory / "work"), self.url)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            # The worker retries until the master listens, then logs its registration.
+            if "Successfully registered with master" in worker_log.read_text(errors="replace"):
+                return
+            for process in self.processes:
+                if process.poll() is not None:
+                    raise AssertionError(f"a Spark daemon exited: see {self.directory}/*.log")
+            time.sleep(0.5)
+        raise AssertionError(f"the Spark worker did not register in {timeout} s: {worker_log}")
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+def test_serial_and_spark_give_the_same_tables(
+    root: Path, ks: str, cassandra_server: server.ServerInfo, cql_session: Any, tmp_path: Path
+) -> None:
+    n = TRAIN_PER_CLASS * len(dataset.IMAGENETTE_CLASSES)
+    serial = subprocess.run(
+        [sys.executable, "extract_serial.py", *ingest_args(root, ks, "serial", cassandra_server)],
+        cwd=EXAMPLES, env=spark_env(), capture_output=True, text=True, timeout=120)
+    assert serial.returncode == 0, serial.stderr
+    assert f"{n} written" in serial.stdout
+
+    out = spark_submit("local[2]", ingest_args(root, ks, "local", cassandra_server),
+                       tmp_path / "local.log")
+    assert f"{n} written" in out and "0 failed" in out
+
+    spark = StandaloneSpark(tmp_path)
+    try:
+        spark.start()
+        out = spark_submit(spark.url, ingest_args(root, ks, "standalone", cassandra_server),
+                           tmp_path / "standalone.log")
+    finally:
+        spark.stop()
+    assert f"{n} written" in out
+    # The job ran on the worker's executor, not in the driver.
+    assert any((tmp_path / "work").glob("app-*/*/stderr"))
+
+    serial_tables = table_contents(cql_session, ks, "serial")
+    assert len(serial_tables[0]) == n and len(serial_tables[1]) == n
+    assert table_contents(cql_session, ks, "local") == serial_tables
+    assert table_contents(cql_session, ks, "standalone") == serial_tables
