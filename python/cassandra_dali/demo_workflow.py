@@ -1,0 +1,154 @@
+"""``python -m cassandra_dali.demo_workflow``: the Imagenette workflow end to end, step by step.
+
+1. start a local Cassandra (in ~/.cache/cassandra-dali/servers/demo);
+2. generate a small Imagenette stand-in (10 classes x 50 train images, cached between runs);
+3. create the tables of examples/imagenette/create_tables.cql;
+4. ingest the train split; 5. list its UUIDs into a rows file;
+6. read it with fn.crs4.cassandra and with fn.readers.file (the same images), and print both
+   throughputs side by side; 7. stop the server (also on failure or Ctrl-C).
+
+Each step prints the example command that does the same, so the README can be followed after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from . import dataset, ingest, readloop, schema, server, uuids
+from .connection import Connection
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "imagenette"
+
+
+@contextlib.contextmanager
+def step(number: int, title: str, command: str = "") -> Iterator[None]:
+    print(f"\n[{number}] {title}", flush=True)
+    if command:
+        print(f"    (same as: {command})", flush=True)
+    started = time.monotonic()
+    yield
+    print(f"    done in {time.monotonic() - started:.1f} s", flush=True)
+
+
+def ensure_dataset(root: Path, train_per_class: int, val_per_class: int, seed: int) -> str:
+    """Generate once; a marker file records the parameters so a change regenerates."""
+    marker = root / ".generated.json"
+    wanted = {"train_per_class": train_per_class, "val_per_class": val_per_class, "seed": seed}
+    if marker.is_file() and json.loads(marker.read_text()) == wanted:
+        return f"    already there: {root}"
+    summary = dataset.generate(root, train_per_class, val_per_class, seed, progress=True)
+    marker.write_text(json.dumps(wanted))
+    return (f"    {summary.files} JPEGs, {summary.total_bytes / 1e6:.1f} MB, "
+            f"{summary.mean_bytes / 1e3:.0f} KB on average, in {root}")
+
+
+def run(args: argparse.Namespace) -> int:
+    cache = server.cache_root()
+    server_dir = args.server_dir or cache / "servers" / "demo"
+    root = args.root or cache / "demo" / "imagenette"
+    rows_fn = root / "train.rows"
+    cql = EXAMPLES / "create_tables.cql"
+    if not cql.is_file():
+        raise SystemExit(f"{cql} not found: run the demo from a cassandra-dali checkout")
+
+    with step(1, f"starting Cassandra in {server_dir}", "cassandra-dali server start --dir DIR"):
+        info = server.start(server.ServerConfig(dir=server_dir, heap=args.heap, cluster_name="demo"))
+        print(f"    listening at {info.contact_point} (started in {info.startup_seconds:.0f} s)")
+    conn = Connection(host=info.host, port=info.port)
+    flags = f"--host {info.host} --port {info.port}"
+    try:
+        with step(2, f"generating the dataset: 10 classes x {args.train_per_class} train images",
+                  f"cassandra-dali data generate {root} --train-per-class {args.train_per_class} "
+                  f"--val-per-class {args.val_per_class} --seed {args.seed}"):
+            print(ensure_dataset(root, args.train_per_class, args.val_per_class, args.seed))
+
+        with step(3, "creating keyspace imagenette and its tables",
+                  f"cqlsh {info.host} {info.port} -f {cql}"):
+            session = conn.connect()
+            try:
+                schema.apply(session, cql)  # logs each statement
+            finally:
+                session.cluster.shutdown()
+
+        config = ingest.IngestConfig("imagenette.data_train", "imagenette.metadata_train",
+                                     connection=conn)
+        with step(4, "ingesting the train split (images -> data_train, origins -> metadata_train)",
+                  f"python3 extract_serial.py {root} --split-subdir=train --data-table "
+                  f"imagenette.data_train --metadata-table imagenette.metadata_train {flags}"):
+            summary = ingest.ingest_split(root, "train", config, progress=True)
+            print("    " + summary.format().replace("\n", "\n    "))
+
+        with step(5, "listing the UUIDs of metadata_train (token-range scan) into a rows file",
+                  f"python3 cache_uuids.py --metadata-table=imagenette.metadata_train "
+                  f"--rows-fn {rows_fn} {flags}"):
+            session = conn.connect()
+            try:
+                ids = uuids.scan_ids(session, "imagenette.metadata_train")
+            finally:
+                session.cluster.shutdown()
+            count = uuids.write_rows_file(rows_fn, ids, comment="ids of imagenette.metadata_train")
+            print(f"    {count} UUIDs in {rows_fn}")
+
+        results = {}
+        common = dict(batch_size=args.bs, epochs=args.epochs, connection=conn)
+        for number, reader, command, config_args in (
+            (6, "cassandra",
+             f"python3 loop_read.py --data-table imagenette.data_train --rows-fn {rows_fn} {flags}",
+             dict(data_table="imagenette.data_train", rows_fn=str(rows_fn))),
+            (7, "file", f"python3 loop_read.py --reader=file --file-root={root / 'train'}",
+             dict(file_root=str(root / "train"))),
+        ):
+            with step(number, f"reading with the {reader} reader: {args.epochs} epochs, "
+                              f"batch size {args.bs}", command):
+                loop = readloop.LoopConfig(reader=reader, **common, **config_args)  # type: ignore[arg-type]
+                results[reader] = readloop.run(loop, report=lambda line: print("    " + line))
+    finally:
+        with step(8, "stopping Cassandra", f"cassandra-dali server stop --dir {server_dir}"):
+            server.stop(server_dir)
+
+    print("\nthroughput on this machine (mean ± std over epochs 1.., epoch 0 is warm-up):")
+    print(f"    {'reader':<26} {'images/s':>16} {'MB/s':>14}")
+    for reader, name in (("cassandra", "fn.crs4.cassandra"), ("file", "fn.readers.file")):
+        ips, ips_std = results[reader].mean_std("images_per_s")
+        mbs, mbs_std = results[reader].mean_std("mb_per_s")
+        print(f"    {name:<26} {ips:>9.0f} ± {ips_std:<5.0f} {mbs:>7.1f} ± {mbs_std:<5.1f}")
+    ratio = results["cassandra"].mean_std("images_per_s")[0] / results["file"].mean_std("images_per_s")[0]
+    print(f"    cassandra / file: {ratio:.2f} (the file reader reads a local disk through the "
+          "page cache; Cassandra goes through the network stack and the server)")
+    print("\nnext: examples/imagenette/README.md walks through the same steps by hand.")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cassandra_dali.demo_workflow",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, help="dataset folder (default: in the cache)")
+    parser.add_argument("--server-dir", type=Path, help="server folder (default: servers/demo)")
+    parser.add_argument("--train-per-class", type=int, default=50, help="(%(default)s)")
+    parser.add_argument("--val-per-class", type=int, default=10, help="(%(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="(%(default)s)")
+    parser.add_argument("--bs", type=int, default=32, help="batch size (%(default)s)")
+    parser.add_argument("--epochs", type=int, default=4, help="(%(default)s)")
+    parser.add_argument("--heap", default="1G", help="Cassandra heap (%(default)s)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="    %(message)s", stream=sys.stderr)
+    logging.getLogger("cassandra").setLevel(logging.CRITICAL)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (server.ServerError, ingest.IngestError, readloop.LoopError) as error:
+        print(f"demo: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
