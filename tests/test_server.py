@@ -417,15 +417,21 @@ def test_parse_jvm_options() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def _cli_popen(*args: str) -> subprocess.Popen[str]:
     # The package may be installed (make) or only on PYTHONPATH (a source tree): work with both.
     package_root = str(Path(cassandra_dali.__path__[0]).parent)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    return subprocess.run(
+    return subprocess.Popen(
         [sys.executable, "-m", "cassandra_dali.cli", *args],
-        check=False, capture_output=True, text=True, timeout=timeout, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
+
+
+def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    proc = _cli_popen(*args)
+    stdout, stderr = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 @pytest.mark.slow
@@ -434,10 +440,18 @@ def test_cli_lifecycle(tmp_path: Path) -> None:
     directory.mkdir()
     (directory / server.PID_FILE).write_text(f"{_dead_pid()}\n")  # left by a crashed run
     try:
-        started = _cli("server", "start", "--dir", str(directory), "--heap", SMALL_HEAP)
-        assert started.returncode == 0, started.stderr
-        assert "removed stale PID file" in started.stderr
-        assert "Cassandra is running at 127.0.0.1:" in started.stdout
+        # Two starts at once in one directory: one server, and a clear error for the other.
+        racing = [_cli_popen("server", "start", "--dir", str(directory), "--heap", SMALL_HEAP)
+                  for _ in range(2)]
+        finished = [(proc.communicate(timeout=300), proc.returncode) for proc in racing]
+        outcomes = sorted(((code, out, err) for (out, err), code in finished),
+                          key=lambda outcome: outcome[0])
+        (ok, started_out, started_err), (failed, _, failed_err) = outcomes
+        assert ok == 0 and failed == 1, outcomes
+        assert "removed stale PID file" in started_err
+        assert "Cassandra is running at 127.0.0.1:" in started_out
+        assert "another start is in progress" in failed_err or "already runs in" in failed_err
+        assert "Traceback" not in failed_err
         info = server.status(directory).info
         assert info is not None and info.pid is not None
 

@@ -37,7 +37,8 @@ def add_parser(subparsers: Any) -> None:
     start.add_argument("--storage-port", type=int, help="internode port (default: a free one)")
     start.add_argument("--jmx-port", type=int,
                        help="enable local JMX on this port (0: a free one), for nodetool")
-    start.add_argument("--host", default=server.DEFAULT_HOST, help="listen address (%(default)s)")
+    start.add_argument("--host", default=server.DEFAULT_HOST,
+                       help="address to listen on, a concrete one (%(default)s)")
     start.add_argument("--heap", default=server.DEFAULT_HEAP,
                        help="JVM heap, e.g. 512M, 4G (%(default)s)")
     start.add_argument("--auth", action="store_true",

@@ -183,9 +183,13 @@ def fetch_jars(version: str = DEFAULT_VERSION) -> Path:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def _locked(path: Path, busy_message: str | None = None) -> Iterator[None]:
+    """An exclusive lock on a file; with ``busy_message``, fail with it instead of waiting."""
     with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy_message else 0))
+        except BlockingIOError:
+            raise ServerError(busy_message or "") from None
         try:
             yield
         finally:
@@ -199,9 +203,9 @@ def _run_maven(base: Path, version: str, lib: Path) -> None:
             "Maven (mvn) is not on PATH: it is needed once to fetch the Cassandra jars "
             "(or set CASSANDRA_HOME to an existing Cassandra 5.0 installation)"
         )
+    (base / _COMPLETE_MARKER).unlink(missing_ok=True)
     (base / "pom.xml").write_text(_POM.format(version=version))
     staging = base / f"lib.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
     for stale in (lib, *base.glob("lib.partial-*")):  # leftovers of an interrupted fetch
         shutil.rmtree(stale, ignore_errors=True)
     cmd = [
@@ -468,8 +472,8 @@ def render_cassandra_yaml(
         "    parameters:",
         # The port matters: a seed without one means port 7000, i.e. some other node.
         f"      - seeds: {_yaml_str(f'{host}:{storage_port}')}",
-        f"listen_address: {host}",
-        f"rpc_address: {host}",
+        f"listen_address: {_yaml_str(host)}",
+        f"rpc_address: {_yaml_str(host)}",
         f"storage_port: {storage_port}",
         f"native_transport_port: {native_port}",
         "data_file_directories:",
@@ -539,13 +543,16 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def _free_ports(host: str, count: int) -> list[int]:
-    # Hold all sockets until every port is chosen so that the ports differ from each other.
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+def _free_ports(host: str, count: int, taken: set[int]) -> list[int]:
+    """Ports the OS says are free, distinct from each other and from ``taken``."""
+    # Hold the sockets until every port is chosen: the OS then hands out distinct ports.
+    sockets: list[socket.socket] = []
     try:
-        for sock in sockets:
+        while len([s for s in sockets if s.getsockname()[1] not in taken]) < count:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(sock)
             sock.bind((host, 0))
-        return [sock.getsockname()[1] for sock in sockets]
+        return [s.getsockname()[1] for s in sockets if s.getsockname()[1] not in taken][:count]
     finally:
         for sock in sockets:
             sock.close()
@@ -572,12 +579,13 @@ def _choose_ports(config: ServerConfig, previous: ServerInfo | None) -> tuple[in
                 f"{name} port {config.host}:{port} is already in use; choose another port "
                 "or leave it out to have a free one picked"
             )
+    chosen = [p for p in wanted.values() if p is not None]
+    if len(set(chosen)) != len(chosen):
+        raise ServerError(f"the ports must differ: {wanted}")
     missing = [name for name, port in wanted.items() if port is None]
-    for name, port in zip(missing, _free_ports(config.host, len(missing)), strict=True):
+    free = _free_ports(config.host, len(missing), set(chosen))
+    for name, port in zip(missing, free, strict=True):
         wanted[name] = port
-    ports = [p for p in wanted.values() if p is not None]
-    if len(set(ports)) != len(ports):
-        raise ServerError(f"ports must differ: {wanted}")
     native, storage = wanted["native transport (CQL)"], wanted["storage"]
     assert native is not None and storage is not None
     return native, storage, wanted.get("JMX")
@@ -737,7 +745,8 @@ def status(directory: Path | str | None = None) -> ServerStatus:
     if _is_our_server(pid, directory):
         return ServerStatus(True, directory, info, pid)
     (directory / PID_FILE).unlink(missing_ok=True)
-    message = f"removed stale PID file {directory / PID_FILE} (process {pid} is gone)"
+    why = "is now another program" if _pid_alive(pid) else "is gone"
+    message = f"removed stale PID file {directory / PID_FILE} (process {pid} {why})"
     log.warning("%s", message)
     return ServerStatus(False, directory, info, message=message)
 
@@ -794,6 +803,13 @@ def start(config: ServerConfig | None = None) -> ServerInfo:
     _check_heap(config.heap)  # before anything is written or started
     directory = _abs_dir(config.dir)
     directory.mkdir(parents=True, exist_ok=True)
+    # Two starts in one directory at once would both find no server and start two JVMs.
+    busy = f"another start is in progress in {directory}"
+    with _locked(directory / ".start.lock", busy_message=busy):
+        return _start_locked(config, directory)
+
+
+def _start_locked(config: ServerConfig, directory: Path) -> ServerInfo:
     current = status(directory)
     if current.running:
         port = current.info.port if current.info else "?"
