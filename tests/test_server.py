@@ -322,6 +322,7 @@ def test_interrupted_fetch_is_redone(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert lib == base / "lib" and (base / ".complete").is_file()
     assert not (lib / "half-written.jar").exists() and not (base / "lib.partial-1").exists()
     assert len(list(lib.glob("*.jar"))) > 50
+    shutil.rmtree(lib)  # 66 MB: pytest keeps the temporary folders of the last runs
 
 
 # The JDK 17 part of an installation's conf/jvm17-server.options, in upstream's format.
