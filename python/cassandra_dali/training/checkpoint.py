@@ -1,0 +1,81 @@
+"""Training checkpoints: written by rank 0 atomically, read by every rank to resume.
+
+A checkpoint holds what a run needs to continue where it stopped: the model's weights (without
+DDP's ``module.`` prefix, so a single-process run can load it), the optimizer (SGD's momentum
+buffers), the GradScaler, the next epoch to run and the best validation top-1 so far, plus the
+arguments that must match on resume (architecture and number of classes).
+
+Writes go to a temporary file in the same directory, are flushed to disk and then renamed over
+the old checkpoint: a job killed mid-write leaves the previous checkpoint intact, never a torn
+one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = 1
+LATEST = "checkpoint.pth.tar"
+BEST = "model_best.pth.tar"
+
+
+def save(state: dict[str, Any], directory: Path | str, *, is_best: bool = False) -> Path:
+    """Write ``directory/checkpoint.pth.tar`` (and ``model_best.pth.tar`` when best)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LATEST
+    _atomic_save({"format": FORMAT, **state}, path)
+    if is_best:
+        best = directory / BEST
+        tmp = best.with_name(best.name + ".tmp")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, best)
+    return path
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    # A per-process name in the same directory (so the rename stays on one filesystem),
+    # created with open() so the file gets the usual permissions rather than mkstemp's 0600.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as out:
+            torch.save(obj, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    # The rename is durable only once the directory entry is.
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def load(path: Path | str, device: torch.device) -> dict[str, Any]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / LATEST
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path} (check --resume)")
+    # Our own files hold tensors, dicts and plain values only: the safe loader reads them.
+    state: dict[str, Any] = torch.load(path, map_location=device, weights_only=True)
+    if state.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a checkpoint of this trainer (format {state.get('format')!r})")
+    return state
+
+
+def check_compatible(state: dict[str, Any], arch: str, num_classes: int, path: Path | str) -> None:
+    for key, expected in (("arch", arch), ("num_classes", num_classes)):
+        if state.get(key) != expected:
+            raise ValueError(
+                f"checkpoint {path} was written with {key}={state.get(key)!r}, this run has "
+                f"{key}={expected!r}: resume with the same -a/--arch and --num-classes"
+            )

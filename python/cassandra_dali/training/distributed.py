@@ -1,0 +1,94 @@
+"""One process per device under torchrun: NCCL on GPUs, gloo on CPUs, chosen by what is there.
+
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK (and the rendezvous address); without them the
+script runs as a single process with no process group, so it also works as plain ``python``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import os
+
+import torch
+import torch.distributed as dist
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class DistContext:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    backend: str | None  # None: a single process, no process group
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum over ranks, in place (a no-op for one process); returns the tensor."""
+        if self.backend is not None:
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor
+
+    def all_reduce_min_max(self, value: int) -> tuple[int, int]:
+        """The smallest and largest ``value`` over ranks (checks that ranks agree)."""
+        tensor = torch.tensor([-value, value], dtype=torch.int64, device=self.device)
+        if self.backend is not None:
+            dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return -int(tensor[0]), int(tensor[1])
+
+    def broadcast_from_main(self, tensors: list[torch.Tensor]) -> None:
+        """Overwrite every rank's tensors with rank 0's, in place."""
+        if self.backend is not None:
+            for tensor in tensors:
+                dist.broadcast(tensor, src=0)
+
+    def barrier(self) -> None:
+        if self.backend is not None:
+            dist.barrier(device_ids=[self.device.index] if self.cuda else None)
+
+    def shutdown(self) -> None:
+        if self.backend is not None and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def setup(timeout_s: float = 1800.0) -> DistContext:
+    """Read torchrun's environment, pick the device and backend, and join the process group."""
+    world_size = _env_int("WORLD_SIZE", 1)
+    rank = _env_int("RANK", 0)
+    local_rank = _env_int("LOCAL_RANK", 0)
+    if torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        if local_rank >= count:
+            raise RuntimeError(
+                f"LOCAL_RANK {local_rank} but only {count} GPU(s) are visible: start at most "
+                f"{count} processes per node (torchrun --nproc_per_node)"
+            )
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+        backend = "nccl"
+    else:
+        device = torch.device("cpu")
+        backend = "gloo"
+    if world_size == 1:
+        return DistContext(0, 1, local_rank, device, None)
+    dist.init_process_group(
+        backend, timeout=datetime.timedelta(seconds=timeout_s),
+        # Binding the device lets NCCL connect eagerly and avoids a guess at the rank's GPU.
+        device_id=device if device.type == "cuda" else None,
+    )
+    return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, device, backend)

@@ -1,0 +1,374 @@
+"""Distributed training (issue 5): the trainer's pure parts, then torchrun runs of both scripts.
+
+The integration tests train a small ResNet-18 at 64 px on a generated Imagenette stand-in, with
+two CPU processes (gloo), from Cassandra and from the same images as files: both ranks finish,
+the loss goes down, a checkpoint is written, and a resumed run continues from it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchvision")
+
+from cassandra_dali import dataset, ingest, schema, server, uuids  # noqa: E402
+from cassandra_dali.connection import Connection  # noqa: E402
+from cassandra_dali.training import checkpoint, options, precision, schedule  # noqa: E402
+from cassandra_dali.training.metrics import correct_topk  # noqa: E402
+from cassandra_dali.training.trainer import augment_seed, build_model, order_seed  # noqa: E402
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Session
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples" / "imagenette"
+FILE_SCRIPT = EXAMPLES / "distrib_train_from_file.py"
+CASSANDRA_SCRIPT = EXAMPLES / "distrib_train_from_cassandra.py"
+
+# 160 training and 60 validation images: 5 iterations of 2 x 16 per epoch.
+TRAIN_PER_CLASS = 16
+VAL_PER_CLASS = 6
+BATCH = 16
+# A setting that learns within a few epochs on 2 CPU cores (found by trying: the reference's
+# --lr 0.4 at this tiny global batch diverges from scratch).
+SMALL_RUN = [
+    "-a", "resnet18", "--num-classes", "10", "--b", str(BATCH), "--workers", "1", "--lr", "0.1",
+    "--warmup-epochs", "1", "--crop-size", "64", "--val-size", "72", "--print-freq", "100",
+    "--seed", "7",
+]
+RUN_TIMEOUT_S = 300
+
+
+# ----------------------------------------------------------------------------------------------
+# Pure parts
+# ----------------------------------------------------------------------------------------------
+
+
+def _load_script(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_reference_command_lines_parse() -> None:
+    common = ["-a", "resnet50", "--dali_cpu", "--b", "128", "--loss-scale", "128.0",
+              "--workers", "4", "--lr=0.4", "--opt-level", "O2"]
+    file_args = _load_script(FILE_SCRIPT).parse_args([*common, "ROOT/train", "ROOT/val"])
+    cass_args = _load_script(CASSANDRA_SCRIPT).parse_args([
+        *common, "--train-data-table", "imagenette.data_train", "--train-rows-fn", "train.rows",
+        "--val-data-table", "imagenette.data_val", "--val-rows-fn", "val.rows",
+    ])
+    assert file_args.train_dir == Path("ROOT/train") and file_args.val_dir == Path("ROOT/val")
+    assert cass_args.train_data_table == "imagenette.data_train"
+    assert cass_args.val_rows_fn == Path("val.rows")
+    for args in (file_args, cass_args):
+        opts = options.options_from_args(args)
+        assert (opts.arch, opts.batch_size, opts.workers, opts.lr) == ("resnet50", 128, 4, 0.4)
+        assert (opts.opt_level, opts.loss_scale, opts.dali_cpu) == ("O2", "128.0", True)
+        assert opts.lr_milestones == (30, 60, 80) and opts.warmup_epochs == 5
+
+
+def test_cassandra_script_reads_the_server_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CASSANDRA_HOST", "10.1.2.3")
+    monkeypatch.setenv("CASSANDRA_PORT", "19042")
+    args = _load_script(CASSANDRA_SCRIPT).parse_args([])
+    assert (args.host, args.port) == ("10.1.2.3", 19042)
+    args = _load_script(CASSANDRA_SCRIPT).parse_args(["--host", "h", "--port", "1"])
+    assert (args.host, args.port) == ("h", 1)
+
+
+@pytest.mark.parametrize(
+    ("level", "device", "dtype", "scaler"),
+    [
+        ("O0", "cpu", None, False),
+        ("O0", "cuda", None, False),
+        ("O1", "cpu", torch.bfloat16, False),
+        ("O2", "cpu", torch.bfloat16, False),
+        ("O3", "cpu", torch.bfloat16, False),
+        ("O1", "cuda", torch.float16, True),
+        ("O2", "cuda", torch.float16, True),
+    ],
+)
+def test_opt_levels(level: str, device: str, dtype: Any, scaler: bool) -> None:
+    p = precision.Precision.create(level, "128.0", device)
+    assert p.autocast_dtype == dtype
+    assert p.uses_scaler is scaler
+
+
+def test_loss_scale() -> None:
+    assert precision.parse_loss_scale(None) is None
+    assert precision.parse_loss_scale("dynamic") is None
+    assert precision.parse_loss_scale("128.0") == 128.0
+    for bad in ("0", "-1", "inf", "big"):
+        with pytest.raises(ValueError, match="loss-scale"):
+            precision.parse_loss_scale(bad)
+    with pytest.raises(ValueError, match="opt-level"):
+        precision.Precision.create("O4", None, "cpu")
+    # No scaler without fp16: a pass-through that CPU runs can call unconditionally.
+    cpu = precision.Precision.create("O2", "128", "cpu").grad_scaler()
+    assert not cpu.is_enabled()
+    loss = torch.tensor(2.0)
+    assert cpu.scale(loss) is loss
+
+
+def test_schedule_matches_the_reference() -> None:
+    # DALI's example: lr * batch * world / 256; linear warm-up over 5 epochs; /10 at 30, 60, 80.
+    base = schedule.scaled_lr(0.4, 128, 8)
+    assert base == pytest.approx(1.6)
+    steps = 100
+    assert schedule.learning_rate(base, 0, 0, steps) == pytest.approx(base / 500)
+    assert schedule.learning_rate(base, 4, 99, steps) == pytest.approx(base)
+    assert schedule.learning_rate(base, 5, 0, steps) == pytest.approx(base)
+    assert schedule.learning_rate(base, 29, 50, steps) == pytest.approx(base)
+    assert schedule.learning_rate(base, 30, 0, steps) == pytest.approx(base * 0.1)
+    assert schedule.learning_rate(base, 60, 0, steps) == pytest.approx(base * 0.01)
+    assert schedule.learning_rate(base, 80, 0, steps) == pytest.approx(base * 0.001)
+    assert schedule.learning_rate(base, 89, 99, steps) == pytest.approx(base * 0.001)
+    # Warm-up rises monotonically, iteration by iteration.
+    rates = [schedule.learning_rate(base, e, s, steps) for e in range(5) for s in range(steps)]
+    assert all(a < b for a, b in zip(rates, rates[1:]))
+
+
+def test_seeds() -> None:
+    # The order seed is shared by all ranks; augmentation seeds differ per rank and per resume.
+    assert order_seed(7, 0) == 7 and order_seed(7, 3) == 10
+    seeds = {augment_seed(7, e, r) for e in range(3) for r in range(4)}
+    assert len(seeds) == 12
+
+
+def test_correct_topk() -> None:
+    output = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.05], [0.2, 0.3, 0.5]])
+    target = torch.tensor([1, 1, 0])
+    top1, top2, top5 = correct_topk(output, target, (1, 2, 5))
+    assert (int(top1), int(top2), int(top5)) == (1, 2, 3)  # top-5 of 3 classes: everything
+
+
+def test_build_model_by_name() -> None:
+    model = build_model("resnet18", 10)
+    assert model.fc.out_features == 10
+    with pytest.raises(ValueError, match="unknown architecture 'resnet5O'"):
+        build_model("resnet5O", 10)
+
+
+def test_checkpoint_round_trip(tmp_path: Path) -> None:
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.ones(4, 3)).sum().backward()
+    optimizer.step()
+    state = dict(epoch=3, arch="linear", num_classes=2, state_dict=model.state_dict(),
+                 optimizer=optimizer.state_dict(), scaler={}, best_top1=12.5)
+    path = checkpoint.save(state, tmp_path / "ck", is_best=True)
+    assert sorted(p.name for p in path.parent.iterdir()) == [checkpoint.LATEST, checkpoint.BEST]
+    loaded = checkpoint.load(tmp_path / "ck", torch.device("cpu"))  # a directory works too
+    assert loaded["epoch"] == 3 and loaded["best_top1"] == 12.5
+    assert torch.equal(loaded["state_dict"]["weight"], model.weight)
+    momentum = loaded["optimizer"]["state"][0]["momentum_buffer"]
+    assert torch.equal(momentum, optimizer.state[model.weight]["momentum_buffer"])
+    checkpoint.check_compatible(loaded, "linear", 2, path)
+    with pytest.raises(ValueError, match="arch='linear'"):
+        checkpoint.check_compatible(loaded, "resnet18", 2, path)
+    with pytest.raises(FileNotFoundError, match="--resume"):
+        checkpoint.load(tmp_path / "missing.pth.tar", torch.device("cpu"))
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="--val-size"):
+        options.TrainOptions(crop_size=224, val_size=200)
+    with pytest.raises(ValueError, match="--max-iters"):
+        options.TrainOptions(max_iters=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# torchrun runs against the real server
+# ----------------------------------------------------------------------------------------------
+
+
+class Data:
+    def __init__(self, root: Path, connection: Connection, keyspace: str, rows: dict[str, Path]):
+        self.root = root
+        self.connection = connection
+        self.keyspace = keyspace
+        self.rows = rows
+
+    def source_args(self, source: str, *, server_flags: bool = True) -> list[str]:
+        if source == "file":
+            return [str(self.root / "train"), str(self.root / "val")]
+        server = ["--host", self.connection.host, "--port", str(self.connection.port)]
+        return [
+            *(server if server_flags else []),
+            "--train-data-table", f"{self.keyspace}.data_train",
+            "--train-rows-fn", str(self.rows["train"]),
+            "--val-data-table", f"{self.keyspace}.data_val", "--val-rows-fn", str(self.rows["val"]),
+        ]
+
+
+@pytest.fixture(scope="module")
+def data(
+    tmp_path_factory: pytest.TempPathFactory, cassandra_server: server.ServerInfo,
+    cql_session: Session, keyspace: str,
+) -> Data:
+    """The same generated images as files and in Cassandra (tables from create_tables.cql)."""
+    root = tmp_path_factory.mktemp("imagenette")
+    dataset.generate(root, TRAIN_PER_CLASS, VAL_PER_CLASS, seed=0, workers=2)
+    connection = Connection(
+        host=cassandra_server.host, port=cassandra_server.port,
+        username=cassandra_server.username, password=cassandra_server.password,
+        ca_cert=str(cassandra_server.ca_cert) if cassandra_server.ca_cert else None,
+        protocol_version=cassandra_server.protocol_version,
+    )
+    schema.apply(cql_session, EXAMPLES / "create_tables.cql", keyspace=keyspace)
+    rows = {}
+    for split in ("train", "val"):
+        config = ingest.IngestConfig(f"{keyspace}.data_{split}", f"{keyspace}.metadata_{split}",
+                                     connection=connection)
+        summary = ingest.ingest_split(root, split, config)
+        assert summary.complete and summary.written == 10 * (
+            TRAIN_PER_CLASS if split == "train" else VAL_PER_CLASS)
+        rows[split] = root / f"{split}.rows"
+        uuids.write_rows_file(rows[split], uuids.scan_ids(cql_session, f"{keyspace}.metadata_{split}"))
+    return Data(root, connection, keyspace, rows)
+
+
+def _torchrun(script: Path, args: list[str], *, nproc: int = 2,
+              env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={nproc}", str(script), *args]
+    return _run(command, env=env, cwd=cwd)
+
+
+def _run(command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    full_env = {**os.environ, **(env or {})}
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+                              env=full_env, cwd=cwd)
+    except subprocess.TimeoutExpired as error:
+        raise AssertionError(f"{command} timed out; output:\n{error.stdout}\n{error.stderr}") from None
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"{' '.join(command)} failed ({done.returncode}):\n{output[-6000:]}"
+    return output
+
+
+def _events(path: Path, event: str) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as lines:
+        return [e for e in map(json.loads, lines) if e["event"] == event]
+
+
+def _epoch_means(iters: list[dict[str, Any]]) -> dict[int, float]:
+    by_epoch: dict[int, list[float]] = {}
+    for e in iters:
+        by_epoch.setdefault(e["epoch"], []).append(e["loss"])
+    return {epoch: sum(v) / len(v) for epoch, v in by_epoch.items()}
+
+
+def _momentum_norm(optimizer_state: dict[str, Any]) -> float:
+    buffers = [s["momentum_buffer"] for s in optimizer_state["state"].values()]
+    return float(sum(b.float().norm() ** 2 for b in buffers) ** 0.5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["cassandra", "file"])
+def test_train_two_ranks_then_resume(source: str, data: Data, tmp_path: Path) -> None:
+    script = CASSANDRA_SCRIPT if source == "cassandra" else FILE_SCRIPT
+    ckpt = tmp_path / "ckpt"
+    log_json = tmp_path / "log.jsonl"
+    common = [*data.source_args(source), *SMALL_RUN, "--checkpoint-dir", str(ckpt),
+              "--log-json", str(log_json)]
+
+    # 1. Four epochs from scratch, two ranks on gloo.
+    _torchrun(script, [*common, "--epochs", "4"])
+    (start,) = _events(log_json, "start")
+    assert (start["world_size"], start["backend"], start["device"]) == (2, "gloo", "cpu")
+    assert start["dali_cpu"] is True and start["precision"] == "O0: fp32"
+    assert start["steps_per_epoch"] == TRAIN_PER_CLASS * 10 // (2 * BATCH)
+    iters = _events(log_json, "iter")
+    assert len(iters) == 4 * start["steps_per_epoch"]
+    assert all(math.isfinite(e["loss"]) for e in iters)
+    means = _epoch_means(iters)
+    assert means[3] < means[0] - 0.1, f"the loss did not go down: {means}"
+    epochs = _events(log_json, "epoch")
+    assert [e["epoch"] for e in epochs] == [0, 1, 2, 3]
+    for e in epochs:
+        assert e["images"] == start["steps_per_epoch"] * 2 * BATCH and e["images_per_s"] > 0
+        # Validation covers every image exactly once over both ranks (PARTIAL trims padding).
+        assert e["val_samples"] == 10 * VAL_PER_CLASS
+        assert 0 <= e["val_top1"] <= e["val_top5"] <= 100
+    saved = checkpoint.load(ckpt, torch.device("cpu"))
+    assert saved["epoch"] == 4 and saved["arch"] == "resnet18" and saved["world_size"] == 2
+    assert len(saved["optimizer"]["state"]) == len(list(build_model("resnet18", 10).parameters()))
+    assert not any(k.startswith("module.") for k in saved["state_dict"])
+
+    # 2. Resume to six epochs: the epoch counter and the optimizer state carry on.
+    _torchrun(script, [*common, "--epochs", "6", "--resume", str(ckpt / checkpoint.LATEST)])
+    (resume,) = _events(log_json, "resume")
+    assert resume["epoch"] == 4 and resume["momentum_buffers"] == len(saved["optimizer"]["state"])
+    assert resume["momentum_norm"] == pytest.approx(_momentum_norm(saved["optimizer"]), rel=1e-5)
+    assert resume["best_top1"] == saved["best_top1"]
+    assert _events(log_json, "start")[1]["start_epoch"] == 4
+    resumed = _events(log_json, "iter")[len(iters):]
+    assert sorted({e["epoch"] for e in resumed}) == [4, 5]
+    assert [e["epoch"] for e in _events(log_json, "epoch")] == [0, 1, 2, 3, 4, 5]
+    # Momentum and weights came back: the resumed run keeps the lower loss, no restart at ~2.3.
+    assert _epoch_means(resumed)[4] < means[0] - 0.1
+    final = checkpoint.load(ckpt, torch.device("cpu"))
+    assert final["epoch"] == 6
+
+    # 3. Validation alone, as one plain process (no torchrun, no process group): the same
+    # metrics as the two ranks' all-reduced ones for the same weights.
+    last = _events(log_json, "epoch")[-1]
+    _run([sys.executable, str(script), *common, "--resume", str(ckpt), "--evaluate"])
+    (evaluated,) = _events(log_json, "validate")
+    assert evaluated["samples"] == last["val_samples"]
+    assert abs(evaluated["top1"] - last["val_top1"]) <= 100 / last["val_samples"] + 1e-9
+    assert evaluated["loss"] == pytest.approx(last["val_loss"], rel=1e-3)
+
+
+@pytest.mark.slow
+def test_short_mixed_precision_run_from_the_environment(data: Data, tmp_path: Path) -> None:
+    """--opt-level O2 on CPU is bf16 autocast without a scaler; --max-iters caps the epochs;
+    the server comes from CASSANDRA_HOST/CASSANDRA_PORT."""
+    log_json = tmp_path / "log.jsonl"
+    args = data.source_args("cassandra", server_flags=False)
+    env = {"CASSANDRA_HOST": data.connection.host, "CASSANDRA_PORT": str(data.connection.port)}
+    _torchrun(CASSANDRA_SCRIPT, [
+        *args, *SMALL_RUN, "--opt-level", "O2", "--loss-scale", "128.0", "--epochs", "2",
+        "--max-iters", "2", "--checkpoint-dir", str(tmp_path / "ck"), "--log-json", str(log_json),
+    ], env=env)
+    (start,) = _events(log_json, "start")
+    assert start["precision"] == "O2: autocast bf16 on cpu"
+    assert start["steps_per_epoch"] == 2 and start["val_steps"] == 2
+    iters = _events(log_json, "iter")
+    assert [(e["epoch"], e["step"]) for e in iters] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert all(math.isfinite(e["loss"]) for e in iters)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_short_gpu_run(data: Data, tmp_path: Path) -> None:
+    """With a GPU: NCCL, nvJPEG ("mixed") decoding, fp16 autocast with a fixed loss scale."""
+    log_json = tmp_path / "log.jsonl"
+    nproc = min(2, torch.cuda.device_count())
+    _torchrun(CASSANDRA_SCRIPT, [
+        *data.source_args("cassandra"), *SMALL_RUN, "--opt-level", "O2", "--loss-scale", "128",
+        "--epochs", "1", "--max-iters", "2", "--checkpoint-dir", str(tmp_path / "ck"),
+        "--log-json", str(log_json),
+    ], nproc=nproc)
+    (start,) = _events(log_json, "start")
+    assert start["backend"] == ("nccl" if nproc > 1 else "none") and start["device"] == "cuda:0"
+    assert start["dali_cpu"] is False
+    assert start["precision"] == "O2: autocast fp16 on cuda, loss scale fixed 128"
+    assert all(math.isfinite(e["loss"]) for e in _events(log_json, "iter"))
