@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import unique_keyspace_name
-
 from cassandra_dali import dataset, server
+from conftest import unique_keyspace_name
 
 pyspark = pytest.importorskip("pyspark", reason="pyspark is not installed")
 
@@ -56,13 +55,19 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def ks(cql_session: Any) -> Iterator[str]:
     name = unique_keyspace_name("spark")
-    cql_session.execute(f"CREATE KEYSPACE {name} WITH replication = "
-                        "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+    cql_session.execute(
+        f"CREATE KEYSPACE {name} WITH replication = "
+        "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+    )
     for target in TARGETS:
-        cql_session.execute(f"CREATE TABLE {name}.data_{target} (id uuid PRIMARY KEY, label int, "
-                            "data blob) WITH compression = {'enabled': 'false'}")
-        cql_session.execute(f"CREATE TABLE {name}.metadata_{target} (id uuid PRIMARY KEY, "
-                            "label int, or_label text, or_split text)")
+        cql_session.execute(
+            f"CREATE TABLE {name}.data_{target} (id uuid PRIMARY KEY, label int, "
+            "data blob) WITH compression = {'enabled': 'false'}"
+        )
+        cql_session.execute(
+            f"CREATE TABLE {name}.metadata_{target} (id uuid PRIMARY KEY, "
+            "label int, or_label text, or_split text)"
+        )
     try:
         yield name
     finally:
@@ -70,28 +75,58 @@ def ks(cql_session: Any) -> Iterator[str]:
 
 
 def ingest_args(root: Path, ks: str, target: str, info: server.ServerInfo) -> list[str]:
-    return [str(root), "--split-subdir=train", "--data-table", f"{ks}.data_{target}",
-            "--metadata-table", f"{ks}.metadata_{target}", "--no-progress",
-            "--host", info.host, "--port", str(info.port)]
+    return [
+        str(root),
+        "--split-subdir=train",
+        "--data-table",
+        f"{ks}.data_{target}",
+        "--metadata-table",
+        f"{ks}.metadata_{target}",
+        "--no-progress",
+        "--host",
+        info.host,
+        "--port",
+        str(info.port),
+    ]
 
 
 def spark_submit(master: str, args: list[str], log: Path) -> str:
-    command = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", master,
-               "--conf", "spark.default.parallelism=10", "--conf", "spark.driver.host=127.0.0.1",
-               "--conf", "spark.executor.memory=1g", "--conf", "spark.ui.enabled=false",
-               "--py-files", "extract_common.py", "extract_spark.py", *args]
-    result = subprocess.run(command, cwd=EXAMPLES, env=spark_env(), capture_output=True,
-                            text=True, timeout=240)
+    command = [
+        str(SPARK_HOME / "bin" / "spark-submit"),
+        "--master",
+        master,
+        "--conf",
+        "spark.default.parallelism=10",
+        "--conf",
+        "spark.driver.host=127.0.0.1",
+        "--conf",
+        "spark.executor.memory=1g",
+        "--conf",
+        "spark.ui.enabled=false",
+        "--py-files",
+        "extract_common.py",
+        "extract_spark.py",
+        *args,
+    ]
+    result = subprocess.run(
+        command, cwd=EXAMPLES, env=spark_env(), capture_output=True, text=True, timeout=240
+    )
     log.write_text(result.stdout + result.stderr)
     assert result.returncode == 0, f"spark-submit failed, see {log}:\n{result.stderr[-4000:]}"
     return result.stdout
 
 
 def table_contents(session: Any, ks: str, target: str) -> tuple[dict[Any, Any], dict[Any, Any]]:
-    data = {r.id: (r.label, hashlib.sha256(r.data).hexdigest())
-            for r in session.execute(f"SELECT id, label, data FROM {ks}.data_{target}")}
-    metadata = {r.id: (r.label, r.or_label, r.or_split) for r in session.execute(
-        f"SELECT id, label, or_label, or_split FROM {ks}.metadata_{target}")}
+    data = {
+        r.id: (r.label, hashlib.sha256(r.data).hexdigest())
+        for r in session.execute(f"SELECT id, label, data FROM {ks}.data_{target}")
+    }
+    metadata = {
+        r.id: (r.label, r.or_label, r.or_split)
+        for r in session.execute(
+            f"SELECT id, label, or_label, or_split FROM {ks}.metadata_{target}"
+        )
+    }
     return data, metadata
 
 
@@ -107,18 +142,44 @@ class StandaloneSpark:
     def _spawn(self, name: str, *args: str) -> Path:
         log = self.directory / f"{name}.log"
         with open(log, "wb") as out:
-            self.processes.append(subprocess.Popen(
-                [str(SPARK_HOME / "bin" / "spark-class"), *args], env=spark_env(),
-                stdout=out, stderr=subprocess.STDOUT, cwd=self.directory, start_new_session=True))
+            self.processes.append(
+                subprocess.Popen(
+                    [str(SPARK_HOME / "bin" / "spark-class"), *args],
+                    env=spark_env(),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.directory,
+                    start_new_session=True,
+                )
+            )
         return log
 
     def start(self, timeout: float = 120.0) -> None:
-        self._spawn("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                    "--port", str(self.port), "--webui-port", str(free_port()))
+        self._spawn(
+            "master",
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--webui-port",
+            str(free_port()),
+        )
         worker_log = self._spawn(
-            "worker", "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
-            "--webui-port", str(free_port()), "--cores", "2", "--memory", "2g",
-            "--work-dir", str(self.directory / "work"), self.url)
+            "worker",
+            "org.apache.spark.deploy.worker.Worker",
+            "--host",
+            "127.0.0.1",
+            "--webui-port",
+            str(free_port()),
+            "--cores",
+            "2",
+            "--memory",
+            "2g",
+            "--work-dir",
+            str(self.directory / "work"),
+            self.url,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             # The worker retries until the master listens, then logs its registration.
@@ -147,19 +208,28 @@ def test_serial_and_spark_give_the_same_tables(
     n = TRAIN_PER_CLASS * len(dataset.IMAGENETTE_CLASSES)
     serial = subprocess.run(
         [sys.executable, "extract_serial.py", *ingest_args(root, ks, "serial", cassandra_server)],
-        cwd=EXAMPLES, env=spark_env(), capture_output=True, text=True, timeout=120)
+        cwd=EXAMPLES,
+        env=spark_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert serial.returncode == 0, serial.stderr
     assert f"{n} written" in serial.stdout
 
-    out = spark_submit("local[2]", ingest_args(root, ks, "local", cassandra_server),
-                       tmp_path / "local.log")
+    out = spark_submit(
+        "local[2]", ingest_args(root, ks, "local", cassandra_server), tmp_path / "local.log"
+    )
     assert f"{n} written" in out and "0 failed" in out
 
     spark = StandaloneSpark(tmp_path)
     try:
         spark.start()
-        out = spark_submit(spark.url, ingest_args(root, ks, "standalone", cassandra_server),
-                           tmp_path / "standalone.log")
+        out = spark_submit(
+            spark.url,
+            ingest_args(root, ks, "standalone", cassandra_server),
+            tmp_path / "standalone.log",
+        )
     finally:
         spark.stop()
     assert f"{n} written" in out

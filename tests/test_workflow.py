@@ -17,15 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cassandra_dali
 import numpy as np
 import pytest
+from cassandra_dali import connection, dataset, ingest, schema, server, uuids
 from conftest import unique_keyspace_name
 from nvidia.dali import fn, pipeline_def
 from PIL import Image
 from tcp_proxy import TcpProxy
-
-import cassandra_dali
-from cassandra_dali import connection, dataset, ingest, schema, server, uuids
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "imagenette"
 TRAIN_PER_CLASS, VAL_PER_CLASS, SEED = 4, 2, 7
@@ -43,14 +42,21 @@ def script_env() -> dict[str, str]:
     return env
 
 
-def run_script(*args: str, check: bool = True, env: dict[str, str] | None = None,
-               timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_script(
+    *args: str, check: bool = True, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, *args], cwd=EXAMPLES, env=env or script_env(), capture_output=True,
-        text=True, timeout=timeout,
+        [sys.executable, *args],
+        cwd=EXAMPLES,
+        env=env or script_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"{args[0]} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"{args[0]} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -86,7 +92,11 @@ def expected_train(root: Path) -> dict[uuid.UUID, tuple[int, str, str]]:
     out = {}
     for label, wnid in enumerate(sorted(dataset.IMAGENETTE_CLASSES)):
         for path in sorted((root / "train" / wnid).iterdir()):
-            out[uuids.sample_uuid(f"train/{wnid}/{path.name}")] = (label, sha(path.read_bytes()), wnid)
+            out[uuids.sample_uuid(f"train/{wnid}/{path.name}")] = (
+                label,
+                sha(path.read_bytes()),
+                wnid,
+            )
     return out
 
 
@@ -94,19 +104,32 @@ def expected_train(root: Path) -> dict[uuid.UUID, tuple[int, str, str]]:
 def ingested(root: Path, ks: str, conn: connection.Connection) -> str:
     """The train split stored with extract_serial.py, as the README does it."""
     result = run_script(
-        "extract_serial.py", str(root), "--split-subdir=train",
-        "--data-table", f"{ks}.data_train", "--metadata-table", f"{ks}.metadata_train",
-        "--no-progress", *conn_flags(conn),
+        "extract_serial.py",
+        str(root),
+        "--split-subdir=train",
+        "--data-table",
+        f"{ks}.data_train",
+        "--metadata-table",
+        f"{ks}.metadata_train",
+        "--no-progress",
+        *conn_flags(conn),
     )
     assert f"{N_TRAIN} written" in result.stdout, result.stdout
     return ks
 
 
 @pytest.fixture(scope="module")
-def rows_file(ingested: str, conn: connection.Connection, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def rows_file(
+    ingested: str, conn: connection.Connection, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     path = tmp_path_factory.mktemp("rows") / "train.rows"
-    result = run_script("cache_uuids.py", f"--metadata-table={ingested}.metadata_train",
-                        "--rows-fn", str(path), *conn_flags(conn))
+    result = run_script(
+        "cache_uuids.py",
+        f"--metadata-table={ingested}.metadata_train",
+        "--rows-fn",
+        str(path),
+        *conn_flags(conn),
+    )
     assert f"{N_TRAIN} UUIDs" in result.stdout
     return path
 
@@ -119,7 +142,9 @@ def rows_file(ingested: str, conn: connection.Connection, tmp_path_factory: pyte
 def test_generator_layout_and_sizes(root: Path) -> None:
     assert sorted(p.name for p in root.iterdir()) == ["train", "val"]
     for split, per_class in (("train", TRAIN_PER_CLASS), ("val", VAL_PER_CLASS)):
-        assert sorted(p.name for p in (root / split).iterdir()) == sorted(dataset.IMAGENETTE_CLASSES)
+        assert sorted(p.name for p in (root / split).iterdir()) == sorted(
+            dataset.IMAGENETTE_CLASSES
+        )
         for wnid in dataset.IMAGENETTE_CLASSES:
             files = sorted((root / split / wnid).iterdir())
             assert len(files) == per_class
@@ -127,7 +152,10 @@ def test_generator_layout_and_sizes(root: Path) -> None:
                 assert path.suffix == ".JPEG"
                 data = path.read_bytes()
                 assert data[:3] == ingest.JPEG_MAGIC
-                assert 12_000 < len(data) < 120_000, (path, len(data))  # tens of KB, like the real set
+                assert 12_000 < len(data) < 120_000, (
+                    path,
+                    len(data),
+                )  # tens of KB, like the real set
                 with Image.open(path) as image:
                     assert image.format == "JPEG" and min(image.size) == dataset.SHORT_SIDE
     assert (root / "val" / "n01440764" / "ILSVRC2012_val_00000001.JPEG").is_file()
@@ -150,9 +178,25 @@ def test_generator_is_deterministic(tmp_path: Path) -> None:
 
 def test_cli_generate(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cassandra_dali.cli", "data", "generate", str(tmp_path / "g"),
-         "--train-per-class", "1", "--val-per-class", "0", "--seed", "1", "--no-progress"],
-        capture_output=True, text=True, timeout=120, check=True,
+        [
+            sys.executable,
+            "-m",
+            "cassandra_dali.cli",
+            "data",
+            "generate",
+            str(tmp_path / "g"),
+            "--train-per-class",
+            "1",
+            "--val-per-class",
+            "0",
+            "--seed",
+            "1",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     assert "10 JPEGs" in result.stdout
     assert len(list((tmp_path / "g" / "train").rglob("*.JPEG"))) == 10
@@ -167,24 +211,31 @@ def test_create_tables_cql(ks: str, cql_session: Any) -> None:
     tables = {
         row.table_name: row.compression
         for row in cql_session.execute(
-            "SELECT table_name, compression FROM system_schema.tables WHERE keyspace_name = %s", (ks,))
+            "SELECT table_name, compression FROM system_schema.tables WHERE keyspace_name = %s",
+            (ks,),
+        )
     }
     assert set(tables) == {"data_train", "data_val", "metadata_train", "metadata_val"}
     assert tables["data_train"]["enabled"] == "false" and tables["data_val"]["enabled"] == "false"
     columns = {
         (row.table_name, row.column_name): row.type
         for row in cql_session.execute(
-            "SELECT table_name, column_name, type FROM system_schema.columns WHERE keyspace_name = %s",
-            (ks,))
+            "SELECT table_name, column_name, type FROM system_schema.columns "
+            "WHERE keyspace_name = %s",
+            (ks,),
+        )
     }
     assert columns[("data_train", "data")] == "blob" and columns[("data_train", "id")] == "uuid"
     assert columns[("metadata_val", "or_split")] == "text"
     strategy = cql_session.execute(
-        "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s", (ks,)).one()
+        "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s", (ks,)
+    ).one()
     assert strategy.replication["class"].endswith("SimpleStrategy")
     assert strategy.replication["replication_factor"] == "1"
     # Both files differ only in the keyspace.
-    assert schema.created_keyspace((EXAMPLES / "create_tables.imagenet.cql").read_text()) == "imagenet"
+    assert (
+        schema.created_keyspace((EXAMPLES / "create_tables.imagenet.cql").read_text()) == "imagenet"
+    )
     assert schema.created_keyspace((EXAMPLES / "create_tables.cql").read_text()) == "imagenette"
 
 
@@ -194,24 +245,46 @@ def test_cqlsh_runs_the_file(conn: connection.Connection, cql_session: Any, tmp_
         pytest.skip("cqlsh is not installed (pip install cqlsh)")
     name = unique_keyspace_name("cqlsh")
     script = tmp_path / "create_tables.cql"
-    script.write_text(";\n".join(schema.split_statements(
-        (EXAMPLES / "create_tables.cql").read_text(), keyspace=name)) + ";\n")
+    script.write_text(
+        ";\n".join(
+            schema.split_statements((EXAMPLES / "create_tables.cql").read_text(), keyspace=name)
+        )
+        + ";\n"
+    )
     try:
         for _ in range(2):  # and again: IF NOT EXISTS makes it a no-op
-            subprocess.run([cqlsh, conn.host, str(conn.port), "-f", str(script)], check=True,
-                           capture_output=True, text=True, timeout=120)
-        count = len(list(cql_session.execute(
-            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (name,))))
+            subprocess.run(
+                [cqlsh, conn.host, str(conn.port), "-f", str(script)],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        count = len(
+            list(
+                cql_session.execute(
+                    "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (name,)
+                )
+            )
+        )
         assert count == 4
     finally:
         cql_session.execute(f"DROP KEYSPACE IF EXISTS {name}")
 
 
 def test_statement_splitting() -> None:
-    text = "-- a; comment\nCREATE KEYSPACE k WITH r = {'a': 'x;y'};/* ; */ INSERT INTO k.t (a) VALUES ('it''s');"
+    text = (
+        "-- a; comment\nCREATE KEYSPACE k WITH r = {'a': 'x;y'};"
+        "/* ; */ INSERT INTO k.t (a) VALUES ('it''s');"
+    )
     assert schema.split_statements(text) == [
-        "CREATE KEYSPACE k WITH r = {'a': 'x;y'}", "INSERT INTO k.t (a) VALUES ('it''s')"]
-    assert schema.split_statements(text, keyspace="other")[1] == "INSERT INTO other.t (a) VALUES ('it''s')"
+        "CREATE KEYSPACE k WITH r = {'a': 'x;y'}",
+        "INSERT INTO k.t (a) VALUES ('it''s')",
+    ]
+    assert (
+        schema.split_statements(text, keyspace="other")[1]
+        == "INSERT INTO other.t (a) VALUES ('it''s')"
+    )
     with pytest.raises(schema.CqlSyntaxError, match="unterminated"):
         schema.split_statements("SELECT 'abc")
 
@@ -223,34 +296,58 @@ def test_statement_splitting() -> None:
 
 def test_serial_ingest_rows(root: Path, ingested: str, cql_session: Any) -> None:
     expected = expected_train(root)
-    data = {row.id: (row.label, sha(row.data))
-            for row in cql_session.execute(f"SELECT id, label, data FROM {ingested}.data_train")}
+    data = {
+        row.id: (row.label, sha(row.data))
+        for row in cql_session.execute(f"SELECT id, label, data FROM {ingested}.data_train")
+    }
     assert data == {k: (label, digest) for k, (label, digest, _) in expected.items()}
-    metadata = {row.id: (row.label, row.or_label, row.or_split) for row in cql_session.execute(
-        f"SELECT id, label, or_label, or_split FROM {ingested}.metadata_train")}
+    metadata = {
+        row.id: (row.label, row.or_label, row.or_split)
+        for row in cql_session.execute(
+            f"SELECT id, label, or_label, or_split FROM {ingested}.metadata_train"
+        )
+    }
     assert metadata == {k: (label, wnid, "train") for k, (label, _, wnid) in expected.items()}
 
 
-def test_rerun_adds_nothing(root: Path, ingested: str, conn: connection.Connection,
-                            cql_session: Any) -> None:
-    config = ingest.IngestConfig(f"{ingested}.data_train", f"{ingested}.metadata_train", connection=conn)
+def test_rerun_adds_nothing(
+    root: Path, ingested: str, conn: connection.Connection, cql_session: Any
+) -> None:
+    config = ingest.IngestConfig(
+        f"{ingested}.data_train", f"{ingested}.metadata_train", connection=conn
+    )
     again = ingest.ingest_split(root, "train", config)
     assert (again.written, again.existing, again.failed) == (N_TRAIN, 0, [])  # rewritten in place
-    resumed = ingest.ingest_split(root, "train", ingest.IngestConfig(
-        f"{ingested}.data_train", f"{ingested}.metadata_train", connection=conn, skip_existing=True))
+    resumed = ingest.ingest_split(
+        root,
+        "train",
+        ingest.IngestConfig(
+            f"{ingested}.data_train",
+            f"{ingested}.metadata_train",
+            connection=conn,
+            skip_existing=True,
+        ),
+    )
     assert (resumed.written, resumed.existing) == (0, N_TRAIN)
     for table in ("data_train", "metadata_train"):
         assert cql_session.execute(f"SELECT count(*) FROM {ingested}.{table}").one()[0] == N_TRAIN
 
 
-def test_val_split_and_labels(root: Path, ingested: str, conn: connection.Connection,
-                              cql_session: Any) -> None:
-    config = ingest.IngestConfig(f"{ingested}.data_val", f"{ingested}.metadata_val", connection=conn)
+def test_val_split_and_labels(
+    root: Path, ingested: str, conn: connection.Connection, cql_session: Any
+) -> None:
+    config = ingest.IngestConfig(
+        f"{ingested}.data_val", f"{ingested}.metadata_val", connection=conn
+    )
     summary = ingest.ingest_split(root, "val", config)
     assert summary.written == VAL_PER_CLASS * len(dataset.IMAGENETTE_CLASSES)
-    rows = list(cql_session.execute(f"SELECT label, or_label, or_split FROM {ingested}.metadata_val"))
+    rows = list(
+        cql_session.execute(f"SELECT label, or_label, or_split FROM {ingested}.metadata_val")
+    )
     # Same class folders, same labels as train: sorted WordNet ids numbered from 0.
-    assert {(r.label, r.or_label) for r in rows} == set(enumerate(sorted(dataset.IMAGENETTE_CLASSES)))
+    assert {(r.label, r.or_label) for r in rows} == set(
+        enumerate(sorted(dataset.IMAGENETTE_CLASSES))
+    )
     assert {r.or_split for r in rows} == {"val"}
 
 
@@ -280,19 +377,27 @@ def bad_tables(ks: str, cql_session: Any) -> Iterator[tuple[str, str]]:
         cql_session.execute(f"DROP TABLE IF EXISTS {ks}.{table}")
     cql_session.execute(f"CREATE TABLE {ks}.data_bad (id uuid PRIMARY KEY, label int, data blob)")
     cql_session.execute(
-        f"CREATE TABLE {ks}.metadata_bad (id uuid PRIMARY KEY, label int, or_label text, or_split text)")
+        f"CREATE TABLE {ks}.metadata_bad "
+        "(id uuid PRIMARY KEY, label int, or_label text, or_split text)"
+    )
     yield f"{ks}.data_bad", f"{ks}.metadata_bad"
 
 
-def test_bad_inputs_skipped(bad_root: Path, bad_tables: tuple[str, str],
-                            conn: connection.Connection, cql_session: Any) -> None:
-    config = ingest.IngestConfig(*bad_tables, connection=conn, on_error=ingest.OnError.SKIP,
-                                 max_size=200_000)
+def test_bad_inputs_skipped(
+    bad_root: Path, bad_tables: tuple[str, str], conn: connection.Connection, cql_session: Any
+) -> None:
+    config = ingest.IngestConfig(
+        *bad_tables, connection=conn, on_error=ingest.OnError.SKIP, max_size=200_000
+    )
     summary = ingest.ingest_split(bad_root, "train", config)
     reasons = {p.what: p.reason for p in summary.skipped}
     assert set(reasons) == {
-        "train/c_empty", "train/stray.JPEG", "train/a_class/notes.txt", "train/a_class/empty.JPEG",
-        "train/a_class/huge.JPEG", "train/b_class/dangling.JPEG",
+        "train/c_empty",
+        "train/stray.JPEG",
+        "train/a_class/notes.txt",
+        "train/a_class/empty.JPEG",
+        "train/a_class/huge.JPEG",
+        "train/b_class/dangling.JPEG",
     }
     assert reasons["train/c_empty"] == "empty class folder"
     assert reasons["train/stray.JPEG"] == "not in a class folder"
@@ -301,16 +406,27 @@ def test_bad_inputs_skipped(bad_root: Path, bad_tables: tuple[str, str],
     assert "over the --max-size limit of 200000" in reasons["train/a_class/huge.JPEG"]
     assert "cannot read" in reasons["train/b_class/dangling.JPEG"]
     assert summary.written == 3 and summary.complete
-    labels = {row.or_label: row.label for row in cql_session.execute(
-        f"SELECT label, or_label FROM {bad_tables[1]}")}
+    labels = {
+        row.or_label: row.label
+        for row in cql_session.execute(f"SELECT label, or_label FROM {bad_tables[1]}")
+    }
     assert labels == {"a_class": 0, "b_class": 1}  # the empty c_empty still has its place: 2
     assert "3 written" in summary.format() and "skipped: train/c_empty" in summary.format()
 
 
-def test_bad_inputs_fail(bad_root: Path, bad_tables: tuple[str, str],
-                         conn: connection.Connection) -> None:
-    args = [str(bad_root), "--split-subdir=train", "--data-table", bad_tables[0],
-            "--metadata-table", bad_tables[1], "--no-progress", *conn_flags(conn)]
+def test_bad_inputs_fail(
+    bad_root: Path, bad_tables: tuple[str, str], conn: connection.Connection
+) -> None:
+    args = [
+        str(bad_root),
+        "--split-subdir=train",
+        "--data-table",
+        bad_tables[0],
+        "--metadata-table",
+        bad_tables[1],
+        "--no-progress",
+        *conn_flags(conn),
+    ]
     result = run_script("extract_serial.py", *args, check=False)
     assert result.returncode == 1
     assert "extract_serial.py: error: train/stray.JPEG: not in a class folder" in result.stderr
@@ -323,12 +439,31 @@ def test_bad_inputs_fail(bad_root: Path, bad_tables: tuple[str, str],
 
 
 def test_unknown_table_and_host(root: Path, ks: str, conn: connection.Connection) -> None:
-    result = run_script("extract_serial.py", str(root), "--data-table", f"{ks}.nope",
-                        "--metadata-table", f"{ks}.metadata_train", "--no-progress",
-                        *conn_flags(conn), check=False)
-    assert result.returncode == 1 and "nope" in result.stderr and "create_tables.cql" in result.stderr
-    result = run_script("extract_serial.py", str(root), "--data-table", f"{ks}.data_train",
-                        "--metadata-table", f"{ks}.metadata_train", "--port", "1", check=False)
+    result = run_script(
+        "extract_serial.py",
+        str(root),
+        "--data-table",
+        f"{ks}.nope",
+        "--metadata-table",
+        f"{ks}.metadata_train",
+        "--no-progress",
+        *conn_flags(conn),
+        check=False,
+    )
+    assert (
+        result.returncode == 1 and "nope" in result.stderr and "create_tables.cql" in result.stderr
+    )
+    result = run_script(
+        "extract_serial.py",
+        str(root),
+        "--data-table",
+        f"{ks}.data_train",
+        "--metadata-table",
+        f"{ks}.metadata_train",
+        "--port",
+        "1",
+        check=False,
+    )
     assert result.returncode == 1
     assert "cannot connect to Cassandra at 127.0.0.1:1" in result.stderr
     assert "Traceback" not in result.stderr
@@ -349,8 +484,9 @@ class _CutAfter(list):  # type: ignore[type-arg]
             yield item
 
 
-def test_server_lost_mid_ingest(root: Path, bad_tables: tuple[str, str],
-                                cassandra_server: server.ServerInfo) -> None:
+def test_server_lost_mid_ingest(
+    root: Path, bad_tables: tuple[str, str], cassandra_server: server.ServerInfo
+) -> None:
     proxy = TcpProxy(cassandra_server.host, cassandra_server.port)
     via_proxy = connection.Connection(host="127.0.0.1", port=proxy.port)
     config = ingest.IngestConfig(*bad_tables, connection=via_proxy, on_error=ingest.OnError.SKIP)
@@ -396,15 +532,20 @@ def test_scan_with_few_and_many_ranges(ingested: str, cql_session: Any) -> None:
     assert one == many and len(one) == N_TRAIN
 
 
-def test_every_file_reads_back_byte_exact(root: Path, rows_file: Path, ingested: str,
-                                          conn: connection.Connection) -> None:
+def test_every_file_reads_back_byte_exact(
+    root: Path, rows_file: Path, ingested: str, conn: connection.Connection
+) -> None:
     expected = expected_train(root)
     batch_size = 16
 
     @pipeline_def(batch_size=batch_size, num_threads=1, device_id=None)
     def pipe() -> Any:
-        data, labels = fn.crs4.cassandra(name="Reader", table=f"{ingested}.data_train",
-                                         source_uuids_file=str(rows_file), **conn.reader_kwargs())
+        data, labels = fn.crs4.cassandra(
+            name="Reader",
+            table=f"{ingested}.data_train",
+            source_uuids_file=str(rows_file),
+            **conn.reader_kwargs(),
+        )
         return data, labels
 
     p = pipe()
@@ -423,15 +564,34 @@ def test_every_file_reads_back_byte_exact(root: Path, rows_file: Path, ingested:
 # --------------------------------------------------------------------------------------------
 
 
-def test_loop_read_both_readers(root: Path, rows_file: Path, ingested: str,
-                                conn: connection.Connection, tmp_path: Path) -> None:
-    out = run_script("loop_read.py", "--data-table", f"{ingested}.data_train", "--rows-fn",
-                     str(rows_file), "--bs", "8", "--epochs", "2", "--json", str(tmp_path / "c.json"),
-                     *conn_flags(conn)).stdout
+def test_loop_read_both_readers(
+    root: Path, rows_file: Path, ingested: str, conn: connection.Connection, tmp_path: Path
+) -> None:
+    out = run_script(
+        "loop_read.py",
+        "--data-table",
+        f"{ingested}.data_train",
+        "--rows-fn",
+        str(rows_file),
+        "--bs",
+        "8",
+        "--epochs",
+        "2",
+        "--json",
+        str(tmp_path / "c.json"),
+        *conn_flags(conn),
+    ).stdout
     assert "epoch 0:" in out and "epoch 1:" in out and "images/s" in out and "MB/s" in out
     assert "epoch 0 left out as warm-up" in out
-    out = run_script("loop_read.py", "--reader=file", f"--file-root={root / 'train'}", "--bs", "8",
-                     "--epochs", "1").stdout
+    out = run_script(
+        "loop_read.py",
+        "--reader=file",
+        f"--file-root={root / 'train'}",
+        "--bs",
+        "8",
+        "--epochs",
+        "1",
+    ).stdout
     assert "file:" in out and "images/s" in out
     import json
 
@@ -444,8 +604,9 @@ def test_loop_read_use_gpu_without_gpu(root: Path) -> None:
 
     if GetCUDADeviceCount() > 0:
         pytest.skip("this machine has a GPU")
-    result = run_script("loop_read.py", "--reader=file", f"--file-root={root / 'train'}",
-                        "--use-gpu", check=False)
+    result = run_script(
+        "loop_read.py", "--reader=file", f"--file-root={root / 'train'}", "--use-gpu", check=False
+    )
     assert result.returncode == 1
     assert "--use-gpu needs an NVIDIA GPU" in result.stderr and "Traceback" not in result.stderr
 
@@ -455,27 +616,61 @@ def _two_ranks(args: list[str], record: Path) -> None:
     torchrun = shutil.which("torchrun", path=script_env()["PATH"])
     if torchrun is not None:
         result = subprocess.run(
-            [torchrun, "--standalone", "--nproc_per_node=2", "loop_read.py", *args,
-             "--record", str(record)],
-            cwd=EXAMPLES, env=script_env(), capture_output=True, text=True, timeout=180,
+            [
+                torchrun,
+                "--standalone",
+                "--nproc_per_node=2",
+                "loop_read.py",
+                *args,
+                "--record",
+                str(record),
+            ],
+            cwd=EXAMPLES,
+            env=script_env(),
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
         assert result.returncode == 0, result.stdout + result.stderr
         return
     processes = []
     for rank in range(2):
-        env = dict(script_env(), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
-                   LOCAL_WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT="29500")
-        processes.append(subprocess.Popen(
-            [sys.executable, "loop_read.py", *args, "--record", str(record)], cwd=EXAMPLES, env=env))
+        env = dict(
+            script_env(),
+            RANK=str(rank),
+            WORLD_SIZE="2",
+            LOCAL_RANK=str(rank),
+            LOCAL_WORLD_SIZE="2",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT="29500",
+        )
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "loop_read.py", *args, "--record", str(record)],
+                cwd=EXAMPLES,
+                env=env,
+            )
+        )
     assert [p.wait(timeout=180) for p in processes] == [0, 0]
 
 
 @pytest.mark.parametrize("reader", ["cassandra", "file"])
-def test_two_ranks_see_disjoint_samples(reader: str, root: Path, rows_file: Path, ingested: str,
-                                        conn: connection.Connection, tmp_path: Path) -> None:
+def test_two_ranks_see_disjoint_samples(
+    reader: str,
+    root: Path,
+    rows_file: Path,
+    ingested: str,
+    conn: connection.Connection,
+    tmp_path: Path,
+) -> None:
     if reader == "cassandra":
-        args = ["--data-table", f"{ingested}.data_train", "--rows-fn", str(rows_file),
-                *conn_flags(conn)]
+        args = [
+            "--data-table",
+            f"{ingested}.data_train",
+            "--rows-fn",
+            str(rows_file),
+            *conn_flags(conn),
+        ]
     else:
         args = ["--reader=file", f"--file-root={root / 'train'}"]
     _two_ranks([*args, "--bs", "4", "--epochs", "1"], tmp_path / "seen")

@@ -10,4 +10,6 @@ import sys
 from cassandra_dali import cli_data
 
 if __name__ == "__main__":
-    sys.exit(cli_data.script_main("uuids", prog="cache_uuids.py", description=__doc__.splitlines()[0]))
+    sys.exit(
+        cli_data.script_main("uuids", prog="cache_uuids.py", description=__doc__.splitlines()[0])
+    )

@@ -19,8 +19,12 @@ except ImportError as error:  # e.g. spark-submit running the system python3
     )
 
 
-def parse_args(prog: str, description: str, argv: Sequence[str] | None = None,
-               extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+def parse_args(
+    prog: str,
+    description: str,
+    argv: Sequence[str] | None = None,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=prog, description=description)
     ingest.add_arguments(parser)
     if extra is not None:

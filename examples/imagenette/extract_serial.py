@@ -7,10 +7,12 @@ ROOT/SPLIT/CLASS/FILE: class folders (sorted) give the integer labels. Ids are d
 "split/class/file", so running it again rewrites the same rows. See --help and README.md.
 """
 
+from cassandra_dali import ingest
 from extract_common import main, parse_args
 
-from cassandra_dali import ingest
-
 if __name__ == "__main__":
-    main(ingest.run_serial, parse_args("extract_serial.py", __doc__.splitlines()[0]),
-         "extract_serial.py")
+    main(
+        ingest.run_serial,
+        parse_args("extract_serial.py", __doc__.splitlines()[0]),
+        "extract_serial.py",
+    )

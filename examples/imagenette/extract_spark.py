@@ -8,10 +8,12 @@ The driver lists the files; each partition reads its files and writes them exact
 extract_serial.py does, so both give the same rows. Workers must see ROOT at the same path.
 """
 
+from cassandra_dali import spark_ingest
 from extract_common import main, parse_args
 
-from cassandra_dali import spark_ingest
-
 if __name__ == "__main__":
-    main(spark_ingest.run, parse_args("extract_spark.py", __doc__.splitlines()[0],
-                                      extra=spark_ingest.add_arguments), "extract_spark.py")
+    main(
+        spark_ingest.run,
+        parse_args("extract_spark.py", __doc__.splitlines()[0], extra=spark_ingest.add_arguments),
+        "extract_spark.py",
+    )

@@ -3,7 +3,8 @@
 - ``data generate ROOT``: an Imagenette stand-in (:mod:`cassandra_dali.dataset`);
 - ``data ingest ROOT --split-subdir ... --data-table ... --metadata-table ...``: what
   ``examples/imagenette/extract_serial.py`` does (:mod:`cassandra_dali.ingest`);
-- ``data uuids --metadata-table ... --rows-fn ...``: ``cache_uuids.py`` (:mod:`cassandra_dali.uuids`);
+- ``data uuids --metadata-table ... --rows-fn ...``: ``cache_uuids.py``
+  (:mod:`cassandra_dali.uuids`);
 - ``data read``: ``loop_read.py`` (:mod:`cassandra_dali.readloop`);
 - ``schema apply FILE``: ``cqlsh -f FILE`` without cqlsh (:mod:`cassandra_dali.schema`).
 
@@ -56,11 +57,19 @@ def _add_generate(parser: argparse.ArgumentParser) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    summary = dataset.generate(args.root, args.train_per_class, args.val_per_class, args.seed,
-                               workers=args.workers, progress=not args.no_progress)
-    print(f"{summary.files} JPEGs in {summary.root} ({summary.total_bytes / 1e6:.1f} MB, "
-          f"{summary.mean_bytes / 1e3:.1f} KB on average, "
-          f"{summary.min_bytes / 1e3:.1f}..{summary.max_bytes / 1e3:.1f} KB)")
+    summary = dataset.generate(
+        args.root,
+        args.train_per_class,
+        args.val_per_class,
+        args.seed,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
+    print(
+        f"{summary.files} JPEGs in {summary.root} ({summary.total_bytes / 1e6:.1f} MB, "
+        f"{summary.mean_bytes / 1e3:.1f} KB on average, "
+        f"{summary.min_bytes / 1e3:.1f}..{summary.max_bytes / 1e3:.1f} KB)"
+    )
     return 0
 
 
@@ -68,10 +77,18 @@ def _add_uuids(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metadata-table", required=True, help="keyspace.table to scan")
     parser.add_argument("--rows-fn", required=True, help="rows file to write (one UUID per line)")
     parser.add_argument("--id-col", default="id", help="(%(default)s)")
-    parser.add_argument("--splits", type=int, default=uuids.DEFAULT_SPLITS,
-                        help="token ranges the ring is split into (%(default)s)")
-    parser.add_argument("--concurrency", type=int, default=uuids.DEFAULT_CONCURRENCY,
-                        help="ranges queried at once (%(default)s)")
+    parser.add_argument(
+        "--splits",
+        type=int,
+        default=uuids.DEFAULT_SPLITS,
+        help="token ranges the ring is split into (%(default)s)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=uuids.DEFAULT_CONCURRENCY,
+        help="ranges queried at once (%(default)s)",
+    )
     connection.add_connection_arguments(parser)
 
 
@@ -79,20 +96,29 @@ def _uuids(args: argparse.Namespace) -> int:
     conn = connection.from_args(args)
     session = conn.connect()
     try:
-        ids = uuids.scan_ids(session, args.metadata_table, id_col=args.id_col,
-                             splits=args.splits, concurrency=args.concurrency)
+        ids = uuids.scan_ids(
+            session,
+            args.metadata_table,
+            id_col=args.id_col,
+            splits=args.splits,
+            concurrency=args.concurrency,
+        )
     finally:
         session.cluster.shutdown()
     count = uuids.write_rows_file(
-        args.rows_fn, ids, comment=f"{len(ids)} ids of {args.metadata_table} at {conn.contact_point}")
+        args.rows_fn,
+        ids,
+        comment=f"{len(ids)} ids of {args.metadata_table} at {conn.contact_point}",
+    )
     print(f"{count} UUIDs from {args.metadata_table} written to {args.rows_fn}")
     return 0
 
 
 def _add_schema_apply(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="CQL script, e.g. create_tables.cql")
-    parser.add_argument("--keyspace", default=None,
-                        help="create this keyspace instead of the one the file names")
+    parser.add_argument(
+        "--keyspace", default=None, help="create this keyspace instead of the one the file names"
+    )
     connection.add_connection_arguments(parser)
 
 
@@ -107,21 +133,30 @@ def _schema_apply(args: argparse.Namespace) -> int:
 
 
 # name: (help, add arguments, run)
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
-                          Callable[[argparse.Namespace], int]]] = {
+COMMANDS: dict[
+    str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+] = {
     "generate": ("write an Imagenette stand-in (imagenette2-320 layout)", _add_generate, _generate),
-    "ingest": ("store a split's images and metadata in Cassandra (serial)",
-               ingest.add_arguments, ingest.run_serial),
+    "ingest": (
+        "store a split's images and metadata in Cassandra (serial)",
+        ingest.add_arguments,
+        ingest.run_serial,
+    ),
     "uuids": ("scan a metadata table's UUIDs into a rows file", _add_uuids, _uuids),
-    "read": ("read a dataset with DALI and report the throughput",
-             readloop.add_arguments, readloop.run_from_args),
+    "read": (
+        "read a dataset with DALI and report the throughput",
+        readloop.add_arguments,
+        readloop.run_from_args,
+    ),
 }
 
 
 def add_parser(subparsers: Any) -> None:
     data = subparsers.add_parser(
-        "data", help="generate, ingest, list and read datasets",
-        description="The dataset workflow of examples/imagenette, as sub-commands.")
+        "data",
+        help="generate, ingest, list and read datasets",
+        description="The dataset workflow of examples/imagenette, as sub-commands.",
+    )
     commands = data.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (help_text, add_arguments, func) in COMMANDS.items():
         command = commands.add_parser(name, help=help_text, description=help_text)
@@ -135,16 +170,24 @@ def add_parser(subparsers: Any) -> None:
     apply.set_defaults(func=_schema_apply)
 
 
-def script_main(command: str, argv: Sequence[str] | None = None, *, prog: str | None = None,
-                description: str | None = None) -> int:
+def script_main(
+    command: str,
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str | None = None,
+    description: str | None = None,
+) -> int:
     """Entry point of an example script that is one ``data`` command under another name."""
     help_text, add_arguments, func = COMMANDS[command]
     parser = argparse.ArgumentParser(prog=prog, description=description or help_text)
     add_arguments(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
     if not args.verbose:
         # The driver logs each failed connection with a traceback; the error reaches the user
         # once, in one line, from here.
@@ -152,8 +195,9 @@ def script_main(command: str, argv: Sequence[str] | None = None, *, prog: str | 
     return run_guarded(func, args, prog or command)
 
 
-def run_guarded(func: Callable[[argparse.Namespace], int], args: argparse.Namespace,
-                name: str) -> int:
+def run_guarded(
+    func: Callable[[argparse.Namespace], int], args: argparse.Namespace, name: str
+) -> int:
     """Run a command; the errors a user can fix become one line on stderr and exit status 1."""
     try:
         return int(func(args) or 0)

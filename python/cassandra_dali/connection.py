@@ -52,8 +52,13 @@ class Connection:
     def cluster(self, **kwargs: Any) -> Cluster:
         """A cassandra-driver Cluster (the caller shuts it down)."""
         return server.make_cluster(
-            self.host, self.port, username=self.username, password=self.password,
-            ca_cert=self.ca_cert, protocol_version=self.protocol_version, **kwargs,
+            self.host,
+            self.port,
+            username=self.username,
+            password=self.password,
+            ca_cert=self.ca_cert,
+            protocol_version=self.protocol_version,
+            **kwargs,
         )
 
     def connect(self, **kwargs: Any) -> Session:
@@ -98,19 +103,32 @@ def _first_error(error: Any) -> str:
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Connection.from_env()
     group = parser.add_argument_group("Cassandra connection")
-    group.add_argument("--host", default=defaults.host,
-                       help="contact point (env CASSANDRA_HOST, default %(default)s)")
-    group.add_argument("--port", type=int, default=defaults.port,
-                       help="CQL port (env CASSANDRA_PORT, default %(default)s)")
+    group.add_argument(
+        "--host",
+        default=defaults.host,
+        help="contact point (env CASSANDRA_HOST, default %(default)s)",
+    )
+    group.add_argument(
+        "--port",
+        type=int,
+        default=defaults.port,
+        help="CQL port (env CASSANDRA_PORT, default %(default)s)",
+    )
     group.add_argument("--username", default=defaults.username, help="(env CASSANDRA_USERNAME)")
     group.add_argument("--password", default=defaults.password, help="(env CASSANDRA_PASSWORD)")
-    group.add_argument("--ca-cert", default=defaults.ca_cert,
-                       help="CA certificate (PEM) to trust; enables TLS (env CASSANDRA_CA)")
+    group.add_argument(
+        "--ca-cert",
+        default=defaults.ca_cert,
+        help="CA certificate (PEM) to trust; enables TLS (env CASSANDRA_CA)",
+    )
 
 
 def from_args(args: argparse.Namespace) -> Connection:
     return Connection(
-        host=args.host, port=args.port, username=args.username, password=args.password,
+        host=args.host,
+        port=args.port,
+        username=args.username,
+        password=args.password,
         ca_cert=args.ca_cert,
     )
 

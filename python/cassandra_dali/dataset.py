@@ -103,7 +103,9 @@ def image_specs(
 def _rng(spec: ImageSpec) -> np.random.Generator:
     # A SeedSequence over all coordinates: independent streams, no accidental overlap between
     # e.g. (class 1, index 10) and (class 10, index 1).
-    return np.random.default_rng([spec.seed, SPLITS.index(spec.split), spec.class_index, spec.index])
+    return np.random.default_rng(
+        [spec.seed, SPLITS.index(spec.split), spec.class_index, spec.index]
+    )
 
 
 def render_jpeg(spec: ImageSpec) -> bytes:
@@ -117,8 +119,11 @@ def render_jpeg(spec: ImageSpec) -> bytes:
 
     # Background: a linear gradient between two colours leaning to the class's hue...
     hue = np.array(
-        [np.cos(spec.class_index * 0.628), np.cos(spec.class_index * 0.628 + 2.1),
-         np.cos(spec.class_index * 0.628 + 4.2)],
+        [
+            np.cos(spec.class_index * 0.628),
+            np.cos(spec.class_index * 0.628 + 2.1),
+            np.cos(spec.class_index * 0.628 + 4.2),
+        ],
         dtype=np.float32,
     )
     c0 = np.clip(rng.integers(0, 256, 3) + 60 * hue, 0, 255)
@@ -147,13 +152,17 @@ def render_jpeg(spec: ImageSpec) -> bytes:
             draw.ellipse([x0, y0, x0 + size, y0 + int(size * rng.uniform(0.5, 1.5))], fill=colour)
         else:
             corners = int(rng.integers(3, 7))
-            points = [(x0 + int(rng.integers(0, size)), y0 + int(rng.integers(0, size)))
-                      for _ in range(corners)]
+            points = [
+                (x0 + int(rng.integers(0, size)), y0 + int(rng.integers(0, size)))
+                for _ in range(corners)
+            ]
             draw.polygon(points, fill=colour)
     image = image.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.8, 2.0))))
 
     # Sensor-like noise: sets the JPEG size (sigma 4..10 gives about 20..65 KB at quality 90).
-    noisy = np.asarray(image, dtype=np.float32) + rng.normal(0, rng.uniform(4, 10), (height, width, 3))
+    noisy = np.asarray(image, dtype=np.float32) + rng.normal(
+        0, rng.uniform(4, 10), (height, width, 3)
+    )
     image = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
     out = io.BytesIO()
     image.save(out, "JPEG", quality=JPEG_QUALITY)
@@ -202,8 +211,12 @@ def generate(
     )
     log.info(
         "generated %d JPEGs in %s: %.1f MB, %.1f KB on average (%.1f..%.1f KB)",
-        summary.files, root, summary.total_bytes / 1e6, summary.mean_bytes / 1e3,
-        summary.min_bytes / 1e3, summary.max_bytes / 1e3,
+        summary.files,
+        root,
+        summary.total_bytes / 1e6,
+        summary.mean_bytes / 1e3,
+        summary.min_bytes / 1e3,
+        summary.max_bytes / 1e3,
     )
     return summary
 

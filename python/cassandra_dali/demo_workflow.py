@@ -45,8 +45,10 @@ def ensure_dataset(root: Path, train_per_class: int, val_per_class: int, seed: i
         return f"    already there: {root}"
     summary = dataset.generate(root, train_per_class, val_per_class, seed, progress=True)
     marker.write_text(json.dumps(wanted))
-    return (f"    {summary.files} JPEGs, {summary.total_bytes / 1e6:.1f} MB, "
-            f"{summary.mean_bytes / 1e3:.0f} KB on average, in {root}")
+    return (
+        f"    {summary.files} JPEGs, {summary.total_bytes / 1e6:.1f} MB, "
+        f"{summary.mean_bytes / 1e3:.0f} KB on average, in {root}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,35 +61,50 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"{cql} not found: run the demo from a cassandra-dali checkout")
 
     with step(1, f"starting Cassandra in {server_dir}", "cassandra-dali server start --dir DIR"):
-        info = server.start(server.ServerConfig(dir=server_dir, heap=args.heap, cluster_name="demo"))
+        info = server.start(
+            server.ServerConfig(dir=server_dir, heap=args.heap, cluster_name="demo")
+        )
         print(f"    listening at {info.contact_point} (started in {info.startup_seconds:.0f} s)")
     conn = Connection(host=info.host, port=info.port)
     flags = f"--host {info.host} --port {info.port}"
     try:
-        with step(2, f"generating the dataset: 10 classes x {args.train_per_class} train images",
-                  f"cassandra-dali data generate {root} --train-per-class {args.train_per_class} "
-                  f"--val-per-class {args.val_per_class} --seed {args.seed}"):
+        with step(
+            2,
+            f"generating the dataset: 10 classes x {args.train_per_class} train images",
+            f"cassandra-dali data generate {root} --train-per-class {args.train_per_class} "
+            f"--val-per-class {args.val_per_class} --seed {args.seed}",
+        ):
             print(ensure_dataset(root, args.train_per_class, args.val_per_class, args.seed))
 
-        with step(3, "creating keyspace imagenette and its tables",
-                  f"cqlsh {info.host} {info.port} -f {cql}"):
+        with step(
+            3,
+            "creating keyspace imagenette and its tables",
+            f"cqlsh {info.host} {info.port} -f {cql}",
+        ):
             session = conn.connect()
             try:
                 schema.apply(session, cql)  # logs each statement
             finally:
                 session.cluster.shutdown()
 
-        config = ingest.IngestConfig("imagenette.data_train", "imagenette.metadata_train",
-                                     connection=conn)
-        with step(4, "ingesting the train split (images -> data_train, origins -> metadata_train)",
-                  f"python3 extract_serial.py {root} --split-subdir=train --data-table "
-                  f"imagenette.data_train --metadata-table imagenette.metadata_train {flags}"):
+        config = ingest.IngestConfig(
+            "imagenette.data_train", "imagenette.metadata_train", connection=conn
+        )
+        with step(
+            4,
+            "ingesting the train split (images -> data_train, origins -> metadata_train)",
+            f"python3 extract_serial.py {root} --split-subdir=train --data-table "
+            f"imagenette.data_train --metadata-table imagenette.metadata_train {flags}",
+        ):
             summary = ingest.ingest_split(root, "train", config, progress=True)
             print("    " + summary.format().replace("\n", "\n    "))
 
-        with step(5, "listing the UUIDs of metadata_train (token-range scan) into a rows file",
-                  f"python3 cache_uuids.py --metadata-table=imagenette.metadata_train "
-                  f"--rows-fn {rows_fn} {flags}"):
+        with step(
+            5,
+            "listing the UUIDs of metadata_train (token-range scan) into a rows file",
+            f"python3 cache_uuids.py --metadata-table=imagenette.metadata_train "
+            f"--rows-fn {rows_fn} {flags}",
+        ):
             session = conn.connect()
             try:
                 ids = uuids.scan_ids(session, "imagenette.metadata_train")
@@ -99,14 +116,25 @@ def run(args: argparse.Namespace) -> int:
         results = {}
         common = dict(batch_size=args.bs, epochs=args.epochs, connection=conn)
         for number, reader, command, config_args in (
-            (6, "cassandra",
-             f"python3 loop_read.py --data-table imagenette.data_train --rows-fn {rows_fn} {flags}",
-             dict(data_table="imagenette.data_train", rows_fn=str(rows_fn))),
-            (7, "file", f"python3 loop_read.py --reader=file --file-root={root / 'train'}",
-             dict(file_root=str(root / "train"))),
+            (
+                6,
+                "cassandra",
+                f"python3 loop_read.py --data-table imagenette.data_train --rows-fn {rows_fn} "
+                f"{flags}",
+                dict(data_table="imagenette.data_train", rows_fn=str(rows_fn)),
+            ),
+            (
+                7,
+                "file",
+                f"python3 loop_read.py --reader=file --file-root={root / 'train'}",
+                dict(file_root=str(root / "train")),
+            ),
         ):
-            with step(number, f"reading with the {reader} reader: {args.epochs} epochs, "
-                              f"batch size {args.bs}", command):
+            with step(
+                number,
+                f"reading with the {reader} reader: {args.epochs} epochs, batch size {args.bs}",
+                command,
+            ):
                 loop = readloop.LoopConfig(reader=reader, **common, **config_args)  # type: ignore[arg-type]
                 results[reader] = readloop.run(loop, report=lambda line: print("    " + line))
     finally:
@@ -119,16 +147,22 @@ def run(args: argparse.Namespace) -> int:
         ips, ips_std = results[reader].mean_std("images_per_s")
         mbs, mbs_std = results[reader].mean_std("mb_per_s")
         print(f"    {name:<26} {ips:>9.0f} ± {ips_std:<5.0f} {mbs:>7.1f} ± {mbs_std:<5.1f}")
-    ratio = results["cassandra"].mean_std("images_per_s")[0] / results["file"].mean_std("images_per_s")[0]
-    print(f"    cassandra / file: {ratio:.2f} (the file reader reads a local disk through the "
-          "page cache; Cassandra goes through the network stack and the server)")
+    ratio = (
+        results["cassandra"].mean_std("images_per_s")[0]
+        / results["file"].mean_std("images_per_s")[0]
+    )
+    print(
+        f"    cassandra / file: {ratio:.2f} (the file reader reads a local disk through the "
+        "page cache; Cassandra goes through the network stack and the server)"
+    )
     print("\nnext: examples/imagenette/README.md walks through the same steps by hand.")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cassandra_dali.demo_workflow",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m cassandra_dali.demo_workflow", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--root", type=Path, help="dataset folder (default: in the cache)")
     parser.add_argument("--server-dir", type=Path, help="server folder (default: servers/demo)")
     parser.add_argument("--train-per-class", type=int, default=50, help="(%(default)s)")

@@ -160,8 +160,10 @@ class IngestSummary:
             if len(problems) > max_listed:
                 lines.append(f"  ... and {len(problems) - max_listed} more {title}")
         if self.failed:
-            lines.append("  some rows were not written: run the same command again to finish "
-                         "(rows already written are rewritten identically)")
+            lines.append(
+                "  some rows were not written: run the same command again to finish "
+                "(rows already written are rewritten identically)"
+            )
         return "\n".join(lines)
 
 
@@ -177,17 +179,21 @@ def list_split(root: Path | str, split_subdir: str) -> Listing:
     if not split_dir.is_dir():
         raise IngestError(f"{split_dir} is not a directory (check ROOT and --split-subdir)")
     split = Path(split_subdir).name
-    entries = sorted((e for e in os.scandir(split_dir) if not e.name.startswith(".")),
-                     key=lambda e: e.name)
+    entries = sorted(
+        (e for e in os.scandir(split_dir) if not e.name.startswith(".")), key=lambda e: e.name
+    )
     classes = tuple(e.name for e in entries if e.is_dir())
     if not classes:
         raise IngestError(f"{split_dir} has no class folders (expected {split_dir}/CLASS/FILE)")
-    problems = [Problem(f"{split}/{e.name}", "not in a class folder")
-                for e in entries if not e.is_dir()]
+    problems = [
+        Problem(f"{split}/{e.name}", "not in a class folder") for e in entries if not e.is_dir()
+    ]
     samples: list[Sample] = []
     for label, name in enumerate(classes):
-        files = sorted((e for e in os.scandir(split_dir / name) if not e.name.startswith(".")),
-                       key=lambda e: e.name)
+        files = sorted(
+            (e for e in os.scandir(split_dir / name) if not e.name.startswith(".")),
+            key=lambda e: e.name,
+        )
         if not files:
             problems.append(Problem(f"{split}/{name}", "empty class folder"))
         for entry in files:
@@ -244,10 +250,12 @@ class RowWriter:
         self._session = session
         self._contact = config.connection.contact_point
         self._insert_data = _prepare(
-            session, f"INSERT INTO {data_ks}.{data_table} (id, label, data) VALUES (?, ?, ?)")
+            session, f"INSERT INTO {data_ks}.{data_table} (id, label, data) VALUES (?, ?, ?)"
+        )
         self._insert_meta = _prepare(
             session,
-            f"INSERT INTO {meta_ks}.{meta_table} (id, label, or_label, or_split) VALUES (?, ?, ?, ?)",
+            f"INSERT INTO {meta_ks}.{meta_table} (id, label, or_label, or_split) "
+            "VALUES (?, ?, ?, ?)",
         )
         # Same values every time: the driver may retry these on a timeout.
         self._insert_data.is_idempotent = True
@@ -269,16 +277,20 @@ class RowWriter:
             self._window.release()
             raise
         future.add_callbacks(
-            self._data_stored, self._write_failed,
-            callback_args=(sample, len(data)), errback_args=(sample,),
+            self._data_stored,
+            self._write_failed,
+            callback_args=(sample, len(data)),
+            errback_args=(sample,),
         )
 
     def _data_stored(self, _rows: Any, sample: Sample, size: int) -> None:
         try:
             future = self._session.execute_async(
-                self._insert_meta, (sample.id, sample.label, sample.or_label, sample.or_split))
-            future.add_callbacks(self._meta_stored, self._write_failed,
-                                 callback_args=(size,), errback_args=(sample,))
+                self._insert_meta, (sample.id, sample.label, sample.or_label, sample.or_split)
+            )
+            future.add_callbacks(
+                self._meta_stored, self._write_failed, callback_args=(size,), errback_args=(sample,)
+            )
         except Exception as error:  # never let an exception escape into the driver's loop
             self._write_failed(error, sample)
 
@@ -361,7 +373,9 @@ def write_samples(
             except ValueError as error:
                 problem = Problem(sample.relative, str(error))
                 if config.on_error is OnError.FAIL:
-                    raise IngestError(f"{problem} (use --on-error skip to skip such files)") from None
+                    raise IngestError(
+                        f"{problem} (use --on-error skip to skip such files)"
+                    ) from None
                 log.warning("skipping %s", problem)
                 summary.skipped.append(problem)
                 _advance(bar, writer, summary, started)
@@ -420,17 +434,30 @@ def ingest_split(
     handle_listing_problems(listing, config.on_error)
     log.info(
         "%s: %d files in %d classes -> %s, %s (Cassandra at %s)",
-        Path(root) / split_subdir, len(listing.samples), len(listing.classes),
-        config.data_table, config.metadata_table, config.connection.contact_point,
+        Path(root) / split_subdir,
+        len(listing.samples),
+        len(listing.classes),
+        config.data_table,
+        config.metadata_table,
+        config.connection.contact_point,
     )
     session = config.connection.connect()
     try:
         existing = existing_ids(session, config.metadata_table) if config.skip_existing else None
         if existing is not None:
-            log.info("%d samples are already in %s: they are skipped", len(existing),
-                     config.metadata_table)
-        summary = write_samples(session, listing.samples, config, existing=existing,
-                                progress=progress, desc=f"ingest {listing.split}")
+            log.info(
+                "%d samples are already in %s: they are skipped",
+                len(existing),
+                config.metadata_table,
+            )
+        summary = write_samples(
+            session,
+            listing.samples,
+            config,
+            existing=existing,
+            progress=progress,
+            desc=f"ingest {listing.split}",
+        )
     finally:
         session.cluster.shutdown()
     summary.skipped = list(listing.problems) + summary.skipped
@@ -481,23 +508,43 @@ def parse_size(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("root", type=Path, metavar="ROOT",
-                        help="dataset root: ROOT/SPLIT/CLASS/FILE, e.g. imagenette2-320")
-    parser.add_argument("--split-subdir", default="train",
-                        help="the split folder under ROOT (%(default)s)")
+    parser.add_argument(
+        "root",
+        type=Path,
+        metavar="ROOT",
+        help="dataset root: ROOT/SPLIT/CLASS/FILE, e.g. imagenette2-320",
+    )
+    parser.add_argument(
+        "--split-subdir", default="train", help="the split folder under ROOT (%(default)s)"
+    )
     parser.add_argument("--data-table", required=True, help="keyspace.table for the images")
     parser.add_argument("--metadata-table", required=True, help="keyspace.table for the metadata")
-    parser.add_argument("--on-error", choices=[e.value for e in OnError], default=OnError.FAIL.value,
-                        help="bad files (unreadable, not JPEG/PNG, too big, empty folders) and "
-                             "failed writes: stop, or skip them and list them at the end "
-                             "(%(default)s)")
-    parser.add_argument("--max-size", type=parse_size, default=DEFAULT_MAX_SIZE,
-                        help="largest file to store, e.g. 16M (default 16M)")
-    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
-                        help="samples being written at once (%(default)s)")
-    parser.add_argument("--skip-existing", action="store_true",
-                        help="first list the ids already in the metadata table and skip them "
-                             "(faster resume); by default rows are rewritten, identically")
+    parser.add_argument(
+        "--on-error",
+        choices=[e.value for e in OnError],
+        default=OnError.FAIL.value,
+        help="bad files (unreadable, not JPEG/PNG, too big, empty folders) and "
+        "failed writes: stop, or skip them and list them at the end "
+        "(%(default)s)",
+    )
+    parser.add_argument(
+        "--max-size",
+        type=parse_size,
+        default=DEFAULT_MAX_SIZE,
+        help="largest file to store, e.g. 16M (default 16M)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help="samples being written at once (%(default)s)",
+    )
+    parser.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="first list the ids already in the metadata table and skip them "
+        "(faster resume); by default rows are rewritten, identically",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_connection_arguments(parser)
 
@@ -505,9 +552,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> IngestConfig:
     try:
         return IngestConfig(
-            data_table=args.data_table, metadata_table=args.metadata_table,
-            connection=connection_from_args(args), max_size=args.max_size,
-            on_error=OnError(args.on_error), concurrency=args.concurrency,
+            data_table=args.data_table,
+            metadata_table=args.metadata_table,
+            connection=connection_from_args(args),
+            max_size=args.max_size,
+            on_error=OnError(args.on_error),
+            concurrency=args.concurrency,
             skip_existing=args.skip_existing,
         )
     except ValueError as error:

@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from .connection import Connection, add_connection_arguments, qualified_table
 from .connection import from_args as connection_from_args
@@ -125,23 +125,37 @@ class LoopResult:
         values = [getattr(e, attribute) for e in self.measured]
         return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
+    def which_epochs(self) -> str:
+        count = len(self.epochs)
+        if count > 2:
+            return f"epochs 1..{count - 1}, epoch 0 left out as warm-up"
+        if count == 2:
+            return "epoch 1, epoch 0 left out as warm-up"
+        return "the only epoch, warm-up included"
+
     def to_json(self) -> dict[str, Any]:
         ips, ips_std = self.mean_std("images_per_s")
         mbs, mbs_std = self.mean_std("mb_per_s")
         return {
-            "reader": self.reader, "batch_size": self.batch_size,
-            "batches_per_epoch": self.batches_per_epoch, **dataclasses.asdict(self.ranks),
-            "epochs": [dict(dataclasses.asdict(e), images_per_s=e.images_per_s,
-                            mb_per_s=e.mb_per_s) for e in self.epochs],
-            "images_per_s": ips, "images_per_s_std": ips_std,
-            "mb_per_s": mbs, "mb_per_s_std": mbs_std,
+            "reader": self.reader,
+            "batch_size": self.batch_size,
+            "batches_per_epoch": self.batches_per_epoch,
+            **dataclasses.asdict(self.ranks),
+            "epochs": [
+                dict(dataclasses.asdict(e), images_per_s=e.images_per_s, mb_per_s=e.mb_per_s)
+                for e in self.epochs
+            ],
+            "images_per_s": ips,
+            "images_per_s_std": ips_std,
+            "mb_per_s": mbs,
+            "mb_per_s_std": mbs_std,
             "warmup_excluded": len(self.epochs) > 1,
         }
 
 
 def check_gpu(local_rank: int) -> None:
     """Fail early, in words, where a GPU pipeline would fail late in CUDA jargon."""
-    from nvidia.dali.backend import GetCUDADeviceCount
+    from nvidia.dali.backend import GetCUDADeviceCount  # type: ignore[attr-defined]
 
     try:
         count = int(GetCUDADeviceCount())
@@ -166,23 +180,39 @@ def build_pipeline(config: LoopConfig) -> Any:
     ranks = config.ranks
     device_id = ranks.local_rank if config.use_gpu else None
 
-    @pipeline_def(batch_size=config.batch_size, num_threads=config.num_threads,
-                  device_id=device_id, seed=config.seed, prefetch_queue_depth=2)
+    @pipeline_def(
+        batch_size=config.batch_size,
+        num_threads=config.num_threads,
+        device_id=device_id,  # type: ignore[arg-type]  # None: DALI's CPU-only pipeline
+        seed=config.seed,
+        prefetch_queue_depth=2,
+    )
     def pipe() -> Any:
         if config.reader == "cassandra":
-            data, labels = fn.crs4.cassandra(
-                name="Reader", table=config.data_table, source_uuids_file=config.rows_fn,
-                shard_id=ranks.rank, num_shards=ranks.world_size,
-                shuffle_every_epoch=True, shuffle_seed=config.seed,
-                prefetch_buffers=config.prefetch_buffers, io_threads=config.io_threads,
-                label_type="int", loop_forever=True, **config.connection.reader_kwargs(),
+            data, labels = fn.crs4.cassandra(  # type: ignore[attr-defined]
+                name="Reader",
+                table=config.data_table,
+                source_uuids_file=config.rows_fn,
+                shard_id=ranks.rank,
+                num_shards=ranks.world_size,
+                shuffle_every_epoch=True,
+                shuffle_seed=config.seed,
+                prefetch_buffers=config.prefetch_buffers,
+                io_threads=config.io_threads,
+                label_type="int",
+                loop_forever=True,
+                **config.connection.reader_kwargs(),
             )
         else:
             # shuffle_after_epoch: one global permutation per epoch, then each shard takes its
             # slice, which is what fn.crs4.cassandra does too.
             data, labels = fn.readers.file(
-                name="Reader", file_root=config.file_root, shard_id=ranks.rank,
-                num_shards=ranks.world_size, shuffle_after_epoch=True, seed=config.seed,
+                name="Reader",
+                file_root=config.file_root,
+                shard_id=ranks.rank,
+                num_shards=ranks.world_size,
+                shuffle_after_epoch=True,
+                seed=config.seed,
                 pad_last_batch=True,
             )
         if config.use_gpu:
@@ -206,48 +236,66 @@ def _sample_bytes(data: Any) -> int:
     return int(sum(shape[0] for shape in data.shape()))
 
 
+class Loop:
+    """One built pipeline that runs whole epochs on demand (benchmarks interleave several)."""
+
+    def __init__(self, config: LoopConfig) -> None:
+        config.check()
+        if config.use_gpu:
+            check_gpu(config.ranks.local_rank)
+        self.config = config
+        self.pipe = build_pipeline(config)
+        self.pipe.build()
+        self.batches = batches_per_epoch(self.pipe.reader_meta("Reader"), config.batch_size)
+
+    def run_epoch(self, epoch: int, record: TextIO | None = None) -> EpochStat:
+        total_bytes = 0
+        started = time.perf_counter()
+        for _ in range(self.batches):
+            outputs = self.pipe.run()
+            total_bytes += _sample_bytes(outputs[0])
+            if record is not None:
+                _record(record, outputs[0], outputs[1])
+        elapsed = time.perf_counter() - started
+        return EpochStat(epoch, self.batches * self.config.batch_size, total_bytes, elapsed)
+
+    def close(self) -> None:
+        # Stops the reader's threads and connections now rather than at garbage collection.
+        del self.pipe
+
+
 def run(config: LoopConfig, report: Callable[[str], None] = print) -> LoopResult:
-    config.check()
-    if config.use_gpu:
-        check_gpu(config.ranks.local_rank)
-    pipe = build_pipeline(config)
-    pipe.build()
-    batches = batches_per_epoch(pipe.reader_meta("Reader"), config.batch_size)
-    prefix = f"[rank {config.ranks.rank}/{config.ranks.world_size}] " if config.ranks.world_size > 1 else ""
-    report(f"{prefix}{config.reader} reader: batch size {config.batch_size}, {batches} batches "
-           f"per epoch, {config.epochs} epochs, {'GPU ' + str(config.ranks.local_rank) if config.use_gpu else 'CPU'}")
-    record = open(per_rank_path(config.record, config.ranks), "w") if config.record else None
+    loop = Loop(config)
+    ranks = config.ranks
+    prefix = f"[rank {ranks.rank}/{ranks.world_size}] " if ranks.world_size > 1 else ""
+    device = f"GPU {ranks.local_rank}" if config.use_gpu else "CPU"
+    report(
+        f"{prefix}{config.reader} reader: batch size {config.batch_size}, {loop.batches} "
+        f"batches per epoch, {config.epochs} epochs, {device}"
+    )
+    record = open(per_rank_path(config.record, ranks), "w") if config.record else None
     stats: list[EpochStat] = []
     try:
         for epoch in range(config.epochs):
-            total_bytes = 0
-            started = time.perf_counter()
-            for _ in range(batches):
-                outputs = pipe.run()
-                total_bytes += _sample_bytes(outputs[0])
-                if record is not None and epoch == 0:
-                    _record(record, outputs[0], outputs[1])
-            elapsed = time.perf_counter() - started
-            stat = EpochStat(epoch, batches * config.batch_size, total_bytes, elapsed)
+            stat = loop.run_epoch(epoch, record if epoch == 0 else None)
             stats.append(stat)
             warm = " (warm-up)" if epoch == 0 and config.epochs > 1 else ""
-            report(f"{prefix}epoch {epoch}: {stat.images} images, {stat.bytes / 1e6:.1f} MB in "
-                   f"{elapsed:.2f} s: {stat.images_per_s:.0f} images/s, {stat.mb_per_s:.1f} MB/s{warm}")
+            report(
+                f"{prefix}epoch {epoch}: {stat.images} images, {stat.bytes / 1e6:.1f} MB in "
+                f"{stat.seconds:.2f} s: {stat.images_per_s:.0f} images/s, "
+                f"{stat.mb_per_s:.1f} MB/s{warm}"
+            )
     finally:
         if record is not None:
             record.close()
-        del pipe
-    result = LoopResult(config.reader, config.batch_size, batches, config.ranks, stats)
+        loop.close()
+    result = LoopResult(config.reader, config.batch_size, loop.batches, ranks, stats)
     ips, ips_std = result.mean_std("images_per_s")
     mbs, mbs_std = result.mean_std("mb_per_s")
-    if config.epochs > 2:
-        which = f"epochs 1..{config.epochs - 1}, epoch 0 left out as warm-up"
-    elif config.epochs == 2:
-        which = "epoch 1, epoch 0 left out as warm-up"
-    else:
-        which = "the only epoch, warm-up included"
-    report(f"{prefix}{config.reader}: {ips:.0f} ± {ips_std:.0f} images/s, "
-           f"{mbs:.1f} ± {mbs_std:.1f} MB/s (mean ± std over {which})")
+    report(
+        f"{prefix}{config.reader}: {ips:.0f} ± {ips_std:.0f} images/s, "
+        f"{mbs:.1f} ± {mbs_std:.1f} MB/s (mean ± std over {result.which_epochs()})"
+    )
     return result
 
 
@@ -267,44 +315,86 @@ def _record(handle: Any, data: Any, labels: Any) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--reader", choices=READERS, default="cassandra",
-                        help="fn.crs4.cassandra or DALI's fn.readers.file (%(default)s)")
+    parser.add_argument(
+        "--reader",
+        choices=READERS,
+        default="cassandra",
+        help="fn.crs4.cassandra or DALI's fn.readers.file (%(default)s)",
+    )
     parser.add_argument("--data-table", default="", help="keyspace.table (cassandra reader)")
-    parser.add_argument("--rows-fn", default="", help="rows file from cache_uuids.py (cassandra reader)")
+    parser.add_argument(
+        "--rows-fn", default="", help="rows file from cache_uuids.py (cassandra reader)"
+    )
     parser.add_argument("--file-root", default="", help="ROOT/train: class folders (file reader)")
     parser.add_argument("--bs", type=int, default=128, help="batch size per rank (%(default)s)")
-    parser.add_argument("--epochs", type=int, default=3,
-                        help="epochs; with more than one, epoch 0 is warm-up (%(default)s)")
-    parser.add_argument("--use-gpu", action="store_true",
-                        help="GPU pipeline on device LOCAL_RANK: data copied to the GPU")
-    parser.add_argument("--decode", action="store_true",
-                        help="also decode the images (mixed decoder with --use-gpu)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=3,
+        help="epochs; with more than one, epoch 0 is warm-up (%(default)s)",
+    )
+    parser.add_argument(
+        "--use-gpu",
+        action="store_true",
+        help="GPU pipeline on device LOCAL_RANK: data copied to the GPU",
+    )
+    parser.add_argument(
+        "--decode",
+        action="store_true",
+        help="also decode the images (mixed decoder with --use-gpu)",
+    )
     parser.add_argument("--seed", type=int, default=1234, help="shuffling seed (%(default)s)")
     parser.add_argument("--num-threads", type=int, default=2, help="DALI CPU threads (%(default)s)")
-    parser.add_argument("--io-threads", type=int, default=2, help="driver I/O threads (%(default)s)")
-    parser.add_argument("--prefetch-buffers", type=int, default=2,
-                        help="batches fetched ahead by fn.crs4.cassandra (%(default)s)")
-    parser.add_argument("--record", default="", metavar="PATH",
-                        help="write 'sha256 label' of each sample of epoch 0 (to check sharding); "
-                             "PATH.RANK, or {rank} in PATH, with several ranks")
-    parser.add_argument("--json", default="", metavar="PATH", help="also write the figures as JSON (per rank, as --record)")
+    parser.add_argument(
+        "--io-threads", type=int, default=2, help="driver I/O threads (%(default)s)"
+    )
+    parser.add_argument(
+        "--prefetch-buffers",
+        type=int,
+        default=2,
+        help="batches fetched ahead by fn.crs4.cassandra (%(default)s)",
+    )
+    parser.add_argument(
+        "--record",
+        default="",
+        metavar="PATH",
+        help="write 'sha256 label' of each sample of epoch 0 (to check sharding); "
+        "PATH.RANK, or {rank} in PATH, with several ranks",
+    )
+    parser.add_argument(
+        "--json",
+        default="",
+        metavar="PATH",
+        help="also write the figures as JSON (per rank, as --record)",
+    )
     add_connection_arguments(parser)
 
 
 def config_from_args(args: argparse.Namespace, ranks: Ranks | None = None) -> LoopConfig:
     return LoopConfig(
-        reader=args.reader, data_table=args.data_table, rows_fn=args.rows_fn,
-        file_root=args.file_root, connection=connection_from_args(args), batch_size=args.bs,
-        epochs=args.epochs, use_gpu=args.use_gpu, decode=args.decode, seed=args.seed,
-        num_threads=args.num_threads, io_threads=args.io_threads,
-        prefetch_buffers=args.prefetch_buffers, ranks=ranks or Ranks.from_env(), record=args.record,
+        reader=args.reader,
+        data_table=args.data_table,
+        rows_fn=args.rows_fn,
+        file_root=args.file_root,
+        connection=connection_from_args(args),
+        batch_size=args.bs,
+        epochs=args.epochs,
+        use_gpu=args.use_gpu,
+        decode=args.decode,
+        seed=args.seed,
+        num_threads=args.num_threads,
+        io_threads=args.io_threads,
+        prefetch_buffers=args.prefetch_buffers,
+        ranks=ranks or Ranks.from_env(),
+        record=args.record,
     )
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     result = run(config_from_args(args))
     if args.json:
-        Path(per_rank_path(args.json, result.ranks)).write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        text = json.dumps(result.to_json(), indent=2) + "\n"
+        Path(per_rank_path(args.json, result.ranks)).write_text(text)
     sys.stdout.flush()
     return 0
 

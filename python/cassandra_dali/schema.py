@@ -87,7 +87,7 @@ def created_keyspace(text: str) -> str | None:
     words = [v for kind, v in _tokens(text) if kind in ("word", "quoted")]
     for i, word in enumerate(words):
         if word.lower() == "keyspace" and i > 0 and words[i - 1].lower() == "create":
-            rest = words[i + 1:]
+            rest = words[i + 1 :]
             if len(rest) >= 3 and [w.lower() for w in rest[:3]] == ["if", "not", "exists"]:
                 rest = rest[3:]
             return rest[0].lower() if rest else None

@@ -26,8 +26,12 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--partitions", type=int, default=None,
-                        help="partitions of the file list (default: spark.default.parallelism)")
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=None,
+        help="partitions of the file list (default: spark.default.parallelism)",
+    )
 
 
 def spark_session(app_name: str) -> Any:
@@ -74,8 +78,14 @@ def run(args: argparse.Namespace) -> int:
         partitions = max(1, min(args.partitions or context.defaultParallelism, len(samples) or 1))
         log.info(
             "%s: %d files in %d classes -> %s, %s (Cassandra at %s), %d partitions on %s",
-            args.root, len(listing.samples), len(listing.classes), config.data_table,
-            config.metadata_table, config.connection.contact_point, partitions, context.master,
+            args.root,
+            len(listing.samples),
+            len(listing.classes),
+            config.data_table,
+            config.metadata_table,
+            config.connection.contact_point,
+            partitions,
+            context.master,
         )
         started = time.monotonic()
         summaries = (

@@ -72,14 +72,16 @@ def scan_ids(
     keyspace, name = qualified_table(table)
     column = _native.canonical_identifier(id_col, "id column")
     statement = session.prepare(
-        f"SELECT {column} FROM {keyspace}.{name} "
-        f"WHERE token({column}) > ? AND token({column}) <= ?"
+        f"SELECT {column} FROM {keyspace}.{name} WHERE token({column}) > ? AND token({column}) <= ?"
     )
     statement.fetch_size = fetch_size
     statement.is_idempotent = True  # a read: let the retry policy retry it
     ids: set[uuid.UUID] = set()
     results = execute_concurrent_with_args(
-        session, statement, token_ranges(splits), concurrency=concurrency,
+        session,
+        statement,
+        token_ranges(splits),
+        concurrency=concurrency,
         raise_on_first_error=True,
     )
     for _, rows in results:

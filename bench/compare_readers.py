@@ -1,0 +1,438 @@
+"""Three ways to feed DALI the same images, measured in one run (issue 4):
+
+1. ``fn.crs4.cassandra`` (this project), rows listed in a rows file;
+2. ``fn.readers.file`` over the same JPEGs in class folders (local disk, page cache);
+3. what a user would otherwise write: the Python ``cassandra-driver`` feeding
+   ``fn.external_source``, each batch read with concurrent queries
+   (``execute_concurrent_with_args``) and the next batch fetched ahead in a background thread.
+
+    python bench/compare_readers.py [--host H --port P] [--train-per-class 200] [--bs 128]
+
+Without --port it starts a local server (cassandra_dali.server) and, after the ingest, restarts
+it: commit-log replay flushes the memtables, so reads come from SSTables as they would on a
+server that has been running for a while. Every reader runs the same number of batches per
+epoch (same batch size, same images); the first epoch is warm-up and left out of the mean.
+Writes a JSON and a PNG plot (``--out``), and records the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import queue
+import random
+import statistics
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cassandra_dali
+import numpy as np
+from cassandra_dali import dataset, ingest, readloop, schema, server, uuids
+from cassandra_dali.connection import Connection
+from nvidia.dali import types as dali_types
+
+KEYSPACE = "bench_readers"
+REPO = Path(__file__).resolve().parents[1]
+CQL = REPO / "examples" / "imagenette" / "create_tables.cql"
+LABELS = {
+    "cassandra": "fn.crs4.cassandra",
+    "file": "fn.readers.file",
+    "driver": "cassandra-driver + external_source",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# The loader a user would otherwise write
+# --------------------------------------------------------------------------------------------
+
+
+class DriverBatches:
+    """Batches of (encoded image, label) read with the Python driver, one batch ahead.
+
+    Each batch is read with ``concurrency`` queries in flight; a background thread keeps up to
+    ``prefetch`` batches ready so DALI does not wait for the whole round trip every step."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        table: str,
+        ids: list[str],
+        batch_size: int,
+        concurrency: int,
+        prefetch: int = 2,
+        seed: int = 1234,
+    ) -> None:
+        from cassandra.concurrent import execute_concurrent_with_args
+
+        self._execute = execute_concurrent_with_args
+        self._session = conn.connect()
+        self._select = self._session.prepare(f"SELECT data, label FROM {table} WHERE id = ?")
+        self._ids = [uuid.UUID(u) for u in ids]
+        self._batch_size = batch_size
+        self._concurrency = concurrency
+        self._rng = random.Random(seed)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=prefetch)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, daemon=True)
+        self._thread.start()
+
+    def _batches(self) -> Any:
+        while True:  # endless epochs, reshuffled each time, padded by wrapping around
+            order = self._ids[:]
+            self._rng.shuffle(order)
+            for start in range(0, len(order), self._batch_size):
+                batch = order[start : start + self._batch_size]
+                yield batch + order[: self._batch_size - len(batch)]
+
+    def _produce(self) -> None:
+        try:
+            for batch in self._batches():
+                if self._stop.is_set():
+                    return
+                results = self._execute(
+                    self._session,
+                    self._select,
+                    [(u,) for u in batch],
+                    concurrency=self._concurrency,
+                    raise_on_first_error=True,
+                )
+                rows = [result.one() for _, result in results]
+                data = [np.frombuffer(row.data, dtype=np.uint8) for row in rows]
+                labels = [np.array([row.label], dtype=np.int32) for row in rows]
+                self._put((data, labels))
+        except BaseException as error:  # handed to the pipeline thread
+            self._put(error)
+
+    def _put(self, item: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __call__(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._session.cluster.shutdown()
+
+
+class DriverLoop:
+    """The driver loader in a DALI pipeline, with the interface of ``readloop.Loop``."""
+
+    def __init__(
+        self, conn: Connection, table: str, ids: list[str], batch_size: int, concurrency: int
+    ) -> None:
+        from nvidia.dali import fn, pipeline_def
+
+        self.source = DriverBatches(conn, table, ids, batch_size, concurrency)
+        self.batch_size = batch_size
+
+        @pipeline_def(  # type: ignore[call-overload]  # device_id=None: CPU-only pipeline
+            batch_size=batch_size, num_threads=2, device_id=None, prefetch_queue_depth=2
+        )
+        def pipe() -> Any:
+            data, labels = fn.external_source(
+                source=self.source,
+                num_outputs=2,
+                batch=True,
+                dtype=[dali_types.UINT8, dali_types.INT32],  # type: ignore[attr-defined]
+            )
+            return data, labels
+
+        self.pipe = pipe()
+        self.pipe.build()
+        # The count fn.crs4.cassandra runs with one shard: ceil(N / batch) batches.
+        self.batches = cassandra_dali._native.shard_layout(len(ids), 1, 0, batch_size)[
+            "batches_per_epoch"
+        ]
+
+    def run_epoch(self, epoch: int) -> readloop.EpochStat:
+        total, started = 0, time.perf_counter()
+        for _ in range(self.batches):
+            data, _labels = self.pipe.run()
+            total += int(sum(shape[0] for shape in data.shape()))
+        return readloop.EpochStat(
+            epoch, self.batches * self.batch_size, total, time.perf_counter() - started
+        )
+
+    def close(self) -> None:
+        del self.pipe
+        self.source.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Set-up, machine, output
+# --------------------------------------------------------------------------------------------
+
+
+def prepare_data(root: Path, train_per_class: int, seed: int) -> dict[str, Any]:
+    marker = root / ".generated.json"
+    wanted = {"train_per_class": train_per_class, "seed": seed}
+    if not (marker.is_file() and json.loads(marker.read_text()) == wanted):
+        dataset.generate(root, train_per_class, 0, seed, progress=True)
+        marker.write_text(json.dumps(wanted))
+    files = list((root / "train").rglob("*.JPEG"))
+    total = sum(f.stat().st_size for f in files)
+    return {"images": len(files), "bytes": total, "mean_kb": total / len(files) / 1e3}
+
+
+def ingest_train(conn: Connection, root: Path) -> ingest.IngestSummary:
+    session = conn.connect()
+    try:
+        session.execute(f"DROP KEYSPACE IF EXISTS {KEYSPACE}", timeout=120)
+        schema.apply(session, CQL, keyspace=KEYSPACE)
+    finally:
+        session.cluster.shutdown()
+    config = ingest.IngestConfig(
+        f"{KEYSPACE}.data_train", f"{KEYSPACE}.metadata_train", connection=conn
+    )
+    return ingest.ingest_split(root, "train", config, progress=True)
+
+
+def machine(conn: Connection) -> dict[str, Any]:
+    import cassandra
+    import nvidia.dali
+
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(
+                line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")
+            )
+    except (OSError, StopIteration):
+        pass
+    session = conn.connect()
+    try:
+        release = session.execute("SELECT release_version FROM system.local").one()[0]
+    finally:
+        session.cluster.shutdown()
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "dali": nvidia.dali.__version__,
+        "cassandra_dali": cassandra_dali.__version__,
+        "cassandra_driver_python": cassandra.__version__,
+        "cassandra": release,
+        "java": java[0] if java else "",
+        "driver_library": cassandra_dali.driver_info(),
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def summarise(stats: list[readloop.EpochStat]) -> dict[str, Any]:
+    ips = [s.images_per_s for s in stats]
+    mbs = [s.mb_per_s for s in stats]
+    return {
+        "images_per_s": statistics.fmean(ips),
+        "images_per_s_std": statistics.stdev(ips),
+        "mb_per_s": statistics.fmean(mbs),
+        "mb_per_s_std": statistics.stdev(mbs),
+        "epochs_measured": len(stats),
+        "epochs": [dataclasses.asdict(s) for s in stats],
+    }
+
+
+def plot(results: dict[str, dict[str, Any]], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, unit in ((axes[0], "images_per_s", "images/s"), (axes[1], "mb_per_s", "MB/s")):
+        values = [results[n][key] for n in names]
+        errors = [results[n][key + "_std"] for n in names]
+        bars = ax.bar(
+            [LABELS[n].replace(" + ", "\n+ ") for n in names],
+            values,
+            yerr=errors,
+            capsize=4,
+            color=["#2b6cb0", "#718096", "#c05621"][: len(names)],
+        )
+        ax.bar_label(bars, labels=[f"{v:.0f}" for v in values], padding=3)
+        ax.set_ylabel(unit)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.set_ylim(0, max(v + e for v, e in zip(values, errors)) * 1.2)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--port", type=int, default=None, help="an existing server; default: start one"
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=server.cache_root() / "bench" / "imagenette",
+        help="dataset folder (generated once, then reused)",
+    )
+    parser.add_argument("--train-per-class", type=int, default=200, help="(%(default)s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bs", type=int, default=128, help="batch size, all readers (%(default)s)")
+    parser.add_argument(
+        "--epochs", type=int, default=6, help="epochs per run; the first is warm-up (%(default)s)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="runs of each reader, interleaved (%(default)s)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=128,
+        help="driver loader: queries in flight per batch (%(default)s)",
+    )
+    parser.add_argument(
+        "--heap", default="2G", help="heap of the server started here (%(default)s)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "bench" / "results" / "compare_readers",
+        help="writes OUT.json and OUT.png",
+    )
+    args = parser.parse_args()
+    report = print
+
+    data = prepare_data(args.root, args.train_per_class, args.seed)
+    print(
+        f"{data['images']} JPEGs, {data['bytes'] / 1e6:.1f} MB, {data['mean_kb']:.1f} KB on average"
+    )
+    own_dir = None
+    if args.port is None:
+        own_dir = server.cache_root() / "servers" / "bench-compare"
+        info = server.start(server.ServerConfig(dir=own_dir, heap=args.heap, cluster_name="bench"))
+        args.host, args.port = info.host, info.port
+    conn = Connection(host=args.host, port=args.port)
+    rows_fn = args.root / "train.rows"
+    try:
+        print(ingest_train(conn, args.root).format())
+        if own_dir is not None:
+            print("restarting the server (commit-log replay flushes the memtables to SSTables)")
+            server.stop(own_dir)
+            info = server.start(
+                server.ServerConfig(dir=own_dir, heap=args.heap, cluster_name="bench")
+            )
+            conn = Connection(host=info.host, port=info.port)
+        session = conn.connect()
+        try:
+            ids = [str(u) for u in uuids.scan_ids(session, f"{KEYSPACE}.metadata_train")]
+        finally:
+            session.cluster.shutdown()
+        uuids.write_rows_file(rows_fn, ids)
+        host_info = machine(conn)
+        loaders: dict[str, Callable[[], Any]] = {
+            "cassandra": lambda: readloop.Loop(
+                readloop.LoopConfig(
+                    reader="cassandra",
+                    data_table=f"{KEYSPACE}.data_train",
+                    rows_fn=str(rows_fn),
+                    batch_size=args.bs,
+                    epochs=args.epochs,
+                    connection=conn,
+                )
+            ),
+            "file": lambda: readloop.Loop(
+                readloop.LoopConfig(
+                    reader="file",
+                    file_root=str(args.root / "train"),
+                    batch_size=args.bs,
+                    epochs=args.epochs,
+                    connection=conn,
+                )
+            ),
+            "driver": lambda: DriverLoop(
+                conn, f"{KEYSPACE}.data_train", ids, args.bs, args.concurrency
+            ),
+        }
+        # Rounds (A B C, A B C, ...) rather than one long run each: a load change on a shared
+        # machine then hits every reader alike. Each run's epoch 0 is warm-up, left out.
+        measured: dict[str, list[readloop.EpochStat]] = {name: [] for name in loaders}
+        for round_ in range(args.rounds):
+            for name, make in loaders.items():
+                loop = make()
+                try:
+                    for epoch in range(args.epochs):
+                        stat = loop.run_epoch(epoch)
+                        if epoch > 0:
+                            measured[name].append(stat)
+                        report(
+                            f"round {round_} {LABELS[name]:<36} epoch {epoch}: "
+                            f"{stat.images_per_s:7.0f} images/s {stat.mb_per_s:7.1f} MB/s"
+                            + (" (warm-up)" if epoch == 0 else "")
+                        )
+                finally:
+                    loop.close()
+    finally:
+        if own_dir is not None:
+            server.stop(own_dir)
+
+    figures = {name: summarise(stats) for name, stats in measured.items()}
+    ops = figures["cassandra"]["images_per_s"]
+    ratios = {
+        "cassandra_over_file": ops / figures["file"]["images_per_s"],
+        "cassandra_over_driver": ops / figures["driver"]["images_per_s"],
+    }
+    print(f"\n{'reader':<38}{'images/s':>18}{'MB/s':>18}")
+    for name, f in figures.items():
+        print(
+            f"{LABELS[name]:<38}{f['images_per_s']:>10.0f} ± {f['images_per_s_std']:<6.0f}"
+            f"{f['mb_per_s']:>9.1f} ± {f['mb_per_s_std']:<6.1f}"
+        )
+    print(
+        f"fn.crs4.cassandra / fn.readers.file: {ratios['cassandra_over_file']:.2f}x; "
+        f"fn.crs4.cassandra / driver loader: {ratios['cassandra_over_driver']:.2f}x "
+        f"(batch {args.bs}; mean ± std over {args.rounds} rounds x {args.epochs - 1} epochs)"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "machine": host_info,
+        "data": data,
+        "batch_size": args.bs,
+        "epochs": args.epochs,
+        "rounds": args.rounds,
+        "driver_concurrency": args.concurrency,
+        "results": figures,
+        "ratios": ratios,
+        "load_average_at_end": os.getloadavg(),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    args.out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    plot(
+        figures,
+        f"{data['images']} JPEGs ({data['mean_kb']:.0f} KB avg), batch {args.bs}, "
+        f"{host_info['cores']} cores ({host_info['cpu']}), Cassandra {host_info['cassandra']} "
+        "on the same machine",
+        args.out.with_suffix(".png"),
+    )
+    print(f"wrote {args.out.with_suffix('.json')} and {args.out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
