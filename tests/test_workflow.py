@@ -272,6 +272,35 @@ def test_cqlsh_runs_the_file(conn: connection.Connection, cql_session: Any, tmp_
         cql_session.execute(f"DROP KEYSPACE IF EXISTS {name}")
 
 
+def test_cli_schema_apply(conn: connection.Connection, cql_session: Any) -> None:
+    name = unique_keyspace_name("cli_schema")
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cassandra_dali.cli",
+                "schema",
+                "apply",
+                str(EXAMPLES / "create_tables.imagenet.cql"),
+                "--keyspace",
+                name,
+                *conn_flags(conn),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "5 statements" in result.stdout
+        tables = cql_session.execute(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (name,)
+        )
+        assert len(list(tables)) == 4
+    finally:
+        cql_session.execute(f"DROP KEYSPACE IF EXISTS {name}")
+
+
 def test_statement_splitting() -> None:
     text = (
         "-- a; comment\nCREATE KEYSPACE k WITH r = {'a': 'x;y'};"
