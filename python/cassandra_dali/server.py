@@ -953,7 +953,11 @@ def make_cluster(
     protocol_version: int | None = 5,
     **kwargs: Any,
 ) -> Cluster:
-    """A cassandra-driver Cluster with explicit policies (and no driver warnings about them)."""
+    """A cassandra-driver Cluster: explicit policies (no driver warnings about them), TCP_NODELAY.
+
+    ``kwargs`` go to ``Cluster`` and override these settings (``request_timeout`` goes to the
+    default execution profile).
+    """
     try:
         from cassandra.auth import PlainTextAuthProvider
         from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
@@ -966,6 +970,9 @@ def make_cluster(
     options: dict[str, Any] = {
         "contact_points": [host],
         "port": port,
+        # The driver leaves Nagle's algorithm on: with delayed ACKs every request of more than
+        # a segment then waits ~40 ms (measured: a 64 KiB insert 48 ms -> 2.5 ms with NODELAY).
+        "sockopts": [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         "execution_profiles": {
             EXEC_PROFILE_DEFAULT: ExecutionProfile(
                 load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
