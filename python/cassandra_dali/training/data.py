@@ -64,8 +64,8 @@ class FileSource:
     def read(self, *, shard_id: int, num_shards: int, shuffle: bool, seed: int) -> tuple[Any, Any]:
         # The example's reader: a shuffle buffer within the shard, and shards that move on
         # every epoch (stick_to_shard=False), so each rank sees other images next epoch.
-        # ``seed`` is the pipeline's per-rank seed here: no rank needs another's order.
-        return fn.readers.file(
+        # ``seed`` is the order seed, shared by all ranks (each shuffles only its own shard).
+        return fn.readers.file(  # type: ignore[return-value]  # stub: Sequence
             file_root=str(self.root), shard_id=shard_id, num_shards=num_shards,
             random_shuffle=shuffle, pad_last_batch=True, seed=seed, name=READER_NAME,
         )
@@ -87,7 +87,7 @@ class CassandraSource:
     def read(self, *, shard_id: int, num_shards: int, shuffle: bool, seed: int) -> tuple[Any, Any]:
         # Every rank draws the same permutation from ``seed`` each epoch and takes its slice:
         # a true global reshuffle per epoch, shards never overlapping.
-        return fn.crs4.cassandra(
+        return fn.crs4.cassandra(  # type: ignore[attr-defined]  # plugin op
             name=READER_NAME, table=self.table, source_uuids_file=str(self.rows_file),
             shard_id=shard_id, num_shards=num_shards, shuffle_every_epoch=shuffle,
             shuffle_seed=seed, io_threads=self.io_threads,
@@ -120,10 +120,11 @@ def _training_pipeline(source: Source, shard_id: int, num_shards: int, order_see
                        opts: PipelineOptions) -> tuple[Any, Any]:
     jpegs, labels = source.read(shard_id=shard_id, num_shards=num_shards, shuffle=True,
                                 seed=order_seed)
-    crop_args: dict[str, Any] = dict(
-        output_type=types.RGB, random_aspect_ratio=[0.75, 4.0 / 3.0], random_area=[0.1, 1.0],
-        num_attempts=100,
-    )
+    crop_args: dict[str, Any] = {
+        "output_type": types.DALIImageType.RGB, "random_aspect_ratio": [0.75, 4.0 / 3.0],
+        "random_area": [0.1, 1.0], "num_attempts": 100,
+    }
+    images: Any
     if opts.dali_cpu:
         images = fn.decoders.image_random_crop(jpegs, device="cpu", **crop_args)
     else:
@@ -132,9 +133,9 @@ def _training_pipeline(source: Source, shard_id: int, num_shards: int, order_see
             host_memory_padding=_HOST_MEMORY_PADDING, **crop_args,
         )
     images = fn.resize(images, resize_x=opts.crop, resize_y=opts.crop,
-                       interp_type=types.INTERP_TRIANGULAR, antialias=False)
+                       interp_type=types.DALIInterpType.INTERP_TRIANGULAR, antialias=False)
     images = fn.crop_mirror_normalize(
-        images, dtype=types.FLOAT, output_layout="CHW", crop=(opts.crop, opts.crop),
+        images, dtype=types.DALIDataType.FLOAT, output_layout="CHW", crop=(opts.crop, opts.crop),
         mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD), mirror=fn.random.coin_flip(probability=0.5),
     )
     return _images_to_device(images, labels, opts)
@@ -144,12 +145,12 @@ def _training_pipeline(source: Source, shard_id: int, num_shards: int, order_see
 def _validation_pipeline(source: Source, shard_id: int, num_shards: int,
                          opts: PipelineOptions) -> tuple[Any, Any]:
     jpegs, labels = source.read(shard_id=shard_id, num_shards=num_shards, shuffle=False, seed=0)
-    images = fn.decoders.image(jpegs, device="cpu" if opts.dali_cpu else "mixed",
-                               output_type=types.RGB)
-    images = fn.resize(images, resize_shorter=opts.val_size, interp_type=types.INTERP_TRIANGULAR,
+    images: Any = fn.decoders.image(jpegs, device="cpu" if opts.dali_cpu else "mixed",
+                               output_type=types.DALIImageType.RGB)
+    images = fn.resize(images, resize_shorter=opts.val_size, interp_type=types.DALIInterpType.INTERP_TRIANGULAR,
                        antialias=False)
     images = fn.crop_mirror_normalize(
-        images, dtype=types.FLOAT, output_layout="CHW", crop=(opts.crop, opts.crop),
+        images, dtype=types.DALIDataType.FLOAT, output_layout="CHW", crop=(opts.crop, opts.crop),
         mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD), mirror=False,
     )
     return _images_to_device(images, labels, opts)

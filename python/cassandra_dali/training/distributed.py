@@ -69,7 +69,6 @@ def _env_int(name: str, default: int) -> int:
 def setup(timeout_s: float = 1800.0) -> DistContext:
     """Read torchrun's environment, pick the device and backend, and join the process group."""
     world_size = _env_int("WORLD_SIZE", 1)
-    rank = _env_int("RANK", 0)
     local_rank = _env_int("LOCAL_RANK", 0)
     if torch.cuda.is_available():
         count = torch.cuda.device_count()

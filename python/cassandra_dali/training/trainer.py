@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 import torch
-import torch.nn as nn
 import torchvision
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from . import checkpoint, distributed, schedule
@@ -152,17 +152,18 @@ class Trainer:
     def _describe(self, train_source: Source, val_source: Source) -> None:
         ctx, opts = self.ctx, self.opts
         steps = len(self.train_loader) if self.train_loader is not None else 0
-        info: dict[str, Any] = dict(
-            arch=opts.arch, num_classes=opts.num_classes, world_size=ctx.world_size,
-            backend=ctx.backend or "none", device=str(ctx.device), dali_cpu=self.dali_cpu,
-            precision=self.precision.describe(), batch_size=opts.batch_size,
-            global_batch=opts.batch_size * ctx.world_size, base_lr=self.base_lr,
-            steps_per_epoch=steps, val_steps=len(self.val_loader), start_epoch=self.start_epoch,
-            epochs=opts.epochs, crop_size=opts.crop_size, val_size=opts.val_size,
-            workers=opts.workers, train_source=train_source.describe(),
-            val_source=val_source.describe(), seed=opts.seed,
-            torch_threads=torch.get_num_threads(),
-        )
+        info: dict[str, Any] = {
+            "arch": opts.arch, "num_classes": opts.num_classes, "world_size": ctx.world_size,
+            "backend": ctx.backend or "none", "device": str(ctx.device),
+            "dali_cpu": self.dali_cpu, "precision": self.precision.describe(),
+            "batch_size": opts.batch_size, "global_batch": opts.batch_size * ctx.world_size,
+            "base_lr": self.base_lr, "steps_per_epoch": steps,
+            "val_steps": len(self.val_loader), "start_epoch": self.start_epoch,
+            "epochs": opts.epochs, "crop_size": opts.crop_size, "val_size": opts.val_size,
+            "workers": opts.workers, "train_source": train_source.describe(),
+            "val_source": val_source.describe(), "seed": opts.seed,
+            "torch_threads": torch.get_num_threads(),
+        }
         log.info("training: %s", ", ".join(f"{k}={v}" for k, v in info.items()))
         self.json.write("start", **info)
 
@@ -170,10 +171,12 @@ class Trainer:
 
     def fit(self) -> ValResult | None:
         if self.opts.evaluate:
-            result = self.validate()
-            self.json.write("validate", epoch=self.start_epoch - 1, **dataclasses.asdict(result))
-            return result
-        result = None
+            only = self.validate()
+            self.json.write("validate", epoch=self.start_epoch - 1, **dataclasses.asdict(only))
+            log.info("validation: loss %.4f, top-1 %.2f %%, top-5 %.2f %% on %d images",
+                     only.loss, only.top1, only.top5, only.samples)
+            return only
+        result: ValResult | None = None
         for epoch in range(self.start_epoch, self.opts.epochs):
             train = self.train_epoch(epoch)
             result = self.validate()
@@ -186,7 +189,7 @@ class Trainer:
                 result.loss, result.top1, result.top5, result.samples,
             )
             self.json.write_many("iter", [
-                dict(epoch=epoch, step=i, loss=loss) for i, loss in enumerate(train.losses)
+                {"epoch": epoch, "step": i, "loss": loss} for i, loss in enumerate(train.losses)
             ])
             self.json.write(
                 "epoch", epoch=epoch, train_loss=_mean(train.losses), images=train.images,
@@ -289,19 +292,19 @@ class Trainer:
             totals += torch.stack([loss.double() * target.numel(), c1.double(), c5.double(),
                                    torch.tensor(target.numel(), dtype=torch.float64,
                                                 device=self.device)])
-        loss_sum, c1, c5, n = (float(x) for x in self.ctx.all_reduce_sum(totals).cpu())
+        loss_sum, top1, top5, n = self.ctx.all_reduce_sum(totals).cpu().tolist()
         if n == 0:
             return ValResult(math.nan, 0.0, 0.0, 0)
-        return ValResult(loss_sum / n, 100 * c1 / n, 100 * c5 / n, int(n))
+        return ValResult(loss_sum / n, 100 * top1 / n, 100 * top5 / n, int(n))
 
     def _state(self, next_epoch: int) -> dict[str, Any]:
-        return dict(
-            epoch=next_epoch, arch=self.opts.arch, num_classes=self.opts.num_classes,
-            state_dict=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
-            scaler=self.scaler.state_dict(), best_top1=self.best_top1,
-            opt_level=self.opts.opt_level, world_size=self.ctx.world_size,
-            batch_size=self.opts.batch_size, seed=self.opts.seed,
-        )
+        return {
+            "epoch": next_epoch, "arch": self.opts.arch, "num_classes": self.opts.num_classes,
+            "state_dict": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(), "best_top1": self.best_top1,
+            "opt_level": self.opts.opt_level, "world_size": self.ctx.world_size,
+            "batch_size": self.opts.batch_size, "seed": self.opts.seed,
+        }
 
     def close(self) -> None:
         self.json.close()
