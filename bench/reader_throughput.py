@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cassandra.cluster import Cluster
 from cassandra.concurrent import execute_concurrent_with_args
 from nvidia.dali import fn, pipeline_def
 
@@ -82,7 +81,7 @@ def bench_operator(
 
 
 def bench_python_driver(host: str, port: int, ids: list[str], epochs: int, concurrency: int) -> list[dict[str, float]]:
-    cluster = Cluster([host], port=port)
+    cluster = server.make_cluster(host, port, protocol_version=None)  # TCP_NODELAY, token-aware
     session = cluster.connect()
     select = session.prepare(f"SELECT data, label FROM {KEYSPACE}.data WHERE id = ?")
     params = [(uuid.UUID(u),) for u in ids]
@@ -140,7 +139,7 @@ def main() -> None:
         info = server.start(server.ServerConfig(dir=Path(temp.name), heap="2G"))
         args.host, args.port = info.host, info.port
     try:
-        cluster = Cluster([args.host], port=args.port)
+        cluster = server.make_cluster(args.host, args.port, protocol_version=None)
         ids, total = write_rows(cluster.connect(), args.samples, seed=0)
         cluster.shutdown()
         print(f"{len(ids)} rows, {total / 1e6:.1f} MB, mean {total / len(ids) / 1e3:.1f} KB")
