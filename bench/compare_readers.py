@@ -10,8 +10,9 @@
 
 Without --port it starts a local server (cassandra_dali.server) and, after the ingest, restarts
 it: commit-log replay flushes the memtables, so reads come from SSTables as they would on a
-server that has been running for a while. Every reader runs the same number of batches per
-epoch (same batch size, same images); the first epoch is warm-up and left out of the mean.
+server that has been running for a while. The readers then run in interleaved rounds (A B C,
+A B C, ...), the same number of batches per epoch each (same batch size, same images); a first
+round warms the server's JIT and is not counted, nor is each run's epoch 0.
 Writes a JSON and a PNG plot (``--out``), and records the machine.
 """
 
@@ -303,6 +304,13 @@ def main() -> None:
         "--rounds", type=int, default=3, help="runs of each reader, interleaved (%(default)s)"
     )
     parser.add_argument(
+        "--warmup-rounds",
+        type=int,
+        default=1,
+        help="rounds run first and not counted: the server's JIT is cold after its restart "
+        "(%(default)s)",
+    )
+    parser.add_argument(
         "--concurrency",
         type=int,
         default=128,
@@ -372,20 +380,23 @@ def main() -> None:
             ),
         }
         # Rounds (A B C, A B C, ...) rather than one long run each: a load change on a shared
-        # machine then hits every reader alike. Each run's epoch 0 is warm-up, left out.
+        # machine then hits every reader alike. Each run's epoch 0 is warm-up, left out, and so are
+        # the warm-up rounds: a freshly started JVM serves reads several times slower until its
+        # JIT has compiled the read path.
         measured: dict[str, list[readloop.EpochStat]] = {name: [] for name in loaders}
-        for round_ in range(args.rounds):
+        for round_ in range(args.warmup_rounds + args.rounds):
+            warmup_round = round_ < args.warmup_rounds
             for name, make in loaders.items():
                 loop = make()
                 try:
                     for epoch in range(args.epochs):
                         stat = loop.run_epoch(epoch)
-                        if epoch > 0:
+                        if epoch > 0 and not warmup_round:
                             measured[name].append(stat)
                         report(
                             f"round {round_} {LABELS[name]:<36} epoch {epoch}: "
                             f"{stat.images_per_s:7.0f} images/s {stat.mb_per_s:7.1f} MB/s"
-                            + (" (warm-up)" if epoch == 0 else "")
+                            + (" (warm-up)" if epoch == 0 or warmup_round else "")
                         )
                 finally:
                     loop.close()
@@ -417,6 +428,7 @@ def main() -> None:
         "batch_size": args.bs,
         "epochs": args.epochs,
         "rounds": args.rounds,
+        "warmup_rounds": args.warmup_rounds,
         "driver_concurrency": args.concurrency,
         "results": figures,
         "ratios": ratios,
