@@ -45,7 +45,10 @@ def spark_session(app_name: str) -> Any:
     if not os.environ.get("PYSPARK_PYTHON"):
         # Else executors start `python3` from PATH, which may lack cassandra_dali.
         builder = builder.config("spark.pyspark.python", sys.executable)
-    return builder.getOrCreate()
+    spark = builder.getOrCreate()
+    # Spark's INFO lines would bury the ingest's own messages; its warnings and errors stay.
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
 
 
 def _partition_error(text: str) -> str | None:
