@@ -11,8 +11,8 @@
 Without --port it starts a local server (cassandra_dali.server) and, after the ingest, restarts
 it: commit-log replay flushes the memtables, so reads come from SSTables as they would on a
 server that has been running for a while. The readers then run in interleaved rounds (A B C,
-A B C, ...), the same number of batches per epoch each (same batch size, same images); a first
-round warms the server's JIT and is not counted, nor is each run's epoch 0.
+A B C, ...), the same number of batches per epoch each (same batch size, same images); two first
+rounds warm the server's JIT and are not counted, nor is each run's epoch 0.
 Writes a JSON and a PNG plot (``--out``), and records the machine.
 """
 
@@ -306,7 +306,7 @@ def main() -> None:
     parser.add_argument(
         "--warmup-rounds",
         type=int,
-        default=1,
+        default=2,
         help="rounds run first and not counted: the server's JIT is cold after its restart "
         "(%(default)s)",
     )
