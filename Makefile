@@ -23,7 +23,7 @@ $(STAMP): $(SOURCES) | $(PY)
 	@mkdir -p $(BUILD)
 	$(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml','rb'))['build-system']['requires']))" > $(BUILD)/requirements-build.txt
 	$(PY) -m pip install -q -r $(BUILD)/requirements-build.txt
-	$(PY) -m pip install -q --no-build-isolation -Cbuild-dir=$(BUILD) -e '.[test,train]'
+	$(PY) -m pip install -q --no-build-isolation -Cbuild-dir=$(BUILD) -e '.[test,train,spark]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -35,7 +35,11 @@ test: install cassandra-jars
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: install cassandra-jars
-	$(PY) -m cassandra_dali.demo
+	$(PY) -m cassandra_dali.demo_workflow
+
+bench: install cassandra-jars
+	$(PY) bench/compare_readers.py
+	$(PY) bench/reader_throughput.py
 
 # The wheel as users get it: an isolated `pip wheel .`, installed into a fresh venv, then a
 # pipeline against a real server.

@@ -22,7 +22,7 @@ from conftest import unique_keyspace_name
 
 pyspark = pytest.importorskip("pyspark", reason="pyspark is not installed")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "imagenette"
 SPARK_HOME = Path(pyspark.__file__).parent
