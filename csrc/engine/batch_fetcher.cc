@@ -116,7 +116,6 @@ void BatchFetcher::Start(Batch *batch) {
     batch->failures_.clear();
     batch->pending_ = n;
     batch->next_slot_ = 0;
-    batch->bytes = 0;
   }
   for (int i = 0; i < n; ++i) {
     batch->requests_[i] = {this, batch, i};
@@ -236,8 +235,6 @@ void BatchFetcher::CopyRow(Batch::Request *request, const CassResult *result) {
   }
   batch.label_int[slot] = label_int;
   batch.slot_request[slot] = request->index;
-  std::lock_guard<std::mutex> lock(batch.mutex_);
-  batch.bytes += size;
 }
 
 void BatchFetcher::Finish(Batch::Request *request) noexcept {

@@ -66,7 +66,6 @@ class Batch {
   std::vector<SampleBuffer> data;      // per output slot
   std::vector<SampleBuffer> label_blob;
   std::vector<int32_t> label_int;
-  uint64_t bytes = 0;                  // data bytes in this batch
 
  private:
   friend class BatchFetcher;

@@ -54,14 +54,13 @@ const Batch *PrefetchingReader::Next() {
     StartNextBatch();
   }
   last_ = batch;  // reused for a later batch even if Wait throws
-  fetcher_.Wait(batch);
-  stats_.batches += 1;
-  stats_.samples += batch->size();
-  stats_.bytes += batch->bytes;
+  // A batch that fails is consumed all the same: the position (epoch ends, checkpoints) moves
+  // on, and the next call returns the next batch.
   if (++consumed_batch_ == order_.layout().BatchesPerEpoch() && loop_forever_) {
     consumed_batch_ = 0;
     ++consumed_epoch_;
   }
+  fetcher_.Wait(batch);
   return batch;
 }
 

@@ -15,12 +15,6 @@ namespace cassandra_dali {
 // by default, and the user's current outputs); slots beyond them let buffers be reused.
 constexpr int kBatchesHeldDownstream = 3;
 
-struct ReaderStats {
-  uint64_t batches = 0;
-  uint64_t samples = 0;
-  uint64_t bytes = 0;
-};
-
 // Where a self-fed reader stands: the epoch and batch it returns next. Checkpoints store this
 // and restore by recomputing the order, not by replaying reads.
 struct ReaderPosition {
@@ -44,7 +38,6 @@ class PrefetchingReader {
 
   // Continues from `position`: reads in flight are waited for (bounded) and dropped.
   void Seek(const ReaderPosition &position);
-  const ReaderStats &stats() const { return stats_; }
 
  private:
   void StartNextBatch();
@@ -59,7 +52,6 @@ class PrefetchingReader {
   Batch *last_ = nullptr;
   int64_t issue_epoch_ = 0, issue_batch_ = 0;
   int64_t consumed_epoch_ = 0, consumed_batch_ = 0;
-  ReaderStats stats_;
 };
 
 class DirectReader {
