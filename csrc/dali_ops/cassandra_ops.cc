@@ -121,15 +121,13 @@ class CassandraOpBase : public dali::Operator<CPUBackend> {
         ShareSamples(label, batch.label_blob, n, device);
         break;
       case LabelType::kInt: {
-        label.Reset();
-        label.set_pinned(pinned_);
+        PrepareSmallOutput(label);
         label.Resize(dali::uniform_list_shape(n, {1}), DALI_INT32);
         for (int i = 0; i < n; ++i) *label.mutable_tensor<int32_t>(i) = batch.label_int[i];
         break;
       }
       case LabelType::kNone:
-        label.Reset();
-        label.set_pinned(pinned_);
+        PrepareSmallOutput(label);
         label.Resize(dali::uniform_list_shape(n, {0}), DALI_INT32);
         break;
     }
@@ -142,6 +140,15 @@ class CassandraOpBase : public dali::Operator<CPUBackend> {
   int device_id_;
 
  private:
+  // A DALI-allocated output: kept (and its memory reused) unless it last shared our buffers or
+  // has the wrong pinning.
+  void PrepareSmallOutput(dali::TensorList<CPUBackend> &out) const {
+    if (!out.IsContiguous() || out.is_pinned() != pinned_) {
+      out.Reset();
+      out.set_pinned(pinned_);
+    }
+  }
+
   void ShareSamples(dali::TensorList<CPUBackend> &out, const std::vector<SampleBuffer> &buffers,
                     int n, int device) const {
     out.Reset();
