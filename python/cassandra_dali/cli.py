@@ -39,18 +39,22 @@ def build_parser(groups: Sequence[ModuleType] | None = None) -> argparse.Argumen
     return parser
 
 
+def configure_logging(verbose: bool) -> None:
+    """Progress messages from the library go to stderr, results of commands to stdout."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr
+    )
+    if not verbose:
+        # The driver logs each failed connection with a traceback; the error reaches the user
+        # once, in one line, from the command.
+        logging.getLogger("cassandra").setLevel(logging.CRITICAL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     groups = _groups()
     parser = build_parser(groups)
     args = parser.parse_args(argv)
-    # Progress messages from the library go to stderr, results of commands to stdout.
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(message)s",
-        stream=sys.stderr,
-    )
-    if not args.verbose:
-        logging.getLogger("cassandra").setLevel(logging.WARNING)  # the driver chats at INFO
+    configure_logging(args.verbose)
     expected: tuple[type[BaseException], ...] = tuple(
         error for module in groups for error in getattr(module, "EXPECTED_ERRORS", ())
     )

@@ -183,15 +183,9 @@ def script_main(
     add_arguments(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(message)s",
-        stream=sys.stderr,
-    )
-    if not args.verbose:
-        # The driver logs each failed connection with a traceback; the error reaches the user
-        # once, in one line, from here.
-        logging.getLogger("cassandra").setLevel(logging.CRITICAL)
+    from .cli import configure_logging  # cli imports this module's groups
+
+    configure_logging(args.verbose)
     return run_guarded(func, args, prog or command)
 
 
