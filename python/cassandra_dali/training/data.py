@@ -19,6 +19,12 @@ through ``reader_meta``, and the iterator is built with ``reader_name``: trainin
 incomplete last batch (``LastBatchPolicy.DROP``; DALI then ends every rank's epoch at the
 smallest shard's last full batch), validation keeps it (``PARTIAL``, padding trimmed, so every
 sample is scored exactly once over all ranks; a rank's last batch may then be empty).
+
+Resume: the training pipeline is built with DALI checkpointing enabled. ``Loader.checkpoint()``
+is the state of the reader (its position in its stream and epoch), of the random operators
+(crop and flip generators) and of the iterator, consistent with the batches handed out so far
+(not with the ones DALI has prefetched); a training pipeline built from it (``checkpoint=``)
+produces exactly the batches the first one would have produced next.
 """
 
 from __future__ import annotations
@@ -160,11 +166,14 @@ class Loader:
     """Batches of (float images NCHW, int64 labels N) from a DALI pipeline, epoch by epoch."""
 
     def __init__(self, pipe: Any, *, training: bool, max_iters: int | None, device: torch.device):
-        pipe.build()
+        pipe.build()  # restores the pipeline's state when it was given a checkpoint
         self.batch_size: int = pipe.max_batch_size
         self.device = device
         epoch_len = _epoch_length(pipe, self.batch_size, training)
+        # The --max-iters in effect: None when epochs are whole reader epochs.
+        self.max_iters: int | None = None
         if max_iters is not None and max_iters < epoch_len:
+            self.max_iters = max_iters
             # A short run: an "epoch" is max_iters batches of the reader's endless stream (the
             # next one continues where this stopped), so no rank decodes a whole epoch only to
             # skip it. Same count on every rank, hence no padding to trim.
@@ -181,6 +190,13 @@ class Loader:
 
     def __len__(self) -> int:
         return len(self._iterator)
+
+    def checkpoint(self) -> bytes:
+        """The pipeline's state after the batches handed out so far (serialised; the pipeline
+        must have been built with ``enable_checkpointing=True``). At the end of an epoch the
+        iterator has already been reset, so this is where the next epoch starts."""
+        (state,) = self._iterator.checkpoints()
+        return bytes(state)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for batch in self._iterator:
@@ -199,10 +215,13 @@ def _epoch_length(pipe: Any, batch_size: int, training: bool) -> int:
 
 def training_loader(source: Source, opts: PipelineOptions, *, shard_id: int, num_shards: int,
                     order_seed: int, augment_seed: int, max_iters: int | None,
-                    device: torch.device) -> Loader:
+                    device: torch.device, checkpoint: bytes | None = None) -> Loader:
+    """The training batches of one shard. ``checkpoint`` (from ``Loader.checkpoint()`` of a
+    pipeline built with the same arguments) continues that pipeline's stream exactly."""
     pipe = _training_pipeline(
         source, shard_id, num_shards, order_seed, opts, batch_size=opts.batch_size,
         num_threads=opts.num_threads, device_id=opts.device_id, seed=augment_seed,
+        enable_checkpointing=True, checkpoint=checkpoint,
     )
     return Loader(pipe, training=True, max_iters=max_iters, device=device)
 

@@ -10,6 +10,7 @@ import dataclasses
 import datetime
 import logging
 import os
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -51,6 +52,15 @@ class DistContext:
         if self.backend is not None:
             for tensor in tensors:
                 dist.broadcast(tensor, src=0)
+
+    def gather_object(self, obj: Any) -> list[Any] | None:
+        """Every rank's picklable ``obj``, in rank order, on rank 0; None on the others. A
+        collective: all ranks must call it."""
+        if self.backend is None:
+            return [obj]
+        gathered: list[Any] | None = [None] * self.world_size if self.is_main else None
+        dist.gather_object(obj, gathered, dst=0)
+        return gathered
 
     def barrier(self) -> None:
         if self.backend is not None:
