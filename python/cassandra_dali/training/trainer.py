@@ -9,6 +9,7 @@ import math
 import time
 from typing import Any
 
+import nvidia.dali
 import torch
 import torchvision
 from torch import nn
@@ -34,16 +35,30 @@ def build_model(arch: str, num_classes: int) -> nn.Module:
 
 
 def order_seed(seed: int, start_epoch: int) -> int:
-    """The sample-order seed, the same on every rank.
+    """The sample-order seed, the same on every rank, of a pipeline that starts afresh.
 
-    Readers count epochs from 0 when built, so a resumed run offsets the seed by its first
-    epoch: it then draws new orders rather than replaying those of epochs 0, 1, ..."""
+    A resumed run normally continues the saved pipelines (same seeds, restored positions). When
+    it cannot (see ``checkpoint.data_mismatch``), its new readers count epochs from 0, so the
+    seed is offset by the first epoch: they then draw new orders rather than replaying those of
+    epochs 0, 1, ..."""
     return seed + start_epoch
 
 
 def augment_seed(seed: int, start_epoch: int, rank: int) -> int:
-    """The DALI pipeline seed (crops, flips): different on every rank and after a resume."""
+    """The DALI pipeline seed (crops, flips) of a pipeline that starts afresh: different on
+    every rank, and offset like ``order_seed`` after a resume that cannot continue the saved
+    pipelines."""
     return (seed * 100_003 + start_epoch * 1_009 + rank) % (2**31 - 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataStart:
+    """How this rank's training pipeline starts: afresh, or continuing a saved one."""
+
+    order_seed: int
+    augment_seed: int
+    checkpoint: bytes | None = None  # this rank's saved pipeline state
+    reseeded_because: str | None = None  # a resume that could not continue: why
 
 
 @dataclasses.dataclass
@@ -89,6 +104,9 @@ class Trainer:
         self.criterion = nn.CrossEntropyLoss()
         self.start_epoch = opts.start_epoch
         self.best_top1 = 0.0
+        self.train_source_kind = type(train_source).__name__
+        self.data_start = DataStart(order_seed(opts.seed, self.start_epoch),
+                                    augment_seed(opts.seed, self.start_epoch, ctx.rank))
         if opts.resume is not None:
             self._resume(model)
         self.model = model  # unwrapped: what is saved and what validates
@@ -108,11 +126,11 @@ class Trainer:
         self.dali_cpu = dali_cpu
         self.train_loader: Loader | None = None
         if not opts.evaluate:
+            start = self.data_start
             self.train_loader = training_loader(
                 train_source, popts, shard_id=ctx.rank, num_shards=ctx.world_size,
-                order_seed=order_seed(opts.seed, self.start_epoch),
-                augment_seed=augment_seed(opts.seed, self.start_epoch, ctx.rank),
-                max_iters=opts.max_iters, device=self.device,
+                order_seed=start.order_seed, augment_seed=start.augment_seed,
+                max_iters=opts.max_iters, device=self.device, checkpoint=start.checkpoint,
             )
             low, high = ctx.all_reduce_min_max(len(self.train_loader))
             if low != high or low == 0:
@@ -140,14 +158,45 @@ class Trainer:
         self.best_top1 = float(state.get("best_top1", 0.0))
         momentum = [s["momentum_buffer"] for s in self.optimizer.state.values()
                     if s.get("momentum_buffer") is not None]
-        log.info("resumed from %s: next epoch %d, best top-1 %.2f %%, %d momentum buffers",
-                 self.opts.resume, self.start_epoch, self.best_top1, len(momentum))
+        data = "unused" if self.opts.evaluate else self._resume_data(state.get("data"))
+        log.info("resumed from %s: next epoch %d, best top-1 %.2f %%, %d momentum buffers, "
+                 "training data %s", self.opts.resume, self.start_epoch, self.best_top1,
+                 len(momentum), data)
         self.json.write(
             "resume", path=str(self.opts.resume), epoch=self.start_epoch,
             best_top1=self.best_top1, momentum_buffers=len(momentum),
             momentum_norm=float(sum(m.float().norm() ** 2 for m in momentum) ** 0.5) if momentum else 0.0,
             scaler_restored=bool(state.get("scaler")) and self.precision.uses_scaler,
+            data=data, data_reseeded_because=self.data_start.reseeded_because,
         )
+
+    def _data_depends_on(self) -> dict[str, Any]:
+        return {"world_size": self.ctx.world_size, "batch_size": self.opts.batch_size,
+                "max_iters": self.opts.max_iters, "source": self.train_source_kind,
+                "seed": self.opts.seed, "dali": nvidia.dali.__version__}
+
+    def _resume_data(self, saved: dict[str, Any] | None) -> str:
+        """Continue the saved training pipelines when this run matches them ("restored"), else
+        start new ones with seeds offset by the epoch, as before exact resume ("reseeded")."""
+        problem = checkpoint.data_mismatch(saved, **self._data_depends_on())
+        if problem is None:
+            assert saved is not None
+            rank = self.ctx.rank
+            self.data_start = DataStart(int(saved["order_seed"]), int(saved["augment_seeds"][rank]),
+                                        checkpoint=saved["pipelines"][rank])
+            return "restored"
+        self.data_start = DataStart(
+            order_seed(self.opts.seed, self.start_epoch),
+            augment_seed(self.opts.seed, self.start_epoch, self.ctx.rank),
+            reseeded_because=problem,
+        )
+        if self.ctx.is_main:
+            log.warning(
+                "not continuing the saved training data position: %s. The sample order and "
+                "augmentations restart from new seeds (--seed + %d), so this run is not "
+                "identical to one that never stopped", problem, self.start_epoch,
+            )
+        return "reseeded"
 
     def _describe(self, train_source: Source, val_source: Source) -> None:
         ctx, opts = self.ctx, self.opts
@@ -197,8 +246,9 @@ class Trainer:
                 data_wait_s=train.data_wait_s, val_loss=result.loss, val_top1=result.top1,
                 val_top5=result.top5, val_samples=result.samples, lr=self._lr(epoch, len(train.losses) - 1),
             )
+            data = self._data_state()  # a collective: every rank takes part
             if self.ctx.is_main:
-                path = checkpoint.save(self._state(epoch + 1), self.opts.checkpoint_dir,
+                path = checkpoint.save(self._state(epoch + 1, data), self.opts.checkpoint_dir,
                                        is_best=is_best)
                 self.json.write("checkpoint", epoch=epoch + 1, path=str(path), best=is_best)
         return result
@@ -297,13 +347,28 @@ class Trainer:
             return ValResult(math.nan, 0.0, 0.0, 0)
         return ValResult(loss_sum / n, 100 * top1 / n, 100 * top5 / n, int(n))
 
-    def _state(self, next_epoch: int) -> dict[str, Any]:
+    def _data_state(self) -> dict[str, Any] | None:
+        """Every rank's training-pipeline checkpoint, gathered on rank 0 (None elsewhere).
+
+        Taken between epochs, after the iterator's reset: the position where the next epoch
+        starts, also when --max-iters ended this one before the reader's epoch did."""
+        assert self.train_loader is not None
+        mine = (self.train_loader.checkpoint(), self.data_start.augment_seed)
+        ranks = self.ctx.gather_object(mine)
+        if ranks is None:
+            return None
+        return checkpoint.data_state(
+            [pipeline for pipeline, _ in ranks], [seed for _, seed in ranks],
+            order_seed=self.data_start.order_seed, **self._data_depends_on(),
+        )
+
+    def _state(self, next_epoch: int, data: dict[str, Any] | None) -> dict[str, Any]:
         return {
             "epoch": next_epoch, "arch": self.opts.arch, "num_classes": self.opts.num_classes,
             "state_dict": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(), "best_top1": self.best_top1,
             "opt_level": self.opts.opt_level, "world_size": self.ctx.world_size,
-            "batch_size": self.opts.batch_size, "seed": self.opts.seed,
+            "batch_size": self.opts.batch_size, "seed": self.opts.seed, "data": data,
         }
 
     def close(self) -> None:
