@@ -2,7 +2,9 @@
 
 The integration tests train a small ResNet-18 at 64 px on a generated Imagenette stand-in, with
 two CPU processes (gloo), from Cassandra and from the same images as files: both ranks finish,
-the loss goes down, a checkpoint is written, and a resumed run continues from it.
+the loss goes down, a checkpoint is written, and a run stopped and resumed from it computes the
+same per-iteration losses as one that never stopped (the checkpoint holds every rank's DALI
+pipeline state), also when --max-iters ends epochs before the reader's.
 """
 
 from __future__ import annotations
@@ -187,6 +189,29 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
         checkpoint.load(tmp_path / "missing.pth.tar", torch.device("cpu"))
 
 
+def test_data_position_must_match_the_run() -> None:
+    run = {"world_size": 2, "batch_size": 16, "max_iters": None, "source": "CassandraSource",
+           "seed": 7, "dali": "2.4.0"}
+    saved = checkpoint.data_state([b"rank0", b"rank1"], [11, 12], order_seed=7, **run)
+    assert checkpoint.data_mismatch(saved, **run) is None
+    assert saved["pipelines"] == [b"rank0", b"rank1"] and saved["augment_seeds"] == [11, 12]
+    reasons = {
+        "world_size": "written by 2 ranks, this run has 4; start 2 processes",
+        "batch_size": "--b (batch per rank) 16, this run has 32",
+        "max_iters": "--max-iters unset, this run has 3",
+        "source": "source 'CassandraSource', this run has 'FileSource'",
+        "seed": "--seed 7, this run has 8",
+        "dali": "DALI version '2.4.0', this run has '2.5.0'",
+    }
+    changed = {"world_size": 4, "batch_size": 32, "max_iters": 3, "source": "FileSource",
+               "seed": 8, "dali": "2.5.0"}
+    for key, value in changed.items():
+        assert reasons[key] in str(checkpoint.data_mismatch(saved, **{**run, key: value}))
+    assert "older version" in str(checkpoint.data_mismatch(None, **run))
+    with pytest.raises(ValueError, match="seed"):
+        checkpoint.data_state([], [], order_seed=0, world_size=1)
+
+
 def test_options_are_checked() -> None:
     with pytest.raises(ValueError, match="--val-size"):
         options.TrainOptions(crop_size=224, val_size=200)
@@ -283,57 +308,89 @@ def _momentum_norm(optimizer_state: dict[str, Any]) -> float:
     return float(sum(b.float().norm() ** 2 for b in buffers) ** 0.5)
 
 
+def _assert_same_losses(reference: list[dict[str, Any]], resumed: list[dict[str, Any]],
+                        epochs: list[int]) -> None:
+    """The resumed run's per-iteration losses are the uninterrupted run's, iteration by
+    iteration (in practice bit for bit: same weights, same batches, same crops and flips)."""
+    expected = [(e["epoch"], e["step"], e["loss"]) for e in reference if e["epoch"] in epochs]
+    got = [(e["epoch"], e["step"], e["loss"]) for e in resumed]
+    assert [k[:2] for k in got] == [k[:2] for k in expected] and got
+    worst = max(abs(a[2] - b[2]) for a, b in zip(got, expected, strict=True))
+    assert worst <= 1e-6, f"resumed losses differ by up to {worst}:\n{got}\n{expected}"
+
+
+def _max_weight_difference(a: dict[str, Any], b: dict[str, Any]) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].numel())
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("source", ["cassandra", "file"])
 def test_train_two_ranks_then_resume(source: str, data: Data, tmp_path: Path) -> None:
     script = CASSANDRA_SCRIPT if source == "cassandra" else FILE_SCRIPT
-    ckpt = tmp_path / "ckpt"
-    log_json = tmp_path / "log.jsonl"
-    common = [*data.source_args(source), *SMALL_RUN, "--checkpoint-dir", str(ckpt),
-              "--log-json", str(log_json)]
 
-    # 1. Four epochs from scratch, two ranks on gloo.
-    _torchrun(script, [*common, "--epochs", "4"])
-    (start,) = _events(log_json, "start")
+    def run_args(name: str) -> list[str]:
+        return [*data.source_args(source), *SMALL_RUN, "--checkpoint-dir", str(tmp_path / name),
+                "--log-json", str(tmp_path / f"{name}.jsonl")]
+
+    # 1. Four epochs from scratch without stopping, two ranks on gloo: the reference.
+    full_log = tmp_path / "full.jsonl"
+    _torchrun(script, [*run_args("full"), "--epochs", "4"])
+    (start,) = _events(full_log, "start")
     assert (start["world_size"], start["backend"], start["device"]) == (2, "gloo", "cpu")
     assert start["dali_cpu"] is True and start["precision"] == "O0: fp32"
     assert start["steps_per_epoch"] == TRAIN_PER_CLASS * 10 // (2 * BATCH)
-    iters = _events(log_json, "iter")
-    assert len(iters) == 4 * start["steps_per_epoch"]
-    assert all(math.isfinite(e["loss"]) for e in iters)
-    means = _epoch_means(iters)
+    full = _events(full_log, "iter")
+    assert len(full) == 4 * start["steps_per_epoch"]
+    assert all(math.isfinite(e["loss"]) for e in full)
+    means = _epoch_means(full)
     assert means[3] < means[0] - 0.1, f"the loss did not go down: {means}"
-    epochs = _events(log_json, "epoch")
-    assert [e["epoch"] for e in epochs] == [0, 1, 2, 3]
-    for e in epochs:
+    full_epochs = _events(full_log, "epoch")
+    assert [e["epoch"] for e in full_epochs] == [0, 1, 2, 3]
+    for e in full_epochs:
         assert e["images"] == start["steps_per_epoch"] * 2 * BATCH and e["images_per_s"] > 0
         # Validation covers every image exactly once over both ranks (PARTIAL trims padding).
         assert e["val_samples"] == 10 * VAL_PER_CLASS
         assert 0 <= e["val_top1"] <= e["val_top5"] <= 100
+
+    # 2. The same run stopped after two epochs: the checkpoint holds both ranks' data positions.
+    ckpt, log_json = tmp_path / "ckpt", tmp_path / "ckpt.jsonl"
+    _torchrun(script, [*run_args("ckpt"), "--epochs", "2"])
+    stopped = _events(log_json, "iter")
+    _assert_same_losses(full, stopped, [0, 1])
     saved = checkpoint.load(ckpt, torch.device("cpu"))
-    assert saved["epoch"] == 4 and saved["arch"] == "resnet18" and saved["world_size"] == 2
+    assert saved["epoch"] == 2 and saved["arch"] == "resnet18" and saved["world_size"] == 2
     assert len(saved["optimizer"]["state"]) == len(list(build_model("resnet18", 10).parameters()))
     assert not any(k.startswith("module.") for k in saved["state_dict"])
+    position = saved["data"]
+    assert position["world_size"] == 2 and position["order_seed"] == 7
+    assert len(position["pipelines"]) == 2 and all(isinstance(p, bytes) for p in position["pipelines"])
+    assert position["pipelines"][0] != position["pipelines"][1]  # one per rank, not rank 0's twice
 
-    # 2. Resume to six epochs: the epoch counter and the optimizer state carry on.
-    _torchrun(script, [*common, "--epochs", "6", "--resume", str(ckpt / checkpoint.LATEST)])
+    # 3. Resumed to four epochs: the epoch counter, the optimizer state and every rank's data
+    # position carry on, so epochs 2 and 3 are those of the run that never stopped.
+    _torchrun(script, [*run_args("ckpt"), "--epochs", "4", "--resume", str(ckpt / checkpoint.LATEST)])
     (resume,) = _events(log_json, "resume")
-    assert resume["epoch"] == 4 and resume["momentum_buffers"] == len(saved["optimizer"]["state"])
+    assert resume["epoch"] == 2 and resume["momentum_buffers"] == len(saved["optimizer"]["state"])
     assert resume["momentum_norm"] == pytest.approx(_momentum_norm(saved["optimizer"]), rel=1e-5)
     assert resume["best_top1"] == saved["best_top1"]
-    assert _events(log_json, "start")[1]["start_epoch"] == 4
-    resumed = _events(log_json, "iter")[len(iters):]
-    assert sorted({e["epoch"] for e in resumed}) == [4, 5]
-    assert [e["epoch"] for e in _events(log_json, "epoch")] == [0, 1, 2, 3, 4, 5]
-    # Momentum and weights came back: the resumed run keeps the lower loss, no restart at ~2.3.
-    assert _epoch_means(resumed)[4] < means[0] - 0.1
+    assert (resume["data"], resume["data_reseeded_because"]) == ("restored", None)
+    assert _events(log_json, "start")[1]["start_epoch"] == 2
+    _assert_same_losses(full, _events(log_json, "iter")[len(stopped):], [2, 3])
+    epochs = _events(log_json, "epoch")
+    assert [e["epoch"] for e in epochs] == [0, 1, 2, 3]
+    for mine, reference in zip(epochs, full_epochs, strict=True):
+        assert mine["val_loss"] == pytest.approx(reference["val_loss"], abs=1e-6)
+        assert mine["val_top1"] == reference["val_top1"]
     final = checkpoint.load(ckpt, torch.device("cpu"))
-    assert final["epoch"] == 6
+    assert final["epoch"] == 4
+    reference_final = checkpoint.load(tmp_path / "full", torch.device("cpu"))
+    assert _max_weight_difference(final["state_dict"], reference_final["state_dict"]) <= 1e-6
 
-    # 3. Validation alone, as one plain process (no torchrun, no process group): the same
+    # 4. Validation alone, as one plain process (no torchrun, no process group): the same
     # metrics as the two ranks' all-reduced ones for the same weights.
-    last = _events(log_json, "epoch")[-1]
-    _run([sys.executable, str(script), *common, "--resume", str(ckpt), "--evaluate"])
+    last = epochs[-1]
+    _run([sys.executable, str(script), *run_args("ckpt"), "--resume", str(ckpt), "--evaluate"])
     (evaluated,) = _events(log_json, "validate")
     assert evaluated["samples"] == last["val_samples"]
     assert abs(evaluated["top1"] - last["val_top1"]) <= 100 / last["val_samples"] + 1e-9
@@ -341,22 +398,54 @@ def test_train_two_ranks_then_resume(source: str, data: Data, tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_short_mixed_precision_run_from_the_environment(data: Data, tmp_path: Path) -> None:
+def test_short_mixed_precision_run_from_the_environment_resumes_exactly(
+    data: Data, tmp_path: Path,
+) -> None:
     """--opt-level O2 on CPU is bf16 autocast without a scaler; --max-iters caps the epochs;
-    the server comes from CASSANDRA_HOST/CASSANDRA_PORT."""
-    log_json = tmp_path / "log.jsonl"
+    the server comes from CASSANDRA_HOST/CASSANDRA_PORT. The epochs end before the reader's
+    (5 batches per rank), so the checkpoint must hold the reader's real position: resumed after
+    epoch 0, epochs 1 and 2 (batches 2-5 of the stream, across the reader's epoch boundary) are
+    the uninterrupted run's. A single process resuming the two ranks' checkpoint reseeds."""
     args = data.source_args("cassandra", server_flags=False)
     env = {"CASSANDRA_HOST": data.connection.host, "CASSANDRA_PORT": str(data.connection.port)}
-    _torchrun(CASSANDRA_SCRIPT, [
-        *args, *SMALL_RUN, "--opt-level", "O2", "--loss-scale", "128.0", "--epochs", "2",
-        "--max-iters", "2", "--checkpoint-dir", str(tmp_path / "ck"), "--log-json", str(log_json),
-    ], env=env)
-    (start,) = _events(log_json, "start")
+
+    def run(name: str, epochs: int, *extra: str, nproc: int = 2) -> Path:
+        log_json = tmp_path / f"{name}.jsonl"
+        _torchrun(CASSANDRA_SCRIPT, [
+            *args, *SMALL_RUN, "--opt-level", "O2", "--loss-scale", "128.0", "--epochs",
+            str(epochs), "--max-iters", "2", "--checkpoint-dir", str(tmp_path / name),
+            "--log-json", str(log_json), *extra,
+        ], env=env, nproc=nproc)
+        return log_json
+
+    full_log = run("full", 3)
+    (start,) = _events(full_log, "start")
     assert start["precision"] == "O2: autocast bf16 on cpu"
     assert start["steps_per_epoch"] == 2 and start["val_steps"] == 2
-    iters = _events(log_json, "iter")
-    assert [(e["epoch"], e["step"]) for e in iters] == [(0, 0), (0, 1), (1, 0), (1, 1)]
-    assert all(math.isfinite(e["loss"]) for e in iters)
+    full = _events(full_log, "iter")
+    assert [(e["epoch"], e["step"]) for e in full] == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]
+    assert all(math.isfinite(e["loss"]) for e in full)
+
+    ckpt = tmp_path / "ckpt"
+    log_json = run("ckpt", 1)
+    saved = checkpoint.load(ckpt, torch.device("cpu"))
+    assert saved["epoch"] == 1 and saved["data"]["max_iters"] == 2
+    run("ckpt", 3, "--resume", str(ckpt))
+    (resume,) = _events(log_json, "resume")
+    assert resume["data"] == "restored"
+    _assert_same_losses(full, _events(log_json, "iter")[2:], [1, 2])
+
+    # One plain process (no process group) cannot continue two ranks' streams: it says so,
+    # draws from new seeds, and its own checkpoint holds its single pipeline state.
+    _run([sys.executable, str(CASSANDRA_SCRIPT), *args, *SMALL_RUN, "--opt-level", "O2",
+          "--epochs", "4", "--max-iters", "2", "--checkpoint-dir", str(ckpt),
+          "--log-json", str(log_json), "--resume", str(ckpt)], env=env)
+    reseeded = _events(log_json, "resume")[1]
+    assert reseeded["data"] == "reseeded"
+    assert "written by 2 ranks, this run has 1" in reseeded["data_reseeded_because"]
+    single = checkpoint.load(ckpt, torch.device("cpu"))
+    assert single["epoch"] == 4 and single["data"]["world_size"] == 1
+    assert len(single["data"]["pipelines"]) == 1 and single["data"]["order_seed"] == 7 + 3
 
 
 @pytest.mark.slow
