@@ -9,12 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import cassandra_dali
+import pytest
 from cassandra_dali import server
-
 from reader_helpers import Dataset, cassandra_pipeline, reader_kwargs, write_dataset
+from servers import extra_server
 from tcp_proxy import TcpProxy
 
 
@@ -47,7 +46,7 @@ def test_missing_row_names_uuid_and_table(cassandra_server: server.ServerInfo, d
     reader = cassandra_dali.Reader(table, cassandra_port=cassandra_server.port)
     with pytest.raises(cassandra_dali.MissingRowError, match=ghost):
         reader.read([dataset.ids[0], ghost])
-    data, labels, _ = reader.read(dataset.ids[:2])  # the reader still works afterwards
+    data, _labels, _ = reader.read(dataset.ids[:2])  # the reader still works afterwards
     assert len(data) == 2
 
 
@@ -155,18 +154,15 @@ def test_recovers_after_the_connection_is_cut(proxy: TcpProxy, dataset: Dataset)
     assert len(reader.read(dataset.ids[:8])[0]) == 8
     proxy.cut()
     # The driver reconnects through the proxy; retries with backoff cover the gap.
-    data, labels, _ = reader.read(dataset.ids[:8])
+    _data, labels, _ = reader.read(dataset.ids[:8])
     assert [int(x) for x in labels] == list(range(8))
 
 
 @pytest.fixture(scope="module")
 def secure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server.ServerInfo]:
     directory = tmp_path_factory.mktemp("secure-cassandra")
-    info = server.start(server.ServerConfig(dir=directory, heap="768M", auth=True, tls=True))
-    try:
+    with extra_server(directory, heap="768M", auth=True, tls=True) as info:
         yield info
-    finally:
-        server.stop(directory)
 
 
 def test_auth_and_tls(secure_server: server.ServerInfo, tmp_path: Path) -> None:
@@ -180,8 +176,7 @@ def test_auth_and_tls(secure_server: server.ServerInfo, tmp_path: Path) -> None:
     with pytest.raises(cassandra_dali.ConnectionError, match="authentication failed.*user 'cassandra'"):
         cassandra_dali.Reader("nope.t", **{**good, "password": "wrong"})
     # A CA that did not sign the server's certificate.
-    other_ca = tmp_path / "other-ca.pem"
-    other_ca.write_text(_self_signed_pem(tmp_path))
+    other_ca = server.make_ca(tmp_path, server.find_java_home(), "another-password")
     with pytest.raises(cassandra_dali.ConnectionError, match="TLS connection at .* failed"):
         cassandra_dali.Reader("nope.t", **{**good, "ssl_certificate": str(other_ca)})
     with pytest.raises(cassandra_dali.ConnectionError, match=f":{secure_server.port}"):
@@ -189,20 +184,3 @@ def test_auth_and_tls(secure_server: server.ServerInfo, tmp_path: Path) -> None:
     with pytest.raises(cassandra_dali.ConnectionError, match="cannot read PEM file"):
         cassandra_dali.Reader("nope.t", **{**good, "ssl_certificate": str(tmp_path / "missing.pem")})
 
-
-def _self_signed_pem(directory: Path) -> str:
-    import subprocess
-
-    keystore = directory / "other.p12"
-    subprocess.run(
-        ["keytool", "-genkeypair", "-alias", "other", "-keyalg", "RSA", "-keysize", "2048",
-         "-dname", "CN=other-ca", "-validity", "2", "-storetype", "PKCS12", "-keystore",
-         str(keystore), "-storepass", "changeit", "-ext", "bc:c"],
-        check=True, capture_output=True,
-    )
-    out = subprocess.run(
-        ["keytool", "-exportcert", "-rfc", "-alias", "other", "-keystore", str(keystore),
-         "-storepass", "changeit"],
-        check=True, capture_output=True, text=True,
-    )
-    return out.stdout

@@ -26,6 +26,8 @@ from cassandra.concurrent import execute_concurrent_with_args
 import cassandra_dali
 from cassandra_dali import server
 
+from servers import extra_server
+
 if TYPE_CHECKING:
     from cassandra.cluster import Session
 
@@ -155,12 +157,8 @@ def test_session_server_info(cassandra_server: server.ServerInfo, cql_session: S
 # runs next to the session server.
 @pytest.fixture(scope="class")
 def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server.ServerInfo]:
-    directory = tmp_path_factory.mktemp("cassandra-auth")
-    info = _start(directory, auth=True)
-    try:
+    with extra_server(tmp_path_factory.mktemp("cassandra-auth"), heap=SMALL_HEAP, auth=True) as info:
         yield info
-    finally:
-        server.stop(directory)
 
 
 @pytest.mark.slow
@@ -192,12 +190,8 @@ class TestAuth:
 
 @pytest.fixture(scope="class")
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server.ServerInfo]:
-    directory = tmp_path_factory.mktemp("cassandra-tls")
-    info = _start(directory, tls=True)
-    try:
+    with extra_server(tmp_path_factory.mktemp("cassandra-tls"), heap=SMALL_HEAP, tls=True) as info:
         yield info
-    finally:
-        server.stop(directory)
 
 
 @pytest.mark.slow
