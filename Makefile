@@ -23,7 +23,8 @@ $(STAMP): $(SOURCES) | $(PY)
 	@mkdir -p $(BUILD)
 	$(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml','rb'))['build-system']['requires']))" > $(BUILD)/requirements-build.txt
 	$(PY) -m pip install -q -r $(BUILD)/requirements-build.txt
-	$(PY) -m pip install -q --no-build-isolation -Cbuild-dir=$(BUILD) -e '.[test,train,spark]'
+	$(PY) -m pip install -q --no-build-isolation -Cbuild-dir=$(BUILD) \
+	  -Ccmake.define.CASSANDRA_DALI_TESTS=ON -e '.[test,train,spark]'
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -5,12 +5,11 @@
 #include <string>
 #include <vector>
 
-#include "dali/core/device_guard.h"
 #include "dali/core/error_handling.h"
-#include "dali/core/mm/memory.h"
 #include "dali/pipeline/operator/checkpointing/op_checkpoint.h"
 #include "dali/pipeline/operator/error_reporting.h"
 #include "dali/pipeline/operator/operator.h"
+#include "dali_ops/output_writer.h"
 #include "engine/errors.h"
 #include "engine/readers.h"
 
@@ -72,10 +71,7 @@ auto Translate(Fn &&fn) -> decltype(fn()) {
 
 class CassandraOpBase : public dali::Operator<CPUBackend> {
  public:
-  explicit CassandraOpBase(const OpSpec &spec)
-      : dali::Operator<CPUBackend>(spec),
-        pinned_(spec.GetArgument<int>("device_id") >= 0),
-        device_id_(spec.GetArgument<int>("device_id")) {
+  explicit CassandraOpBase(const OpSpec &spec) : dali::Operator<CPUBackend>(spec) {
     Translate([&] {
       table_ = MakeTableSpec(spec.GetArgument<std::string>("table"),
                              spec.GetArgument<std::string>("id_col"),
@@ -87,6 +83,7 @@ class CassandraOpBase : public dali::Operator<CPUBackend> {
     });
   }
 
+  // Host-read outputs share the batch's buffers sample by sample (see output_writer.h).
   bool HasContiguousOutputs() const override { return false; }
 
  protected:
@@ -96,73 +93,14 @@ class CassandraOpBase : public dali::Operator<CPUBackend> {
     return Translate([&] { return std::make_shared<const Session>(connection_, table_); });
   }
 
-  // With a GPU in the pipeline the buffers are pinned (from DALI's pinned pool), so the copy to
-  // the device is asynchronous; without one there is no CUDA context and they are plain host
-  // memory.
-  Allocator MakeAllocator() const {
-    if (!pinned_) return AllocateHost;
-    return [device = device_id_](size_t bytes) {
-      // Allocations happen on driver I/O threads: make this rank's GPU current there, or CUDA
-      // would open a context on GPU 0 from every rank.
-      dali::DeviceGuard guard(device);
-      return dali::mm::alloc_raw_shared<uint8_t, dali::mm::memory_kind::pinned>(bytes);
-    };
-  }
-
-  // Shares the batch's buffers with DALI's outputs: no copy.
   void Emit(const Batch &batch, Workspace &ws) const {
-    const int n = batch.size();
-    const int device = pinned_ ? device_id_ : dali::CPU_ONLY_DEVICE_ID;
-    auto &data = ws.Output<CPUBackend>(0);
-    ShareSamples(data, batch.data, n, device);
-    auto &label = ws.Output<CPUBackend>(1);
-    switch (table_.label_type) {
-      case LabelType::kBlob:
-        ShareSamples(label, batch.label_blob, n, device);
-        break;
-      case LabelType::kInt: {
-        PrepareSmallOutput(label);
-        label.Resize(dali::uniform_list_shape(n, {1}), DALI_INT32);
-        for (int i = 0; i < n; ++i) *label.mutable_tensor<int32_t>(i) = batch.label_int[i];
-        break;
-      }
-      case LabelType::kNone:
-        PrepareSmallOutput(label);
-        label.Resize(dali::uniform_list_shape(n, {0}), DALI_INT32);
-        break;
-    }
+    WriteBatch(batch, table_.label_type, ws.Output<CPUBackend>(0), ws.Output<CPUBackend>(1),
+               ws.HasThreadPool() ? &ws.GetThreadPool() : nullptr);
   }
 
   TableSpec table_;
   ConnectionOptions connection_;
   FetchOptions fetch_;
-  bool pinned_;
-  int device_id_;
-
- private:
-  // A DALI-allocated output: kept (and its memory reused) unless it last shared our buffers or
-  // has the wrong pinning.
-  void PrepareSmallOutput(dali::TensorList<CPUBackend> &out) const {
-    if (!out.IsContiguous() || out.is_pinned() != pinned_) {
-      out.Reset();
-      out.set_pinned(pinned_);
-    }
-  }
-
-  void ShareSamples(dali::TensorList<CPUBackend> &out, const std::vector<SampleBuffer> &buffers,
-                    int n, int device) const {
-    out.Reset();
-    out.set_pinned(pinned_);
-    out.set_type(DALI_UINT8);
-    out.set_sample_dim(1);
-    out.SetSize(n);
-    for (int i = 0; i < n; ++i) {
-      const auto &buffer = buffers[i];
-      out.SetSample(i, std::shared_ptr<void>(buffer.memory()), buffer.size(), pinned_,
-                    dali::TensorShape<>{static_cast<int64_t>(buffer.size())}, DALI_UINT8, device,
-                    dali::AccessOrder::host());
-    }
-  }
 };
 
 class CassandraSelfFeed : public CassandraOpBase {
@@ -190,7 +128,7 @@ class CassandraSelfFeed : public CassandraOpBase {
       EpochOrder order(layout, spec.GetArgument<bool>("shuffle_every_epoch"), seed);
       reader_ = std::make_unique<PrefetchingReader>(
           Connect(), std::move(uuids), order, spec.GetArgument<int>("prefetch_buffers"),
-          spec.GetArgument<bool>("loop_forever"), fetch_, MakeAllocator());
+          spec.GetArgument<bool>("loop_forever"), fetch_);
     });
   }
 
@@ -247,7 +185,7 @@ class CassandraInteractive : public CassandraOpBase {
  public:
   explicit CassandraInteractive(const OpSpec &spec) : CassandraOpBase(spec) {
     reader_ = Translate(
-        [&] { return std::make_unique<DirectReader>(Connect(), fetch_, MakeAllocator()); });
+        [&] { return std::make_unique<DirectReader>(Connect(), fetch_); });
   }
 
  protected:

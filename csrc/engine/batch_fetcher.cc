@@ -1,5 +1,6 @@
 #include "engine/batch_fetcher.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -31,24 +32,32 @@ bool IsRetryable(CassError rc) {
 
 }  // namespace
 
-std::shared_ptr<uint8_t> AllocateHost(size_t bytes) {
-  // malloc rather than new[]: no zeroing, and the bytes are overwritten at once.
-  void *p = std::malloc(bytes ? bytes : 1);
-  if (!p) throw std::bad_alloc();
-  return std::shared_ptr<uint8_t>(static_cast<uint8_t *>(p), [](uint8_t *q) { std::free(q); });
-}
-
 AllocationStats SampleBufferAllocations() {
   return {g_allocated_buffers.load(), g_allocated_bytes.load()};
 }
 
-uint8_t *SampleBuffer::Prepare(size_t bytes, const Allocator &allocate) {
+uint8_t *SampleBuffer::Prepare(size_t bytes) {
+  // Half again as much, in whole pages: a slot soon fits every sample it will be given.
+  constexpr size_t kPage = 4096;
+  // Every this many uses, a slot more than twice the size of its largest sample in that window
+  // is refitted: one outlier (a huge image) does not keep its memory for the rest of the run,
+  // while ordinary spread in sizes never causes a reallocation.
+  constexpr int kShrinkWindow = 16;
+  window_max_ = std::max(window_max_, bytes);
+  bool shrink = false;
+  if (++window_uses_ == kShrinkWindow) {
+    shrink = capacity_ > 2 * window_max_ + kPage;
+    window_uses_ = 0;
+    window_max_ = 0;
+  }
   // use_count > 1: DALI (or a numpy array) still holds the previous contents.
-  if (!memory_ || capacity_ < bytes || memory_.use_count() > 1) {
-    // Half again as much, in whole pages: a slot soon fits every sample it will be given.
-    constexpr size_t kPage = 4096;
-    size_t capacity = std::max(capacity_, (bytes + bytes / 2 + kPage - 1) / kPage * kPage);
-    memory_ = allocate(capacity);
+  if (!memory_ || capacity_ < bytes || memory_.use_count() > 1 || shrink) {
+    size_t capacity = (bytes + bytes / 2 + kPage - 1) / kPage * kPage;
+    if (!shrink) capacity = std::max(capacity_, capacity);
+    // malloc rather than new[]: no zeroing, and the bytes are overwritten at once.
+    void *p = std::malloc(capacity ? capacity : 1);
+    if (!p) throw std::bad_alloc();
+    memory_.reset(static_cast<uint8_t *>(p), [](uint8_t *q) { std::free(q); });
     capacity_ = capacity;
     g_allocated_buffers.fetch_add(1, std::memory_order_relaxed);
     g_allocated_bytes.fetch_add(capacity, std::memory_order_relaxed);
@@ -66,11 +75,9 @@ void Batch::Resize(int n) {
   if (static_cast<int>(source_index.size()) != n) source_index.resize(n, -1);
 }
 
-BatchFetcher::BatchFetcher(std::shared_ptr<const Session> session, FetchOptions options,
-                           Allocator allocate)
-    : session_(std::move(session)), options_(options), allocate_(std::move(allocate)) {
+BatchFetcher::BatchFetcher(std::shared_ptr<const Session> session, FetchOptions options)
+    : session_(std::move(session)), options_(options) {
   if (options_.max_in_flight < 1) throw ArgumentError("max_in_flight must be >= 1");
-  if (!allocate_) allocate_ = AllocateHost;
 }
 
 BatchFetcher::~BatchFetcher() {
@@ -229,9 +236,9 @@ void BatchFetcher::CopyRow(Batch::Request *request, const CassResult *result) {
   }
   Batch &batch = *request->batch;
   const int slot = options_.out_of_order ? batch.next_slot_++ : request->index;
-  std::memcpy(batch.data[slot].Prepare(size, allocate_), bytes, size);
+  std::memcpy(batch.data[slot].Prepare(size), bytes, size);
   if (table.label_type == LabelType::kBlob) {
-    std::memcpy(batch.label_blob[slot].Prepare(label_size, allocate_), label_bytes, label_size);
+    std::memcpy(batch.label_blob[slot].Prepare(label_size), label_bytes, label_size);
   }
   batch.label_int[slot] = label_int;
   batch.slot_request[slot] = request->index;

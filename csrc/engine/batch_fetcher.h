@@ -8,7 +8,6 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -19,10 +18,6 @@
 
 namespace cassandra_dali {
 
-// Allocates `bytes` of host memory (pinned when a GPU pipeline wants it).
-using Allocator = std::function<std::shared_ptr<uint8_t>(size_t bytes)>;
-std::shared_ptr<uint8_t> AllocateHost(size_t bytes);
-
 // Process-wide counters of sample buffer allocations (shared by the operator and the Python
 // module, which link the same engine library): a running pipeline should stop allocating.
 struct AllocationStats {
@@ -31,18 +26,23 @@ struct AllocationStats {
 };
 AllocationStats SampleBufferAllocations();
 
-// A growable buffer handed downstream by sharing its memory; reused for a later batch only
-// once nobody downstream holds it, so a running pipeline stops allocating.
+// A growable buffer of pageable host memory, handed downstream by sharing it; reused for a later
+// batch only once nobody downstream holds it, so a running pipeline stops allocating. It shrinks
+// back after an outlier: a slot much larger than its recent samples is reallocated to fit.
 class SampleBuffer {
  public:
-  uint8_t *Prepare(size_t bytes, const Allocator &allocate);
+  // Room for `bytes`, its previous contents gone; returns where to write them.
+  uint8_t *Prepare(size_t bytes);
   const std::shared_ptr<uint8_t> &memory() const { return memory_; }
   size_t size() const { return size_; }
+  size_t capacity() const { return capacity_; }
 
  private:
   std::shared_ptr<uint8_t> memory_;
   size_t capacity_ = 0;
   size_t size_ = 0;
+  int window_uses_ = 0;   // uses in the current shrink window
+  size_t window_max_ = 0;  // largest sample in it
 };
 
 struct FetchOptions {
@@ -91,7 +91,7 @@ class Batch {
 
 class BatchFetcher {
  public:
-  BatchFetcher(std::shared_ptr<const Session> session, FetchOptions options, Allocator allocate);
+  BatchFetcher(std::shared_ptr<const Session> session, FetchOptions options);
   // Waits (bounded) for reads still in flight, so no callback outlives the batches.
   ~BatchFetcher();
   BatchFetcher(const BatchFetcher &) = delete;
@@ -121,7 +121,6 @@ class BatchFetcher {
 
   std::shared_ptr<const Session> session_;
   FetchOptions options_;
-  Allocator allocate_;
   std::vector<std::unique_ptr<Batch>> batches_;
 
   std::mutex mutex_;

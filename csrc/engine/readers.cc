@@ -7,12 +7,12 @@ namespace cassandra_dali {
 PrefetchingReader::PrefetchingReader(std::shared_ptr<const Session> session,
                                      std::vector<UuidBytes> uuids, const EpochOrder &order,
                                      int prefetch_buffers, bool loop_forever,
-                                     const FetchOptions &options, Allocator allocate)
+                                     const FetchOptions &options)
     : uuids_(std::move(uuids)),
       order_(order),
       prefetch_buffers_(prefetch_buffers),
       loop_forever_(loop_forever),
-      fetcher_(std::move(session), options, std::move(allocate)) {
+      fetcher_(std::move(session), options) {
   if (prefetch_buffers_ < 0) throw ArgumentError("prefetch_buffers must be >= 0");
   if (static_cast<int64_t>(uuids_.size()) != order_.layout().dataset_size) {
     throw ArgumentError("internal: UUID list and shard layout disagree on the dataset size");
@@ -90,9 +90,8 @@ void PrefetchingReader::Seek(const ReaderPosition &position) {
   }
 }
 
-DirectReader::DirectReader(std::shared_ptr<const Session> session, const FetchOptions &options,
-                           Allocator allocate)
-    : fetcher_(std::move(session), options, std::move(allocate)) {
+DirectReader::DirectReader(std::shared_ptr<const Session> session, const FetchOptions &options)
+    : fetcher_(std::move(session), options) {
   for (int i = 0; i < kBatchesHeldDownstream + 1; ++i) slots_.push_back(fetcher_.NewBatch());
 }
 

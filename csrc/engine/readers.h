@@ -26,7 +26,7 @@ class PrefetchingReader {
  public:
   PrefetchingReader(std::shared_ptr<const Session> session, std::vector<UuidBytes> uuids,
                     const EpochOrder &order, int prefetch_buffers, bool loop_forever,
-                    const FetchOptions &options, Allocator allocate);
+                    const FetchOptions &options);
 
   // The next complete batch, valid until the following call; nullptr once at the end of each
   // epoch when not looping forever. Reads for the next `prefetch_buffers` batches, across epoch
@@ -56,8 +56,7 @@ class PrefetchingReader {
 
 class DirectReader {
  public:
-  DirectReader(std::shared_ptr<const Session> session, const FetchOptions &options,
-               Allocator allocate);
+  DirectReader(std::shared_ptr<const Session> session, const FetchOptions &options);
 
   // Reads the rows of `uuids`; the batch is reused kBatchesHeldDownstream + 1 calls later.
   const Batch *Read(const std::vector<UuidBytes> &uuids);

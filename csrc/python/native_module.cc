@@ -38,7 +38,7 @@ class PyReader {
       : label_type_(table.label_type) {
     py::gil_scoped_release release;
     reader_ = std::make_unique<DirectReader>(std::make_shared<const Session>(connection, table),
-                                             fetch, AllocateHost);
+                                             fetch);
   }
 
   py::tuple Read(const std::vector<std::string> &texts) {
