@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.cassandra-dali-installed
 SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc cmake -type f 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: all install test demo bench clean distclean cassandra-jars wheel wheel-check
+.PHONY: all install test gpu-check demo bench bench-gpu clean distclean cassandra-jars wheel wheel-check
 
 all: install
 
@@ -35,12 +35,19 @@ cassandra-jars: install
 test: install cassandra-jars
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The GPU tests alone, on a machine with an NVIDIA GPU: fails (rather than skips) without one.
+gpu-check: install cassandra-jars
+	CASSANDRA_DALI_REQUIRE_GPU=1 $(PY) -m pytest -m gpu $(PYTEST_ARGS) tests
+
 demo: install cassandra-jars
 	$(PY) -m cassandra_dali.demo_workflow
 
 bench: install cassandra-jars
 	$(PY) bench/compare_readers.py
 	$(PY) bench/reader_throughput.py
+
+bench-gpu: install cassandra-jars
+	$(PY) bench/gpu_pipeline.py
 
 # The wheel as users get it: an isolated `pip wheel .`, installed into a fresh venv, then a
 # pipeline against a real server.

@@ -21,9 +21,28 @@ from typing import TYPE_CHECKING
 import pytest
 
 from cassandra_dali import server
+from cassandra_dali.gpus import dali_gpu_count
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` are skipped where DALI sees no GPU, unless the run asked for a GPU
+    (``CASSANDRA_DALI_REQUIRE_GPU=1``, as ``make gpu-check`` does): then that is an error, since
+    a GPU check that skips everything checks nothing."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return
+    count, why = dali_gpu_count()
+    if count:
+        return
+    detail = f" ({why})" if why else ""
+    if os.environ.get("CASSANDRA_DALI_REQUIRE_GPU") == "1":
+        raise pytest.UsageError(f"CASSANDRA_DALI_REQUIRE_GPU=1, but DALI sees no GPU{detail}")
+    skip = pytest.mark.skip(reason=f"needs a GPU: DALI sees none{detail}")
+    for item in gpu_items:
+        item.add_marker(skip)
 
 
 def _external_server() -> server.ServerInfo | None:

@@ -35,12 +35,16 @@ class Dataset:
         return {sha(b): i for i, b in enumerate(self.blobs)}
 
 
-def write_dataset(session: Any, keyspace: str, size: int, seed: int = 0) -> Dataset:
+def write_dataset(
+    session: Any, keyspace: str, size: int, seed: int = 0, blobs: list[bytes] | None = None
+) -> Dataset:
+    """``size`` random blobs (or the given ``blobs``, e.g. JPEGs) in tables data_int (label: the
+    index), data_blob (label: the data's SHA-256) and data_none."""
     rng = np.random.default_rng(seed)
     ds = Dataset(keyspace)
-    for _ in range(size):
+    for i in range(size if blobs is None else len(blobs)):
         ds.ids.append(str(uuid.UUID(bytes=rng.bytes(16), version=4)))
-        ds.blobs.append(rng.bytes(int(rng.integers(1_000, 30_000))))
+        ds.blobs.append(rng.bytes(int(rng.integers(1_000, 30_000))) if blobs is None else blobs[i])
     for table, columns in [
         ("data_int", "id uuid PRIMARY KEY, label int, data blob"),
         ("data_blob", "id uuid PRIMARY KEY, label blob, data blob"),

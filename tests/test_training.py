@@ -212,6 +212,30 @@ def test_data_position_must_match_the_run() -> None:
         checkpoint.data_state([], [], order_seed=0, world_size=1)
 
 
+def test_gpu_per_process() -> None:
+    from cassandra_dali.gpus import GpuError, device_index
+
+    assert device_index(0, 8) == 0 and device_index(5, 8) == 5  # torchrun --nproc_per_node
+    assert device_index(3, 1) == 0  # one GPU per task: CUDA_VISIBLE_DEVICES set per task
+    with pytest.raises(GpuError, match="LOCAL_RANK=3, but this process sees 2 GPUs"):
+        device_index(3, 2)
+    with pytest.raises(GpuError, match="no GPU"):
+        device_index(0, 0)
+
+
+def test_no_silent_cpu_training_beside_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A torch that cannot use the machine's GPUs (CPU-only, or built for a newer CUDA than the
+    driver) must not turn a GPU job into CPU training: the trainer stops and says why."""
+    from cassandra_dali.gpus import GpuError
+    from cassandra_dali.training import distributed
+
+    monkeypatch.setattr(distributed, "dali_gpu_count", lambda: (2, ""))
+    with pytest.raises(GpuError, match=r"DALI sees 2 GPU\(s\) but torch .* cannot use them"):
+        distributed.refuse_silent_cpu_fallback()
+    monkeypatch.setattr(distributed, "dali_gpu_count", lambda: (0, "no driver"))
+    distributed.refuse_silent_cpu_fallback()  # no GPU at all: CPU training is what is meant
+
+
 def test_options_are_checked() -> None:
     with pytest.raises(ValueError, match="--val-size"):
         options.TrainOptions(crop_size=224, val_size=200)
@@ -448,19 +472,27 @@ def test_short_mixed_precision_run_from_the_environment_resumes_exactly(
     assert len(single["data"]["pipelines"]) == 1 and single["data"]["order_seed"] == 7 + 3
 
 
+@pytest.mark.gpu
 @pytest.mark.slow
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
-def test_short_gpu_run(data: Data, tmp_path: Path) -> None:
-    """With a GPU: NCCL, nvJPEG ("mixed") decoding, fp16 autocast with a fixed loss scale."""
+@pytest.mark.parametrize("dali_cpu", [False, True])
+def test_two_epochs_on_gpus(data: Data, tmp_path: Path, dali_cpu: bool) -> None:
+    """With a GPU: NCCL, fp16 autocast with a fixed loss scale, decoding by nvJPEG ("mixed") or,
+    with --dali_cpu (the reference's command line), on the CPU with the images then copied to
+    the GPU; two whole epochs, validation included."""
     log_json = tmp_path / "log.jsonl"
     nproc = min(2, torch.cuda.device_count())
     _torchrun(CASSANDRA_SCRIPT, [
         *data.source_args("cassandra"), *SMALL_RUN, "--opt-level", "O2", "--loss-scale", "128",
-        "--epochs", "1", "--max-iters", "2", "--checkpoint-dir", str(tmp_path / "ck"),
-        "--log-json", str(log_json),
+        "--epochs", "2", "--checkpoint-dir", str(tmp_path / "ck"), "--log-json", str(log_json),
+        *(["--dali_cpu"] if dali_cpu else []),
     ], nproc=nproc)
     (start,) = _events(log_json, "start")
     assert start["backend"] == ("nccl" if nproc > 1 else "none") and start["device"] == "cuda:0"
-    assert start["dali_cpu"] is False
+    assert start["dali_cpu"] is dali_cpu
     assert start["precision"] == "O2: autocast fp16 on cuda, loss scale fixed 128"
-    assert all(math.isfinite(e["loss"]) for e in _events(log_json, "iter"))
+    iters = _events(log_json, "iter")
+    assert {e["epoch"] for e in iters} == {0, 1}
+    assert all(math.isfinite(e["loss"]) for e in iters)
+    epochs = _events(log_json, "epoch")
+    assert [e["epoch"] for e in epochs] == [0, 1]
+    assert all(e["val_samples"] == 10 * VAL_PER_CLASS for e in epochs)

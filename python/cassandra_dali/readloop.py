@@ -29,6 +29,7 @@ from typing import Any, TextIO
 
 from .connection import Connection, add_connection_arguments, qualified_table
 from .connection import from_args as connection_from_args
+from .gpus import GpuError, dali_gpu_count, device_index
 
 READERS = ("cassandra", "file")
 
@@ -153,32 +154,33 @@ class LoopResult:
         }
 
 
-def check_gpu(local_rank: int) -> None:
-    """Fail early, in words, where a GPU pipeline would fail late in CUDA jargon."""
-    from nvidia.dali.backend import GetCUDADeviceCount  # type: ignore[attr-defined]
-
-    try:
-        count = int(GetCUDADeviceCount())
-        detail = ""
-    except Exception as error:  # no driver at all: DALI says so in its own terms
-        count, detail = 0, f" ({error})"
+def check_gpu(local_rank: int) -> int:
+    """The GPU this rank reads onto; fails early, in words, where a GPU pipeline would fail late
+    in CUDA jargon."""
+    count, detail = dali_gpu_count()
     if count == 0:
         raise LoopError(
             f"--use-gpu needs an NVIDIA GPU with its driver, and none was found on this machine"
-            f"{detail}: run without --use-gpu to read on the CPU"
+            f"{f' ({detail})' if detail else ''}: run without --use-gpu to read on the CPU"
         )
-    if local_rank >= count:
-        raise LoopError(f"LOCAL_RANK={local_rank}, but this machine has only {count} GPU(s)")
+    try:
+        return device_index(local_rank, count)
+    except GpuError as error:
+        raise LoopError(str(error)) from None
 
 
-def build_pipeline(config: LoopConfig) -> Any:
+def build_pipeline(config: LoopConfig, device_id: int | None = None) -> Any:
+    """The read loop's pipeline on ``device_id`` (None: CPU only; ``--use-gpu`` needs one)."""
     import nvidia.dali.fn as fn
     from nvidia.dali import pipeline_def
 
     import cassandra_dali  # noqa: F401  (loads the plugin: fn.crs4.cassandra)
 
     ranks = config.ranks
-    device_id = ranks.local_rank if config.use_gpu else None
+    if config.use_gpu and device_id is None:
+        raise LoopError("a --use-gpu pipeline needs a device_id")
+    if not config.use_gpu:
+        device_id = None
 
     @pipeline_def(
         batch_size=config.batch_size,
@@ -215,11 +217,13 @@ def build_pipeline(config: LoopConfig) -> Any:
                 seed=config.seed,
                 pad_last_batch=True,
             )
-        if config.use_gpu:
-            data = data.gpu()
         if config.decode:
+            # The mixed decoder takes the encoded bytes from the CPU node: it does its own
+            # upload (and part of the Huffman decoding on the host).
             images = fn.decoders.image(data, device="mixed" if config.use_gpu else "cpu")
             return data, labels, images
+        if config.use_gpu:
+            data = data.gpu()
         return data, labels
 
     return pipe()
@@ -241,10 +245,10 @@ class Loop:
 
     def __init__(self, config: LoopConfig) -> None:
         config.check()
-        if config.use_gpu:
-            check_gpu(config.ranks.local_rank)
+        device_id = check_gpu(config.ranks.local_rank) if config.use_gpu else None
         self.config = config
-        self.pipe = build_pipeline(config)
+        self.device_id = device_id
+        self.pipe = build_pipeline(config, device_id)
         self.pipe.build()
         self.batches = batches_per_epoch(self.pipe.reader_meta("Reader"), config.batch_size)
 
@@ -268,7 +272,7 @@ def run(config: LoopConfig, report: Callable[[str], None] = print) -> LoopResult
     loop = Loop(config)
     ranks = config.ranks
     prefix = f"[rank {ranks.rank}/{ranks.world_size}] " if ranks.world_size > 1 else ""
-    device = f"GPU {ranks.local_rank}" if config.use_gpu else "CPU"
+    device = f"GPU {loop.device_id}" if loop.device_id is not None else "CPU"
     report(
         f"{prefix}{config.reader} reader: batch size {config.batch_size}, {loop.batches} "
         f"batches per epoch, {config.epochs} epochs, {device}"

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ..gpus import GpuError, dali_gpu_count, device_index
+
 log = logging.getLogger(__name__)
 
 
@@ -76,21 +78,30 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def refuse_silent_cpu_fallback() -> None:
+    """Training on the CPU while the machine has GPUs is never what was meant: it happens when
+    torch cannot use them (a CPU-only build, or one built for a newer CUDA than the driver)."""
+    gpus, _ = dali_gpu_count()
+    if gpus == 0:
+        return
+    raise GpuError(
+        f"DALI sees {gpus} GPU(s) but torch {torch.__version__} cannot use them "
+        f"(built for CUDA {torch.version.cuda or 'none: a CPU-only build'}): install a torch "
+        "build that this NVIDIA driver supports, or hide the GPUs (CUDA_VISIBLE_DEVICES=) to "
+        "train on the CPU on purpose"
+    )
+
+
 def setup(timeout_s: float = 1800.0) -> DistContext:
     """Read torchrun's environment, pick the device and backend, and join the process group."""
     world_size = _env_int("WORLD_SIZE", 1)
     local_rank = _env_int("LOCAL_RANK", 0)
     if torch.cuda.is_available():
-        count = torch.cuda.device_count()
-        if local_rank >= count:
-            raise RuntimeError(
-                f"LOCAL_RANK {local_rank} but only {count} GPU(s) are visible: start at most "
-                f"{count} processes per node (torchrun --nproc_per_node)"
-            )
-        device = torch.device("cuda", local_rank)
+        device = torch.device("cuda", device_index(local_rank, torch.cuda.device_count()))
         torch.cuda.set_device(device)
         backend = "nccl"
     else:
+        refuse_silent_cpu_fallback()
         device = torch.device("cpu")
         backend = "gloo"
     if world_size == 1:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import sys
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ import torchvision
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ..gpus import GpuError
 from . import checkpoint, distributed, schedule
 from .data import Loader, PipelineOptions, Source, training_loader, validation_loader
 from .distributed import DistContext
@@ -121,7 +123,7 @@ class Trainer:
         popts = PipelineOptions(
             batch_size=opts.batch_size, num_threads=opts.workers, crop=opts.crop_size,
             val_size=opts.val_size, dali_cpu=dali_cpu,
-            device_id=ctx.local_rank if ctx.cuda else None,
+            device_id=ctx.device.index if ctx.cuda else None,
         )
         self.dali_cpu = dali_cpu
         self.train_loader: Loader | None = None
@@ -389,7 +391,11 @@ def configure_logging(rank: int) -> None:
 
 def run(opts: TrainOptions, train_source: Source, val_source: Source) -> int:
     """Train (or only validate) under torchrun; returns the exit status."""
-    ctx = distributed.setup()
+    try:
+        ctx = distributed.setup()
+    except GpuError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     configure_logging(ctx.rank)
     trainer = None
     try:
