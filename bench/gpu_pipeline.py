@@ -33,7 +33,9 @@ READERS = ("cassandra", "file")
 MODES = ("decode", "raw")
 
 
-def build(reader: str, mode: str, args: argparse.Namespace, conn: Connection, rows: Path) -> Any:
+def define(reader: str, mode: str, args: argparse.Namespace, conn: Connection, rows: Path) -> Any:
+    """The pipeline, not built (tests/test_gpu_definitions.py defines it on CPU machines)."""
+
     @pipeline_def(batch_size=args.bs, num_threads=args.threads, device_id=0,
                   prefetch_queue_depth=2)
     def pipe() -> tuple[Any, Any]:
@@ -48,13 +50,17 @@ def build(reader: str, mode: str, args: argparse.Namespace, conn: Connection, ro
                                            random_shuffle=True, pad_last_batch=True)
         if mode == "raw":
             return data.gpu(), labels.gpu()
-        images = fn.decoders.image(data, device="mixed", output_type=types.RGB)
-        images = fn.resize(images, resize_shorter=256)
-        return fn.crop(images, crop=(224, 224)), labels.gpu()
+        decoded = fn.decoders.image(data, device="mixed", output_type=types.DALIImageType.RGB)
+        resized: Any = fn.resize(decoded, resize_shorter=256)
+        return fn.crop(resized, crop=(224, 224)), labels.gpu()
 
-    p = pipe()
-    p.build()
-    return p
+    return pipe()
+
+
+def build(reader: str, mode: str, args: argparse.Namespace, conn: Connection, rows: Path) -> Any:
+    pipe = define(reader, mode, args, conn, rows)
+    pipe.build()
+    return pipe
 
 
 def run_epochs(pipe: Any, batches: int, epochs: int, bs: int) -> list[float]:
@@ -85,6 +91,8 @@ def main() -> int:
     parser.add_argument("--heap", default="4G")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "gpu_pipeline")
     args = parser.parse_args()
+    if args.epochs < 2 or args.rounds < 2:
+        parser.error("--epochs and --rounds must be >= 2 (the first of each is warm-up)")
     gpus, why = dali_gpu_count()
     if gpus == 0:
         print(f"bench/gpu_pipeline.py needs a GPU: DALI sees none {why}".rstrip(), file=sys.stderr)

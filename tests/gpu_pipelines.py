@@ -37,12 +37,12 @@ def consume(data: Any, labels: Any, consumer: str) -> tuple[Any, ...]:
     if consumer == "gpu":
         return data.gpu(), labels.gpu()
     if consumer == "mixed_decode":
-        images = fn.decoders.image(data, device="mixed", output_type=types.RGB)
-        resized = fn.resize(images, resize_shorter=CROP)
+        images = fn.decoders.image(data, device="mixed", output_type=types.DALIImageType.RGB)
+        resized: Any = fn.resize(images, resize_shorter=CROP)
         return fn.crop(resized, crop=(CROP, CROP)), labels.gpu(), images
     if consumer == "cpu_decode_gpu":
-        images = fn.decoders.image(data, device="cpu", output_type=types.RGB)
-        return images.gpu(), labels.gpu()
+        decoded = fn.decoders.image(data, device="cpu", output_type=types.DALIImageType.RGB)
+        return decoded.gpu(), labels.gpu()
     raise ValueError(consumer)
 
 
@@ -53,14 +53,15 @@ def reader_pipeline(operator: str, consumer: str, reader_args: dict[str, Any], *
     if operator != "cassandra":
         pipe_args.setdefault("prefetch_queue_depth", 1)
 
-    @pipeline_def(batch_size=batch_size, num_threads=2, device_id=device_id, **pipe_args)
+    @pipeline_def(batch_size=batch_size, num_threads=2, device_id=device_id,  # type: ignore[arg-type]  # None: CPU only
+                  **pipe_args)
     def pipe() -> tuple[Any, ...]:
         if operator == "cassandra":
-            data, labels = fn.crs4.cassandra(name="Reader", **reader_args)
+            data, labels = fn.crs4.cassandra(name="Reader", **reader_args)  # type: ignore[attr-defined]
         else:
             args = {k: v for k, v in reader_args.items() if k not in _SELF_FEED_ONLY}
-            uuids = fn.external_source(name="UUID", dtype=types.UINT8, ndim=1)
-            data, labels = fn.crs4.cassandra_interactive(uuids, **args)
+            uuids = fn.external_source(name="UUID", dtype=types.DALIDataType.UINT8, ndim=1)
+            data, labels = fn.crs4.cassandra_interactive(uuids, **args)  # type: ignore[attr-defined]
         return consume(data, labels, consumer)
 
     return pipe()

@@ -215,12 +215,18 @@ def test_data_position_must_match_the_run() -> None:
 def test_gpu_per_process() -> None:
     from cassandra_dali.gpus import GpuError, device_index
 
-    assert device_index(0, 8) == 0 and device_index(5, 8) == 5  # torchrun --nproc_per_node
-    assert device_index(3, 1) == 0  # one GPU per task: CUDA_VISIBLE_DEVICES set per task
-    with pytest.raises(GpuError, match="LOCAL_RANK=3, but this process sees 2 GPUs"):
-        device_index(3, 2)
+    everything: dict[str, str] = {}
+    assert device_index(0, 8, everything) == 0  # torchrun --nproc_per_node
+    assert device_index(5, 8, everything) == 5
+    # One GPU per task: the scheduler set CUDA_VISIBLE_DEVICES for each task.
+    assert device_index(3, 1, {"CUDA_VISIBLE_DEVICES": "3"}) == 0
+    # Two ranks on a one-GPU machine: refused, not both on GPU 0.
+    with pytest.raises(GpuError, match=r"LOCAL_RANK=1, but this process sees 1 GPU\(s\)"):
+        device_index(1, 1, everything)
+    with pytest.raises(GpuError, match=r"LOCAL_RANK=3, but this process sees 2 GPU\(s\)"):
+        device_index(3, 2, {"CUDA_VISIBLE_DEVICES": "0,1"})
     with pytest.raises(GpuError, match="no GPU"):
-        device_index(0, 0)
+        device_index(0, 0, everything)
 
 
 def test_no_silent_cpu_training_beside_gpus(monkeypatch: pytest.MonkeyPatch) -> None:

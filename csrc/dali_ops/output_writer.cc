@@ -13,23 +13,17 @@ using Output = dali::TensorList<dali::CPUBackend>;
 // Below this many bytes per task a copy is not worth a thread hand-off.
 constexpr size_t kMinBytesPerTask = 1 << 20;
 
-// An output that last shared our buffers must drop them before DALI allocates into it. Reset
-// keeps what the executor set: pinning, device id, order, contiguity.
-void DropSharedMemory(Output &out) {
-  if (out.shares_data()) out.Reset();
-}
-
+// Only for outputs that are not pinned (PathFor). Reset keeps what the executor set (pinning,
+// device id, order); the samples must carry the same device id, or DALI refuses them.
 void ShareSamples(Output &out, const std::vector<SampleBuffer> &buffers, int n) {
-  // Read before Reset: the state the executor gave the output is what the samples must carry.
-  const bool pinned = out.is_pinned();
-  const int device = out.device_id();
   out.Reset();
+  const int device = out.device_id();
   out.set_type(DALI_UINT8);
   out.set_sample_dim(1);
   out.SetSize(n);
   for (int i = 0; i < n; ++i) {
     const auto &buffer = buffers[i];
-    out.SetSample(i, std::shared_ptr<void>(buffer.memory()), buffer.size(), pinned,
+    out.SetSample(i, std::shared_ptr<void>(buffer.memory()), buffer.size(), false,
                   dali::TensorShape<>{static_cast<int64_t>(buffer.size())}, DALI_UINT8, device,
                   dali::AccessOrder::host());
   }
@@ -37,7 +31,6 @@ void ShareSamples(Output &out, const std::vector<SampleBuffer> &buffers, int n) 
 
 void CopySamples(Output &out, const std::vector<SampleBuffer> &buffers, int n,
                  dali::ThreadPool *pool) {
-  DropSharedMemory(out);
   dali::TensorListShape<> shape(n, 1);
   size_t total = 0;
   for (int i = 0; i < n; ++i) {
@@ -85,7 +78,6 @@ void WriteSamples(Output &out, const std::vector<SampleBuffer> &buffers, int n,
 
 // Small fixed-shape int32 labels: always written into DALI's own allocation.
 void WriteIntLabels(Output &out, const std::vector<int32_t> *values, int n) {
-  DropSharedMemory(out);
   out.Resize(dali::uniform_list_shape(n, {values ? 1 : 0}), DALI_INT32);
   if (!values) return;
   for (int i = 0; i < n; ++i) *out.mutable_tensor<int32_t>(i) = (*values)[i];

@@ -11,7 +11,7 @@
 #pragma once
 
 #include "dali/pipeline/data/tensor_list.h"
-#include "dali/pipeline/util/thread_pool.h"
+#include "dali/pipeline/util/thread_pool_interface.h"
 #include "engine/batch_fetcher.h"
 #include "engine/session.h"
 

@@ -44,15 +44,17 @@ uint8_t *SampleBuffer::Prepare(size_t bytes) {
   // while ordinary spread in sizes never causes a reallocation.
   constexpr int kShrinkWindow = 16;
   window_max_ = std::max(window_max_, bytes);
+  size_t fit = bytes;  // what a new allocation must hold with room to grow
   bool shrink = false;
   if (++window_uses_ == kShrinkWindow) {
     shrink = capacity_ > 2 * window_max_ + kPage;
+    fit = window_max_;
     window_uses_ = 0;
     window_max_ = 0;
   }
   // use_count > 1: DALI (or a numpy array) still holds the previous contents.
   if (!memory_ || capacity_ < bytes || memory_.use_count() > 1 || shrink) {
-    size_t capacity = (bytes + bytes / 2 + kPage - 1) / kPage * kPage;
+    size_t capacity = (fit + fit / 2 + kPage - 1) / kPage * kPage;
     if (!shrink) capacity = std::max(capacity_, capacity);
     // malloc rather than new[]: no zeroing, and the bytes are overwritten at once.
     void *p = std::malloc(capacity ? capacity : 1);

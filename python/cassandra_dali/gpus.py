@@ -9,6 +9,9 @@ and torch must use.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 
 class GpuError(RuntimeError):
     """No usable GPU for this process, said in words a user can act on."""
@@ -24,16 +27,19 @@ def dali_gpu_count() -> tuple[int, str]:
         return 0, str(error)
 
 
-def device_index(local_rank: int, visible: int) -> int:
+def device_index(local_rank: int, visible: int, env: Mapping[str, str] | None = None) -> int:
     """The visible GPU for ``local_rank`` when ``visible`` GPUs are visible to this process."""
+    env = os.environ if env is None else env
     if visible < 1:
         raise GpuError("no GPU is visible to this process")
     if local_rank < visible:
         return local_rank
-    if visible == 1:
+    chosen = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    if visible == 1 and len(chosen) == 1:
         return 0  # one GPU per task: CUDA_VISIBLE_DEVICES already chose it
+    # Otherwise several ranks would share a GPU (NCCL refuses; a read loop would just be slow).
     raise GpuError(
-        f"LOCAL_RANK={local_rank}, but this process sees {visible} GPUs: start at most {visible} "
-        "processes per node (torchrun --nproc_per_node), or give each task one GPU with "
-        "CUDA_VISIBLE_DEVICES"
+        f"LOCAL_RANK={local_rank}, but this process sees {visible} GPU(s): start at most "
+        f"{visible} processes per node (torchrun --nproc_per_node), or give each task its own "
+        "GPU with CUDA_VISIBLE_DEVICES"
     )
