@@ -48,11 +48,11 @@ FetchOptions FetchFromSpec(const OpSpec &spec) {
   FetchOptions f;
   f.out_of_order = spec.GetArgument<bool>("ooo");
   f.max_in_flight = spec.GetArgument<int>("max_requests_in_flight");
+  f.retry_budget_ms = spec.GetArgument<int>("retry_budget_ms");
   f.max_retries = spec.GetArgument<int>("max_retries");
   f.retry_backoff_ms = spec.GetArgument<int>("retry_backoff_ms");
   f.request_timeout_ms = spec.GetArgument<int>("request_timeout_ms");
-  DALI_ENFORCE(f.max_in_flight >= 1, "max_requests_in_flight must be >= 1");
-  DALI_ENFORCE(f.max_retries >= 0, "max_retries must be >= 0");
+  // Checked by the engine (BatchFetcher), for both faces.
   return f;
 }
 
@@ -257,9 +257,17 @@ DALI_SCHEMA(crs4__cassandra_base)
     .AddOptionalArg("consistency", "Read consistency level.", std::string("LOCAL_ONE"))
     .AddOptionalArg("connect_timeout_ms", "Connection timeout per host, in ms.", 5000)
     .AddOptionalArg("request_timeout_ms", "Timeout of one read, in ms.", 12000)
+    .AddOptionalArg("retry_budget_ms",
+                    "How long a batch keeps retrying reads that timed out, found replicas "
+                    "unavailable or overloaded, or lost their server (a restart): long enough to "
+                    "ride through a node restart. Past it, pipe.run() raises; resume from the "
+                    "last checkpoint.",
+                    60000)
     .AddOptionalArg("max_retries",
-                    "Retries of a read that timed out or found replicas unavailable.", 3)
-    .AddOptionalArg("retry_backoff_ms", "First retry delay, doubled at each retry.", 100)
+                    "Optional cap on retry rounds per batch; -1: only retry_budget_ms counts.",
+                    -1)
+    .AddOptionalArg("retry_backoff_ms",
+                    "First retry delay; doubled each round up to 2 s, with jitter.", 100)
     .AddOptionalArg("max_requests_in_flight",
                     "Cap on reads in flight per reader; the rest wait in a queue.", 1024)
     .AddOptionalArg("ooo",

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 #include <thread>
 
 #include "engine/errors.h"
@@ -79,7 +80,12 @@ void Batch::Resize(int n) {
 
 BatchFetcher::BatchFetcher(std::shared_ptr<const Session> session, FetchOptions options)
     : session_(std::move(session)), options_(options) {
-  if (options_.max_in_flight < 1) throw ArgumentError("max_in_flight must be >= 1");
+  if (options_.max_in_flight < 1) throw ArgumentError("max_requests_in_flight must be >= 1");
+  if (options_.retry_budget_ms < 0) throw ArgumentError("retry_budget_ms must be >= 0");
+  if (options_.max_retries < -1) {
+    throw ArgumentError("max_retries must be >= 0, or -1 (only retry_budget_ms counts)");
+  }
+  if (options_.retry_backoff_ms < 1) throw ArgumentError("retry_backoff_ms must be >= 1");
 }
 
 BatchFetcher::~BatchFetcher() {
@@ -265,21 +271,45 @@ void BatchFetcher::Finish(Batch::Request *request) noexcept {
   if (next) Execute(next);
 }
 
+namespace {
+
+// Full jitter over the upper half: ranks retrying against the same restarting node spread out.
+std::chrono::milliseconds Backoff(int first_ms, int round) {
+  thread_local std::minstd_rand rng(std::random_device{}());
+  const int64_t ceiling =
+      std::min<int64_t>(kMaxBackoffMs, static_cast<int64_t>(first_ms) << std::min(round, 20));
+  std::uniform_int_distribution<int64_t> pick(ceiling / 2, std::max<int64_t>(ceiling, 1));
+  return std::chrono::milliseconds(pick(rng));
+}
+
+std::string Seconds(std::chrono::steady_clock::duration d) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f s",
+                std::chrono::duration<double>(d).count());
+  return text;
+}
+
+}  // namespace
+
 void BatchFetcher::Wait(Batch *batch) {
-  // A read can wait behind every request queued before it; each ends within the request timeout.
-  const auto bound = std::chrono::milliseconds(
+  using Clock = std::chrono::steady_clock;
+  const auto started = Clock::now();
+  const auto deadline = started + std::chrono::milliseconds(options_.retry_budget_ms);
+  // One round ends when every read of it ended: each within the request timeout, after waiting
+  // behind the requests queued before it.
+  const auto round_bound = std::chrono::milliseconds(
       static_cast<int64_t>(options_.request_timeout_ms) *
           (2 + static_cast<int64_t>(batch->size()) / options_.max_in_flight) +
       10000);
-  for (int attempt = 0;; ++attempt) {
+  for (int round = 0;; ++round) {
     std::vector<Batch::Failure> failures;
     {
       std::unique_lock<std::mutex> lock(batch->mutex_);
-      if (!batch->done_cv_.wait_for(lock, bound, [&] { return batch->pending_ == 0; })) {
+      if (!batch->done_cv_.wait_for(lock, round_bound, [&] { return batch->pending_ == 0; })) {
         throw ReadError("a batch of " + std::to_string(batch->size()) + " reads from table '" +
                         session_->table().QualifiedName() + "' at " +
                         session_->options().Endpoint() + " did not complete within " +
-                        std::to_string(bound.count()) + " ms (" +
+                        std::to_string(round_bound.count()) + " ms (" +
                         std::to_string(batch->pending_) + " still pending)");
       }
       failures.swap(batch->failures_);
@@ -295,12 +325,20 @@ void BatchFetcher::Wait(Batch *batch) {
         throw ReadError(f.message + more);
       }
     }
-    if (attempt >= options_.max_retries) {
-      throw ReadError(failures.front().message + " (after " + std::to_string(attempt) +
-                      " retries; " + std::to_string(failures.size()) +
-                      " reads of this batch failed)");
+    const auto pause = Backoff(options_.retry_backoff_ms, round);
+    const bool out_of_rounds = options_.max_retries >= 0 && round >= options_.max_retries;
+    if (out_of_rounds || Clock::now() + pause > deadline) {
+      throw ReadError(
+          failures.front().message + "; " + std::to_string(failures.size()) + " of " +
+          std::to_string(batch->size()) + " reads of this batch still failing after " +
+          std::to_string(round) + " retries over " + Seconds(Clock::now() - started) +
+          (out_of_rounds ? " (max_retries=" + std::to_string(options_.max_retries) + ")"
+                         : " (retry_budget_ms=" + std::to_string(options_.retry_budget_ms) +
+                               ")") +
+          ". The server looks down or overloaded: once it is back, resume from the last "
+          "checkpoint, or raise retry_budget_ms to ride through longer outages");
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(options_.retry_backoff_ms << attempt));
+    std::this_thread::sleep_for(pause);
     {
       std::lock_guard<std::mutex> lock(batch->mutex_);
       batch->pending_ = static_cast<int>(failures.size());

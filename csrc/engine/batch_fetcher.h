@@ -46,12 +46,17 @@ class SampleBuffer {
 };
 
 struct FetchOptions {
-  bool out_of_order = false;   // fill batch slots in arrival order (labels stay with their data)
-  int max_in_flight = 1024;    // requests in flight per reader; below the driver's I/O queue
-  int max_retries = 3;         // for timeouts, unavailable and overloaded replicas
-  int retry_backoff_ms = 100;  // doubled at each retry
+  bool out_of_order = false;  // fill batch slots in arrival order (labels stay with their data)
+  int max_in_flight = 1024;   // requests in flight per reader; below the driver's I/O queue
+  // Transient failures (timeouts, unavailable or overloaded replicas, a server restarting) are
+  // retried for this long per batch: long enough to ride through a node restart.
+  int retry_budget_ms = 60000;
+  int max_retries = -1;          // an extra cap on retry rounds; -1: only the budget counts
+  int retry_backoff_ms = 100;    // first delay; doubled each round up to kMaxBackoffMs, jittered
   int request_timeout_ms = 12000;
 };
+
+constexpr int kMaxBackoffMs = 2000;
 
 class BatchFetcher;
 
@@ -103,8 +108,9 @@ class BatchFetcher {
   // Issues the reads of batch->uuids (set by the caller, with source_index).
   void Start(Batch *batch);
 
-  // Waits for the batch, retrying transient failures with backoff; throws MissingRowError or
-  // ReadError naming the UUID and the table on failure.
+  // Waits for the batch, retrying transient failures with capped, jittered backoff until the
+  // retry budget is spent; throws MissingRowError or ReadError naming the UUID, the table, how
+  // long it tried and what to do. Never blocks much longer than the budget.
   void Wait(Batch *batch);
 
   const Session &session() const { return *session_; }

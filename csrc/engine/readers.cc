@@ -47,20 +47,32 @@ const Batch *PrefetchingReader::Next() {
     free_.push_back(last_);
     last_ = nullptr;
   }
-  if (in_flight_.empty()) StartNextBatch();
-  Batch *batch = in_flight_.front();
-  in_flight_.pop_front();
+  Batch *batch;
+  if (failed_) {
+    // The batch that failed last time is read again (whole): an epoch never loses samples, and
+    // the position stays where a checkpoint of the failed run would resume.
+    batch = failed_;
+    failed_ = nullptr;
+    fetcher_.Start(batch);
+  } else {
+    if (in_flight_.empty()) StartNextBatch();
+    batch = in_flight_.front();
+    in_flight_.pop_front();
+  }
   while (static_cast<int>(in_flight_.size()) < prefetch_buffers_ && !free_.empty()) {
     StartNextBatch();
   }
-  last_ = batch;  // reused for a later batch even if Wait throws
-  // A batch that fails is consumed all the same: the position (epoch ends, checkpoints) moves
-  // on, and the next call returns the next batch.
+  try {
+    fetcher_.Wait(batch);
+  } catch (...) {
+    failed_ = batch;
+    throw;
+  }
+  last_ = batch;
   if (++consumed_batch_ == order_.layout().BatchesPerEpoch() && loop_forever_) {
     consumed_batch_ = 0;
     ++consumed_epoch_;
   }
-  fetcher_.Wait(batch);
   return batch;
 }
 
@@ -71,6 +83,10 @@ void PrefetchingReader::Seek(const ReaderPosition &position) {
                         ", batch " + std::to_string(position.batch) +
                         ") does not fit this reader's " +
                         std::to_string(order_.layout().BatchesPerEpoch()) + " batches per epoch");
+  }
+  if (failed_) {
+    in_flight_.push_front(failed_);  // its reads may still be landing: waited for below
+    failed_ = nullptr;
   }
   while (!in_flight_.empty()) {
     Batch *batch = in_flight_.front();

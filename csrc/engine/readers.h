@@ -30,7 +30,8 @@ class PrefetchingReader {
 
   // The next complete batch, valid until the following call; nullptr once at the end of each
   // epoch when not looping forever. Reads for the next `prefetch_buffers` batches, across epoch
-  // boundaries, are in flight meanwhile.
+  // boundaries, are in flight meanwhile. A batch whose reads failed (the error is thrown) is
+  // not consumed: the next call reads it again.
   const Batch *Next();
 
   const ShardLayout &layout() const { return order_.layout(); }
@@ -49,7 +50,8 @@ class PrefetchingReader {
   BatchFetcher fetcher_;
   std::vector<int64_t> indices_;
   std::deque<Batch *> free_, in_flight_;
-  Batch *last_ = nullptr;
+  Batch *last_ = nullptr;    // returned by the last call, still held by the consumer
+  Batch *failed_ = nullptr;  // whose reads failed: read again by the next call
   int64_t issue_epoch_ = 0, issue_batch_ = 0;
   int64_t consumed_epoch_ = 0, consumed_batch_ = 0;
 };

@@ -168,8 +168,8 @@ PYBIND11_MODULE(_native, m) {
                        const std::string &ssl_certificate, const std::string &ssl_own_certificate,
                        const std::string &ssl_own_key, const std::string &ssl_own_key_pass,
                        int io_threads, int connections_per_host, const std::string &consistency,
-                       int connect_timeout_ms, int request_timeout_ms, int max_retries,
-                       int retry_backoff_ms, int max_requests_in_flight, bool ooo,
+                       int connect_timeout_ms, int request_timeout_ms, int retry_budget_ms,
+                       int max_retries, int retry_backoff_ms, int max_requests_in_flight, bool ooo,
                        const std::string &driver_path) {
              ConnectionOptions c;
              c.contact_points = std::move(cassandra_ips);
@@ -190,6 +190,7 @@ PYBIND11_MODULE(_native, m) {
              FetchOptions f;
              f.out_of_order = ooo;
              f.max_in_flight = max_requests_in_flight;
+             f.retry_budget_ms = retry_budget_ms;
              f.max_retries = max_retries;
              f.retry_backoff_ms = retry_backoff_ms;
              f.request_timeout_ms = request_timeout_ms;
@@ -205,7 +206,8 @@ PYBIND11_MODULE(_native, m) {
            py::arg("ssl_own_key_pass") = "", py::arg("io_threads") = 2,
            py::arg("connections_per_host") = 2, py::arg("consistency") = "LOCAL_ONE",
            py::arg("connect_timeout_ms") = 5000, py::arg("request_timeout_ms") = 12000,
-           py::arg("max_retries") = 3, py::arg("retry_backoff_ms") = 100,
+           py::arg("retry_budget_ms") = 60000, py::arg("max_retries") = -1,
+           py::arg("retry_backoff_ms") = 100,
            py::arg("max_requests_in_flight") = 1024, py::arg("ooo") = false,
            py::arg("driver_path") = "")
       .def("read", &PyReader::Read, py::arg("uuids"),
