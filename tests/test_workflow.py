@@ -312,7 +312,11 @@ def test_statement_splitting() -> None:
     ]
     assert (
         schema.split_statements(text, keyspace="other")[1]
-        == "INSERT INTO other.t (a) VALUES ('it''s')"
+        == "INSERT INTO \"other\".t (a) VALUES ('it''s')"
+    )
+    # A renamed keyspace is always quoted: whatever the name holds stays a name.
+    assert schema.split_statements(text, keyspace='"k; DROP KEYSPACE k"')[1].startswith(
+        'INSERT INTO "k; DROP KEYSPACE k".t'
     )
     with pytest.raises(schema.CqlSyntaxError, match="unterminated"):
         schema.split_statements("SELECT 'abc")
@@ -518,7 +522,9 @@ def test_server_lost_mid_ingest(
 ) -> None:
     proxy = TcpProxy(cassandra_server.host, cassandra_server.port)
     via_proxy = connection.Connection(host="127.0.0.1", port=proxy.port)
-    config = ingest.IngestConfig(*bad_tables, connection=via_proxy, on_error=ingest.OnError.SKIP)
+    # A server gone for good: each write is retried for its budget (3 s here), then reported.
+    config = ingest.IngestConfig(*bad_tables, connection=via_proxy, on_error=ingest.OnError.SKIP,
+                                 retry_budget_s=3.0)
     samples = _CutAfter(list(ingest.list_split(root, "train").samples), 10, proxy)
     session = via_proxy.connect(request_timeout=5.0)
     try:
@@ -530,6 +536,7 @@ def test_server_lost_mid_ingest(
     message = str(raised.value)
     assert f"Cassandra at 127.0.0.1:{proxy.port}" in message and "unreachable" in message
     assert "Run the same command again" in message
+    assert "retries over" in message and "retry budget 3 s" in message
 
 
 # --------------------------------------------------------------------------------------------

@@ -133,6 +133,18 @@ def from_args(args: argparse.Namespace) -> Connection:
     )
 
 
+def quote_identifier(canonical: str) -> str:
+    """A canonical identifier (from ``canonical_identifier``) as CQL text: always double-quoted,
+    so nothing in it can be read as CQL. Quoting a lower-case name keeps its meaning."""
+    return '"' + canonical.replace('"', '""') + '"'
+
+
+def cql_table(name: str) -> str:
+    """``keyspace.table`` as CQL text, both parts checked and quoted."""
+    keyspace, table = qualified_table(name)
+    return f"{quote_identifier(keyspace)}.{quote_identifier(table)}"
+
+
 def qualified_table(name: str) -> tuple[str, str]:
     """Split and check ``keyspace.table`` (unquoted CQL identifiers, as lower case)."""
     parts = name.split(".")

@@ -12,11 +12,13 @@ the metadata table ``(id uuid, label int, or_label text, or_split text)``:
   always has its data, and ``--skip-existing`` (which skips ids already in the metadata table)
   is safe after an interruption.
 
-Writes go out concurrently through the driver's async API with a bounded window (a semaphore
-released by the write callbacks). Bad inputs (unreadable files, files that are not JPEG or PNG,
-files over the size limit, empty class folders, stray files) and failed writes are reported
-with the file they concern, and either skipped or fatal (``on_error``). Losing the server is
-always fatal: no later write could succeed. The serial tool and the Spark job share all of this;
+Writes go out concurrently through the driver's async API, bounded in samples and in bytes in
+flight, and back-pressure, timeouts and a restarting server are retried for a time budget
+(:mod:`cassandra_dali.row_writer`). Bad inputs (unreadable files, files that are not JPEG or PNG,
+files over ``--max-size`` or over the largest row the server accepts, empty class folders, stray
+files) and failed writes are reported with the file they concern, and either skipped or fatal
+(``on_error``). A server unreachable past the retry budget is always fatal: no later write
+could succeed. The serial tool and the Spark job share all of this;
 Spark only splits the file list into partitions, each writing through its own session.
 """
 
@@ -27,7 +29,6 @@ import dataclasses
 import enum
 import logging
 import os
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -39,9 +40,15 @@ from .connection import (
     Connection,
     ConnectionFailed,
     add_connection_arguments,
-    qualified_table,
+    cql_table,
 )
 from .connection import from_args as connection_from_args
+from .row_writer import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_BYTES_IN_FLIGHT,
+    DEFAULT_RETRY_BUDGET_S,
+    RowWriter,
+)
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
@@ -51,9 +58,10 @@ log = logging.getLogger(__name__)
 # A row must fit in one mutation, at most half a commitlog segment (32 MiB by default): stay
 # well below, as the real datasets do (ImageNet's largest JPEG is about 15 MB).
 DEFAULT_MAX_SIZE = 16 * 1024 * 1024
-DEFAULT_CONCURRENCY = 32
-# Consecutive failed writes after which the server is taken as lost even in skip mode.
-MAX_CONSECUTIVE_WRITE_FAILURES = 16
+# Room left for the id, the label and the request's own headers (measured: a 16 MiB message
+# limit takes blobs of up to 16 MiB - 96 bytes).
+ROW_OVERHEAD = 1024
+NO_LIMIT = 1 << 62
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -77,12 +85,18 @@ class IngestConfig:
     on_error: OnError = OnError.FAIL
     concurrency: int = DEFAULT_CONCURRENCY
     skip_existing: bool = False
+    max_bytes_in_flight: int = DEFAULT_MAX_BYTES_IN_FLIGHT
+    retry_budget_s: float = DEFAULT_RETRY_BUDGET_S
 
     def __post_init__(self) -> None:
-        qualified_table(self.data_table)
-        qualified_table(self.metadata_table)
+        cql_table(self.data_table)
+        cql_table(self.metadata_table)
         if self.concurrency < 1:
             raise ValueError("concurrency must be >= 1")
+        if self.max_bytes_in_flight < 1:
+            raise ValueError("max_bytes_in_flight must be >= 1")
+        if self.retry_budget_s < 0:
+            raise ValueError("retry_budget_s must be >= 0")
         if self.max_size < 1:
             raise ValueError("max_size must be >= 1")
         object.__setattr__(self, "on_error", OnError(self.on_error))
@@ -126,6 +140,7 @@ class IngestSummary:
     written: int = 0
     existing: int = 0  # skipped because already in the metadata table
     bytes_written: int = 0
+    retries: int = 0  # writes retried through back-pressure, timeouts or a restart
     seconds: float = 0.0
     skipped: list[Problem] = dataclasses.field(default_factory=list)
     failed: list[Problem] = dataclasses.field(default_factory=list)
@@ -140,6 +155,7 @@ class IngestSummary:
             written=self.written + other.written,
             existing=self.existing + other.existing,
             bytes_written=self.bytes_written + other.bytes_written,
+            retries=self.retries + other.retries,
             seconds=max(self.seconds, other.seconds),
             skipped=self.skipped + other.skipped,
             failed=self.failed + other.failed,
@@ -153,6 +169,7 @@ class IngestSummary:
             f"{self.existing} already present, {len(self.skipped)} skipped, "
             f"{len(self.failed)} failed, of {self.files} files; "
             f"{self.seconds:.1f} s, {rate:.0f} images/s, {mbps:.1f} MB/s"
+            + (f"; {self.retries} writes retried" if self.retries else "")
         ]
         for title, problems in (("skipped", self.skipped), ("failed", self.failed)):
             for problem in problems[:max_listed]:
@@ -237,89 +254,22 @@ def read_sample(sample: Sample, max_size: int) -> bytes:
 # --------------------------------------------------------------------------------------------
 
 
-class RowWriter:
-    """Concurrent data+metadata inserts with at most ``concurrency`` samples in flight.
-
-    The driver runs the callbacks on its event-loop thread: they only chain the metadata insert,
-    count, and release the window; errors are recorded and raised on the caller's thread.
-    """
-
-    def __init__(self, session: Session, config: IngestConfig) -> None:
-        data_ks, data_table = qualified_table(config.data_table)
-        meta_ks, meta_table = qualified_table(config.metadata_table)
-        self._session = session
-        self._contact = config.connection.contact_point
-        self._insert_data = _prepare(
-            session, f"INSERT INTO {data_ks}.{data_table} (id, label, data) VALUES (?, ?, ?)"
-        )
-        self._insert_meta = _prepare(
-            session,
-            f"INSERT INTO {meta_ks}.{meta_table} (id, label, or_label, or_split) "
-            "VALUES (?, ?, ?, ?)",
-        )
-        # Same values every time: the driver may retry these on a timeout.
-        self._insert_data.is_idempotent = True
-        self._insert_meta.is_idempotent = True
-        self._window = threading.BoundedSemaphore(config.concurrency)
-        self._concurrency = config.concurrency
-        self._lock = threading.Lock()
-        self.written = 0
-        self.bytes_written = 0
-        self.failed: list[Problem] = []
-        self.consecutive_failures = 0
-        self.lost: str | None = None  # set when no host answers any more
-
-    def submit(self, sample: Sample, data: bytes) -> None:
-        self._window.acquire()
-        try:
-            future = self._session.execute_async(self._insert_data, (sample.id, sample.label, data))
-        except BaseException:
-            self._window.release()
-            raise
-        future.add_callbacks(
-            self._data_stored,
-            self._write_failed,
-            callback_args=(sample, len(data)),
-            errback_args=(sample,),
-        )
-
-    def _data_stored(self, _rows: Any, sample: Sample, size: int) -> None:
-        try:
-            future = self._session.execute_async(
-                self._insert_meta, (sample.id, sample.label, sample.or_label, sample.or_split)
-            )
-            future.add_callbacks(
-                self._meta_stored, self._write_failed, callback_args=(size,), errback_args=(sample,)
-            )
-        except Exception as error:  # never let an exception escape into the driver's loop
-            self._write_failed(error, sample)
-
-    def _meta_stored(self, _rows: Any, size: int) -> None:
-        with self._lock:
-            self.written += 1
-            self.bytes_written += size
-            self.consecutive_failures = 0
-        self._window.release()
-
-    def _write_failed(self, error: BaseException, sample: Sample) -> None:
-        from cassandra.cluster import NoHostAvailable
-
-        message = f"writing to Cassandra at {self._contact} failed: {_describe(error)}"
-        with self._lock:
-            self.failed.append(Problem(sample.relative, message))
-            self.consecutive_failures += 1
-            if isinstance(error, NoHostAvailable) or (
-                self.consecutive_failures >= MAX_CONSECUTIVE_WRITE_FAILURES
-            ):
-                self.lost = self.lost or message
-        self._window.release()
-
-    def drain(self) -> None:
-        """Wait until every submitted write has finished."""
-        for _ in range(self._concurrency):
-            self._window.acquire()
-        for _ in range(self._concurrency):
-            self._window.release()
+def _open_writer(session: Session, config: IngestConfig) -> RowWriter:
+    insert_data = _prepare(
+        session, f"INSERT INTO {cql_table(config.data_table)} (id, label, data) VALUES (?, ?, ?)"
+    )
+    insert_meta = _prepare(
+        session,
+        f"INSERT INTO {cql_table(config.metadata_table)} (id, label, or_label, or_split) "
+        "VALUES (?, ?, ?, ?)",
+    )
+    # Same values every time: the driver may retry these on a timeout, and so do we.
+    insert_data.is_idempotent = True
+    insert_meta.is_idempotent = True
+    return RowWriter(
+        session, insert_data, insert_meta, concurrency=config.concurrency,
+        max_bytes_in_flight=config.max_bytes_in_flight, retry_budget_s=config.retry_budget_s,
+    )
 
 
 def _prepare(session: Session, statement: str) -> Any:
@@ -333,13 +283,6 @@ def _prepare(session: Session, statement: str) -> Any:
             "(create the tables first: cqlsh -f create_tables.cql, or "
             "cassandra-dali schema apply create_tables.cql)"
         ) from None
-
-
-def _describe(error: BaseException) -> str:
-    errors = getattr(error, "errors", None)  # NoHostAvailable: {host: cause}
-    if isinstance(errors, dict) and errors:
-        return "; ".join(f"{host}: {cause}" for host, cause in errors.items())
-    return f"{type(error).__name__}: {error}"
 
 
 def existing_ids(session: Session, metadata_table: str) -> set[uuid.UUID]:
@@ -358,11 +301,13 @@ def write_samples(
     """Write ``samples``; bad files and failed writes are handled as ``config.on_error`` says."""
     started = time.monotonic()
     summary = IngestSummary(files=len(samples))
-    writer = RowWriter(session, config)
+    writer = _open_writer(session, config)
+    limit = min(config.max_size, server_row_limit(session))
     bar = _progress_bar(len(samples), desc) if progress else None
+    contact = config.connection.contact_point
     try:
         for sample in samples:
-            if writer.lost:
+            if _should_stop(writer, config):
                 break
             if existing is not None and sample.id in existing:
                 summary.existing += 1
@@ -370,6 +315,14 @@ def write_samples(
                 continue
             try:
                 data = read_sample(sample, config.max_size)
+                if len(data) > limit:
+                    raise ValueError(
+                        f"{len(data)} bytes, over the largest sample the server at {contact} "
+                        f"accepts ({limit} bytes: the smaller of its max_mutation_size and "
+                        "native_transport_max_message_size, less room for the request); raise "
+                        "both on the server (max_mutation_size through commitlog_segment_size) "
+                        "to store it"
+                    )
             except ValueError as error:
                 problem = Problem(sample.relative, str(error))
                 if config.on_error is OnError.FAIL:
@@ -380,28 +333,74 @@ def write_samples(
                 summary.skipped.append(problem)
                 _advance(bar, writer, summary, started)
                 continue
-            writer.submit(sample, data)
+            writer.submit(sample, sample.id, (sample.id, sample.label, data),
+                          (sample.id, sample.label, sample.or_label, sample.or_split), len(data))
             _advance(bar, writer, summary, started)
-            if writer.failed and config.on_error is OnError.FAIL:
-                break
     finally:
-        writer.drain()
+        # Every write ends within its retry budget; the bound is a backstop.
+        writer.drain(timeout_s=config.retry_budget_s * 2 + 120)
         if bar is not None:
             _advance(bar, writer, summary, started)
             bar.close()
     summary.written = writer.written
     summary.bytes_written = writer.bytes_written
-    summary.failed = list(writer.failed)
+    summary.retries = writer.retries
+    summary.failed = [
+        Problem(s.relative, f"writing to Cassandra at {contact} failed: {f.message}")
+        for s, f in writer.failed
+    ]
     summary.seconds = time.monotonic() - started
-    if writer.lost:
+    lost = [f for _, f in writer.failed if f.kind == "unreachable"]
+    if lost:
         raise IngestError(
-            f"{writer.lost} -- the server is unreachable; {summary.written} samples were written "
-            "before that. Run the same command again once it is back: the ingest resumes "
-            "(--skip-existing skips what is already stored)."
+            f"writing to Cassandra at {contact} failed: {lost[0].message} -- the server is "
+            f"unreachable; {summary.written} samples were written before that. Run the same "
+            "command again once it is back: the ingest resumes (--skip-existing skips what is "
+            "already stored)."
         )
     if summary.failed and config.on_error is OnError.FAIL:
         raise IngestError(f"{summary.failed[0]} (use --on-error skip to go on past failed writes)")
     return summary
+
+
+def _should_stop(writer: RowWriter, config: IngestConfig) -> bool:
+    # A server unreachable past the retry budget stops every mode (no later write could
+    # succeed); any failure stops the default mode.
+    return writer.unreachable or (bool(writer.failed) and config.on_error is OnError.FAIL)
+
+
+def server_row_limit(session: Session) -> int:
+    """The largest sample the server accepts in one row: the smaller of its largest mutation
+    (``max_mutation_size``, by default half of ``commitlog_segment_size``) and its largest CQL
+    message (``native_transport_max_message_size``), less room for the rest of the request.
+    Settings it does not show: no limit here (the server's own error then names the file)."""
+    try:
+        rows = session.execute(
+            "SELECT name, value FROM system_views.settings WHERE name IN "
+            "('max_mutation_size', 'commitlog_segment_size', 'native_transport_max_message_size')"
+        )
+        settings = {row.name: row.value for row in rows}
+    except Exception:  # noqa: BLE001  (an older server, or no access to virtual tables)
+        return NO_LIMIT
+    mutation = _setting_bytes(settings.get("max_mutation_size"))
+    segment = _setting_bytes(settings.get("commitlog_segment_size"))
+    if mutation is None and segment is not None:
+        mutation = segment // 2
+    limits = [v for v in (mutation, _setting_bytes(settings.get("native_transport_max_message_size")))
+              if v is not None]
+    return min(limits) - ROW_OVERHEAD if limits else NO_LIMIT
+
+
+def _setting_bytes(value: str | None) -> int | None:
+    """Bytes from a Cassandra 4+/5 size setting such as ``32MiB`` or ``16384KiB`` (None: unset)."""
+    if not value or value == "null":
+        return None
+    units = {"B": 1, "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3}
+    text = value.strip().upper()
+    for unit in ("KIB", "MIB", "GIB", "B"):
+        if text.endswith(unit) and text[: -len(unit)].isdigit():
+            return int(text[: -len(unit)]) * units[unit]
+    return int(text) * 1024**2 if text.isdigit() else None  # plain numbers are MiB
 
 
 def _progress_bar(total: int, desc: str) -> Any:
@@ -540,6 +539,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="samples being written at once (%(default)s)",
     )
     parser.add_argument(
+        "--max-bytes-in-flight",
+        type=parse_size,
+        default=DEFAULT_MAX_BYTES_IN_FLIGHT,
+        help="sample bytes being written at once, e.g. 64M (default 64M; a larger file goes "
+        "alone)",
+    )
+    parser.add_argument(
+        "--retry-budget",
+        type=float,
+        default=DEFAULT_RETRY_BUDGET_S,
+        metavar="SECONDS",
+        help="how long a write is retried through back-pressure, timeouts or a server "
+        "restart before it counts as failed (%(default)g)",
+    )
+    parser.add_argument(
         "--skip-existing",
         action="store_true",
         help="first list the ids already in the metadata table and skip them "
@@ -559,6 +573,8 @@ def config_from_args(args: argparse.Namespace) -> IngestConfig:
             on_error=OnError(args.on_error),
             concurrency=args.concurrency,
             skip_existing=args.skip_existing,
+            max_bytes_in_flight=args.max_bytes_in_flight,
+            retry_budget_s=args.retry_budget,
         )
     except ValueError as error:
         raise IngestError(str(error)) from None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import _native
+from .connection import quote_identifier
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
@@ -61,7 +62,7 @@ def split_statements(text: str, keyspace: str | None = None) -> list[str]:
     original = created_keyspace(text) if keyspace else None
     if keyspace and original is None:
         raise CqlSyntaxError("cannot rename the keyspace: the file has no CREATE KEYSPACE")
-    new_name = _native.canonical_identifier(keyspace, "keyspace") if keyspace else None
+    new_name = quote_identifier(_native.canonical_identifier(keyspace, "keyspace")) if keyspace else None
     statements: list[str] = []
     current: list[str] = []
     for kind, value in _tokens(text):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import _native
-from .connection import qualified_table
+from .connection import cql_table, quote_identifier
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
@@ -69,10 +69,9 @@ def scan_ids(
     """Every id in ``keyspace.table``, by token ranges, sorted."""
     from cassandra.concurrent import execute_concurrent_with_args
 
-    keyspace, name = qualified_table(table)
-    column = _native.canonical_identifier(id_col, "id column")
+    column = quote_identifier(_native.canonical_identifier(id_col, "id column"))
     statement = session.prepare(
-        f"SELECT {column} FROM {keyspace}.{name} WHERE token({column}) > ? AND token({column}) <= ?"
+        f"SELECT {column} FROM {cql_table(table)} WHERE token({column}) > ? AND token({column}) <= ?"
     )
     statement.fetch_size = fetch_size
     statement.is_idempotent = True  # a read: let the retry policy retry it

@@ -1,0 +1,96 @@
+"""The ingest at the sizes real datasets have: ImageNet-size files (1-3 MB) and one near the
+server's 16 MiB limit at default settings, byte-exact; a file over the server's limit named with
+the limit; table names that carry CQL are quoted, never executed."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from cassandra_dali import connection, ingest, server, uuids
+
+NEAR_16_MIB = 16 * 1024 * 1024 - 2048
+
+
+def _jpeg_like(path: Path, size: int, rng: np.random.Generator) -> bytes:
+    data = ingest.JPEG_MAGIC + b"\xe0" + rng.bytes(size - 4)
+    path.write_bytes(data)
+    return data
+
+
+def _tables(session: Any, keyspace: str, suffix: str) -> tuple[str, str]:
+    data, meta = f"{keyspace}.data_{suffix}", f"{keyspace}.metadata_{suffix}"
+    session.execute(f"CREATE TABLE {data} (id uuid PRIMARY KEY, label int, data blob)")
+    session.execute(
+        f"CREATE TABLE {meta} (id uuid PRIMARY KEY, label int, or_label text, or_split text)"
+    )
+    return data, meta
+
+
+def _conn(info: server.ServerInfo) -> connection.Connection:
+    return connection.Connection(host=info.host, port=info.port)
+
+
+@pytest.mark.slow
+def test_big_files_at_default_settings_byte_exact(
+    tmp_path: Path, cassandra_server: server.ServerInfo, cql_session: Any, keyspace: str
+) -> None:
+    rng = np.random.default_rng(9)
+    files: dict[str, bytes] = {}
+    for name in ("a", "b"):
+        (tmp_path / "train" / name).mkdir(parents=True)
+        for i in range(12):
+            size = int(rng.integers(1_000_000, 3_000_000))
+            files[f"train/{name}/{i}.jpg"] = _jpeg_like(tmp_path / "train" / name / f"{i}.jpg",
+                                                        size, rng)
+    files["train/a/huge.jpg"] = _jpeg_like(tmp_path / "train" / "a" / "huge.jpg", NEAR_16_MIB, rng)
+    data_table, meta_table = _tables(cql_session, keyspace, "big")
+    config = ingest.IngestConfig(data_table, meta_table, connection=_conn(cassandra_server))
+    summary = ingest.ingest_split(tmp_path, "train", config)
+    assert summary.complete and summary.written == len(files), summary.format()
+    select = cql_session.prepare(f"SELECT data FROM {data_table} WHERE id = ?")
+    for relative, data in files.items():
+        row = cql_session.execute(select, (uuids.sample_uuid(relative),), timeout=60).one()
+        assert row is not None, f"{relative} was not stored"
+        assert hashlib.sha256(row.data).digest() == hashlib.sha256(data).digest(), relative
+
+
+def test_a_file_over_the_servers_limit_is_named_with_the_limit(
+    tmp_path: Path, cassandra_server: server.ServerInfo, cql_session: Any, keyspace: str
+) -> None:
+    rng = np.random.default_rng(10)
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    _jpeg_like(tmp_path / "train" / "a" / "ok.jpg", 10_000, rng)
+    _jpeg_like(tmp_path / "train" / "a" / "too_big.jpg", 16 * 1024 * 1024 + 10, rng)
+    data_table, meta_table = _tables(cql_session, keyspace, "limit")
+    config = ingest.IngestConfig(data_table, meta_table, connection=_conn(cassandra_server),
+                                 max_size=64 * 1024 * 1024, on_error=ingest.OnError.SKIP)
+    summary = ingest.ingest_split(tmp_path, "train", config)
+    (problem,) = summary.skipped
+    assert problem.what == "train/a/too_big.jpg"
+    limit = 16 * 1024 * 1024 - ingest.ROW_OVERHEAD
+    assert f"{16 * 1024 * 1024 + 10} bytes, over the largest sample the server at" in problem.reason
+    assert f"accepts ({limit} bytes" in problem.reason, problem.reason
+    assert summary.written == 1
+
+
+def test_table_names_carrying_cql_are_quoted(
+    tmp_path: Path, cassandra_server: server.ServerInfo, cql_session: Any, keyspace: str
+) -> None:
+    """The issue's example: unquoted, this name made the ingest write rows that expire in 60 s."""
+    rng = np.random.default_rng(11)
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    _jpeg_like(tmp_path / "train" / "a" / "x.jpg", 1000, rng)
+    _tables(cql_session, keyspace, "inj")
+    sneaky = f'{keyspace}."data_inj (id, label, data) VALUES (?, ?, ?) USING TTL 60 --"'
+    config = ingest.IngestConfig(sneaky, f"{keyspace}.metadata_inj",
+                                 connection=_conn(cassandra_server))
+    with pytest.raises(ingest.IngestError, match="create the tables first"):
+        ingest.ingest_split(tmp_path, "train", config)
+    assert cql_session.execute(f"SELECT count(*) FROM {keyspace}.data_inj").one()[0] == 0
+    with pytest.raises(Exception, match="(?i)unconfigured table|does not exist"):
+        uuids.scan_ids(cql_session, f'{keyspace}."metadata_inj WHERE id = id --"')
