@@ -184,3 +184,47 @@ def test_auth_and_tls(secure_server: server.ServerInfo, tmp_path: Path) -> None:
     with pytest.raises(cassandra_dali.ConnectionError, match="cannot read PEM file"):
         cassandra_dali.Reader("nope.t", **{**good, "ssl_certificate": str(tmp_path / "missing.pem")})
 
+
+
+def test_tls_verifies_by_default(
+    secure_server: server.ServerInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert secure_server.ca_cert is not None
+    base: dict[str, Any] = dict(cassandra_port=secure_server.port, use_ssl=True,
+                                username="cassandra", password="cassandra",
+                                connect_timeout_ms=3000)
+    # No CA given: the system's trust store is used, and it does not know the launcher's CA.
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    with pytest.raises(cassandra_dali.ConnectionError,
+                       match="trusting the system store|no system trust store was found"):
+        cassandra_dali.Reader("nope.t", **base)
+    # SSL_CERT_FILE names the system store: now it does.
+    monkeypatch.setenv("SSL_CERT_FILE", str(secure_server.ca_cert))
+    with pytest.raises(cassandra_dali.SchemaError, match="keyspace 'nope' does not exist"):
+        cassandra_dali.Reader("nope.t", **base)
+    monkeypatch.delenv("SSL_CERT_FILE")
+    # The reference project's behaviour without a CA, now only when asked for by name.
+    with pytest.raises(cassandra_dali.SchemaError, match="keyspace 'nope' does not exist"):
+        cassandra_dali.Reader("nope.t", **base, ssl_verify="none")
+    with pytest.raises(ValueError, match="ssl_verify 'maybe' is not one of"):
+        cassandra_dali.Reader("nope.t", **base, ssl_verify="maybe")
+
+
+def test_tls_checks_the_servers_address(secure_server: server.ServerInfo) -> None:
+    """Reached as 127.0.0.2 (a proxy), the server's certificate (localhost, 127.0.0.1) does not
+    name the address connected to: refused unless only the certificate is to be checked."""
+    assert secure_server.ca_cert is not None
+    proxy = TcpProxy(secure_server.host, secure_server.port, listen_host="127.0.0.2")
+    args: dict[str, Any] = dict(cassandra_ips=["127.0.0.2"], cassandra_port=proxy.port,
+                                use_ssl=True, ssl_certificate=str(secure_server.ca_cert),
+                                username="cassandra", password="cassandra",
+                                connect_timeout_ms=3000)
+    try:
+        with pytest.raises(cassandra_dali.ConnectionError,
+                           match=f"TLS connection at 127.0.0.2:{proxy.port} failed"):
+            cassandra_dali.Reader("nope.t", **args)
+        for relaxed in ({"ssl_verify": "cert"}, {"ssl_verify_identity": False}):
+            with pytest.raises(cassandra_dali.SchemaError, match="keyspace 'nope'"):
+                cassandra_dali.Reader("nope.t", **args, **relaxed)
+    finally:
+        proxy.close()

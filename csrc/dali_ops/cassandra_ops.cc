@@ -34,6 +34,7 @@ ConnectionOptions ConnectionFromSpec(const OpSpec &spec) {
   o.ssl_own_certificate = spec.GetArgument<std::string>("ssl_own_certificate");
   o.ssl_own_key = spec.GetArgument<std::string>("ssl_own_key");
   o.ssl_own_key_pass = spec.GetArgument<std::string>("ssl_own_key_pass");
+  o.ssl_verify = ParseSslVerify(spec.GetArgument<std::string>("ssl_verify"));
   o.ssl_verify_identity = spec.GetArgument<bool>("ssl_verify_identity");
   o.io_threads = spec.GetArgument<int>("io_threads");
   o.connections_per_host = spec.GetArgument<int>("connections_per_host");
@@ -242,15 +243,23 @@ DALI_SCHEMA(crs4__cassandra_base)
     .AddOptionalArg("password", "Password for PasswordAuthenticator.", std::string(""))
     .AddOptionalArg("use_ssl", "Connect over TLS.", false)
     .AddOptionalArg("ssl_certificate",
-                    "PEM file of the CA (or server certificate) to trust; when given, the "
-                    "server's certificate is verified against it.",
+                    "PEM file of the CA(s) to trust; empty: the system's trust store "
+                    "($SSL_CERT_FILE or the distribution's CA bundle).",
                     std::string(""))
     .AddOptionalArg("ssl_own_certificate", "PEM client certificate (mutual TLS).",
                     std::string(""))
     .AddOptionalArg("ssl_own_key", "PEM client private key (mutual TLS).", std::string(""))
     .AddOptionalArg("ssl_own_key_pass", "Password of ssl_own_key.", std::string(""))
+    .AddOptionalArg("ssl_verify",
+                    "How TLS checks the server: 'full' (its certificate against the trusted CAs "
+                    "and its address against the certificate), 'cert' (the certificate only), "
+                    "'none' (no check: anyone can pose as the server; the reference project's "
+                    "behaviour without ssl_certificate).",
+                    std::string("full"))
     .AddOptionalArg("ssl_verify_identity",
-                    "Also check the server's host name against its certificate.", false)
+                    "False checks the certificate but not the server's address (as "
+                    "ssl_verify='cert'); kept for the reference project's scripts.",
+                    true)
     .AddOptionalArg("cloud_config", "Not supported; must be empty.", std::string(""))
     .AddOptionalArg("io_threads", "Driver I/O threads.", 2)
     .AddOptionalArg("connections_per_host", "Connections per host and I/O thread.", 2)

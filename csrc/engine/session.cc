@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -61,6 +62,59 @@ bool Contains(const std::string &haystack, const char *needle) {
 }
 
 }  // namespace
+
+SslVerify ParseSslVerify(const std::string &text) {
+  if (text == "full") return SslVerify::kFull;
+  if (text == "cert") return SslVerify::kCert;
+  if (text == "none") return SslVerify::kNone;
+  throw ArgumentError("ssl_verify '" + text + "' is not one of 'full' (the certificate and the "
+                      "host's address), 'cert' (the certificate only), 'none' (insecure)");
+}
+
+const char *SslVerifyName(SslVerify verify) {
+  switch (verify) {
+    case SslVerify::kFull: return "full";
+    case SslVerify::kCert: return "cert";
+    case SslVerify::kNone: return "none";
+  }
+  return "?";
+}
+
+SslVerify EffectiveSslVerify(const ConnectionOptions &options) {
+  // The reference project's ssl_verify_identity=False keeps the certificate check only.
+  if (options.ssl_verify == SslVerify::kFull && !options.ssl_verify_identity) {
+    return SslVerify::kCert;
+  }
+  return options.ssl_verify;
+}
+
+std::string SystemTrustBundle() {
+  std::vector<std::string> candidates;
+  if (const char *env = std::getenv("SSL_CERT_FILE"); env && *env) candidates.push_back(env);
+  for (const char *path : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
+                           "/etc/ssl/ca-bundle.pem", "/etc/pki/tls/cacert.pem",
+                           "/etc/ssl/cert.pem"}) {
+    candidates.push_back(path);
+  }
+  for (const auto &path : candidates) {
+    std::ifstream in(path);
+    if (in) return path;
+  }
+  return "";
+}
+
+std::vector<std::string> SplitPemCertificates(const std::string &text) {
+  static const std::string kBegin = "-----BEGIN CERTIFICATE-----";
+  static const std::string kEnd = "-----END CERTIFICATE-----";
+  std::vector<std::string> out;
+  for (size_t at = text.find(kBegin); at != std::string::npos; at = text.find(kBegin, at)) {
+    const size_t end = text.find(kEnd, at);
+    if (end == std::string::npos) break;
+    out.push_back(text.substr(at, end + kEnd.size() - at) + "\n");
+    at = end + kEnd.size();
+  }
+  return out;
+}
 
 LabelType ParseLabelType(const std::string &text) {
   if (text == "int") return LabelType::kInt;
@@ -171,17 +225,13 @@ void Session::Connect() {
   }
   if (options_.use_ssl) {
     ssl_.reset(api_.cass_ssl_new());
-    int verify = CASS_SSL_VERIFY_NONE;
-    if (!options_.ssl_certificate.empty()) {
-      std::string pem = ReadPemFile(options_.ssl_certificate, "ssl_certificate");
-      if (api_.cass_ssl_add_trusted_cert_n(ssl_.get(), pem.data(), pem.size()) != CASS_OK) {
-        throw ConnectionError("ssl_certificate '" + options_.ssl_certificate +
-                              "' is not a valid PEM certificate");
-      }
-      verify = CASS_SSL_VERIFY_PEER_CERT;
-      if (options_.ssl_verify_identity) verify |= CASS_SSL_VERIFY_PEER_IDENTITY;
-    }
-    api_.cass_ssl_set_verify_flags(ssl_.get(), verify);
+    const SslVerify verify = EffectiveSslVerify(options_);
+    if (verify != SslVerify::kNone) TrustCertificates();
+    api_.cass_ssl_set_verify_flags(
+        ssl_.get(), verify == SslVerify::kFull
+                        ? CASS_SSL_VERIFY_PEER_CERT | CASS_SSL_VERIFY_PEER_IDENTITY
+                        : verify == SslVerify::kCert ? CASS_SSL_VERIFY_PEER_CERT
+                                                     : CASS_SSL_VERIFY_NONE);
     if (!options_.ssl_own_certificate.empty()) {
       std::string pem = ReadPemFile(options_.ssl_own_certificate, "ssl_own_certificate");
       if (api_.cass_ssl_set_cert_n(ssl_.get(), pem.data(), pem.size()) != CASS_OK) {
@@ -220,13 +270,41 @@ void Session::Connect() {
   }
   if ((rc >> 24) == CASS_ERROR_SOURCE_SSL || Contains(message, "SSL") ||
       Contains(message, "certificate")) {
-    throw ConnectionError("TLS connection" + where + " failed: " + message +
-                          (options_.ssl_certificate.empty()
-                               ? std::string(" (no ssl_certificate given)")
-                               : " (trusting ssl_certificate '" + options_.ssl_certificate + "')"));
+    throw ConnectionError("TLS connection" + where + " failed: " + message + " (" +
+                          trust_description_ + "; ssl_verify='" +
+                          SslVerifyName(EffectiveSslVerify(options_)) +
+                          "'). Check that the server's certificate is signed by a trusted CA "
+                          "and names the address connected to");
   }
   throw ConnectionError("cannot connect to Cassandra" + where + " (connect timeout " +
                         std::to_string(options_.connect_timeout_ms) + " ms): " + message);
+}
+
+void Session::TrustCertificates() {
+  std::string path = options_.ssl_certificate;
+  if (path.empty()) {
+    path = SystemTrustBundle();
+    if (path.empty()) {
+      throw ConnectionError(
+          "use_ssl=True needs CA certificates to verify the server at " + options_.Endpoint() +
+          ": no ssl_certificate was given and no system trust store was found ($SSL_CERT_FILE, "
+          "/etc/ssl/certs/ca-certificates.crt, /etc/pki/tls/certs/ca-bundle.crt, ...). Give the "
+          "CA's PEM file as ssl_certificate (ssl_verify='none' turns verification off: "
+          "insecure)");
+    }
+    trust_description_ = "trusting the system store '" + path + "'";
+  } else {
+    trust_description_ = "trusting ssl_certificate '" + path + "'";
+  }
+  const std::string what = options_.ssl_certificate.empty() ? "system trust store" : "ssl_certificate";
+  const auto certificates = SplitPemCertificates(ReadPemFile(path, what));
+  int added = 0;
+  for (const auto &pem : certificates) {
+    if (api_.cass_ssl_add_trusted_cert_n(ssl_.get(), pem.data(), pem.size()) == CASS_OK) ++added;
+  }
+  if (added == 0) {
+    throw ConnectionError(what + " '" + path + "' holds no valid PEM certificate");
+  }
 }
 
 void Session::CheckSchema() {

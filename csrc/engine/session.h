@@ -10,6 +10,12 @@ namespace cassandra_dali {
 
 enum class LabelType { kInt, kBlob, kNone };
 
+// How a TLS connection checks the server: its certificate against the trusted CAs and its
+// address against the certificate (full, the default), the certificate only, or nothing.
+enum class SslVerify { kFull, kCert, kNone };
+SslVerify ParseSslVerify(const std::string &text);  // "full", "cert", "none"
+const char *SslVerifyName(SslVerify verify);
+
 // "int", "blob" (alias "image", the reference project's older name) or "none".
 LabelType ParseLabelType(const std::string &text);
 
@@ -23,7 +29,8 @@ struct ConnectionOptions {
   std::string ssl_own_certificate;  // PEM client certificate, for mutual TLS
   std::string ssl_own_key;          // PEM client key
   std::string ssl_own_key_pass;
-  bool ssl_verify_identity = false;  // also check the server's host name against its cert
+  SslVerify ssl_verify = SslVerify::kFull;
+  bool ssl_verify_identity = true;  // false (the reference's default): kFull checks as kCert
   int io_threads = 2;
   int connections_per_host = 2;
   std::string consistency = "LOCAL_ONE";
@@ -33,6 +40,15 @@ struct ConnectionOptions {
 
   std::string Endpoint() const;  // "host1,host2:port", for messages
 };
+
+// The verification in force: ssl_verify, downgraded to kCert by ssl_verify_identity=false.
+SslVerify EffectiveSslVerify(const ConnectionOptions &options);
+
+// The system's CA bundle ($SSL_CERT_FILE, then the usual distribution paths); "" if none.
+std::string SystemTrustBundle();
+
+// The certificates of a PEM file, one PEM text each (the driver trusts one at a time).
+std::vector<std::string> SplitPemCertificates(const std::string &text);
 
 struct TableSpec {
   std::string keyspace;
@@ -74,6 +90,7 @@ class Session {
 
  private:
   void Connect();
+  void TrustCertificates();  // ssl_certificate, else the system store
   void CheckSchema();
   void Prepare();
 
@@ -85,6 +102,7 @@ class Session {
   CassClusterPtr cluster_;
   CassSessionPtr session_;
   CassPreparedPtr prepared_;
+  std::string trust_description_ = "no CA trusted";  // for TLS errors
 };
 
 // The driver's message for a failed future ("" when it succeeded).

@@ -167,6 +167,7 @@ PYBIND11_MODULE(_native, m) {
                        const std::string &username, const std::string &password, bool use_ssl,
                        const std::string &ssl_certificate, const std::string &ssl_own_certificate,
                        const std::string &ssl_own_key, const std::string &ssl_own_key_pass,
+                       const std::string &ssl_verify, bool ssl_verify_identity,
                        int io_threads, int connections_per_host, const std::string &consistency,
                        int connect_timeout_ms, int request_timeout_ms, int retry_budget_ms,
                        int max_retries, int retry_backoff_ms, int max_requests_in_flight, bool ooo,
@@ -181,6 +182,8 @@ PYBIND11_MODULE(_native, m) {
              c.ssl_own_certificate = ssl_own_certificate;
              c.ssl_own_key = ssl_own_key;
              c.ssl_own_key_pass = ssl_own_key_pass;
+             c.ssl_verify = ParseSslVerify(ssl_verify);
+             c.ssl_verify_identity = ssl_verify_identity;
              c.io_threads = io_threads;
              c.connections_per_host = connections_per_host;
              c.consistency = consistency;
@@ -203,7 +206,8 @@ PYBIND11_MODULE(_native, m) {
            py::arg("label_type") = "int", py::arg("username") = "", py::arg("password") = "",
            py::arg("use_ssl") = false, py::arg("ssl_certificate") = "",
            py::arg("ssl_own_certificate") = "", py::arg("ssl_own_key") = "",
-           py::arg("ssl_own_key_pass") = "", py::arg("io_threads") = 2,
+           py::arg("ssl_own_key_pass") = "", py::arg("ssl_verify") = "full",
+           py::arg("ssl_verify_identity") = true, py::arg("io_threads") = 2,
            py::arg("connections_per_host") = 2, py::arg("consistency") = "LOCAL_ONE",
            py::arg("connect_timeout_ms") = 5000, py::arg("request_timeout_ms") = 12000,
            py::arg("retry_budget_ms") = 60000, py::arg("max_retries") = -1,

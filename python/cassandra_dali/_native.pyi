@@ -50,6 +50,8 @@ class Reader:
         ssl_own_certificate: str = "",
         ssl_own_key: str = "",
         ssl_own_key_pass: str = "",
+        ssl_verify: str = "full",
+        ssl_verify_identity: bool = True,
         io_threads: int = 2,
         connections_per_host: int = 2,
         consistency: str = "LOCAL_ONE",
