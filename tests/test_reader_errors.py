@@ -228,3 +228,30 @@ def test_tls_checks_the_servers_address(secure_server: server.ServerInfo) -> Non
                 cassandra_dali.Reader("nope.t", **args, **relaxed)
     finally:
         proxy.close()
+
+
+@pytest.fixture(scope="module")
+def mutual_tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server.ServerInfo]:
+    directory = tmp_path_factory.mktemp("mtls-cassandra")
+    with extra_server(directory, heap="768M", tls=True, client_auth=True) as info:
+        yield info
+
+
+def test_mutual_tls(mutual_tls_server: server.ServerInfo) -> None:
+    """A server that requires client certificates: the launcher made one (and its own readiness
+    check presented it); the reader presents it too, and without it is refused."""
+    info = mutual_tls_server
+    assert info.ca_cert and info.client_cert and info.client_key
+    assert info.client_key.stat().st_mode & 0o077 == 0, "the client key is not owner-only"
+    args: dict[str, Any] = dict(cassandra_port=info.port, use_ssl=True,
+                                ssl_certificate=str(info.ca_cert), connect_timeout_ms=3000)
+    with pytest.raises(cassandra_dali.ConnectionError, match=f"at 127.0.0.1:{info.port}"):
+        cassandra_dali.Reader("nope.t", **args)
+    with pytest.raises(cassandra_dali.SchemaError, match="keyspace 'nope' does not exist"):
+        cassandra_dali.Reader("nope.t", **args, ssl_own_certificate=str(info.client_cert),
+                              ssl_own_key=str(info.client_key))
+    session = info.connect()  # the Python tools' path (cassandra-driver) presents it as well
+    try:
+        assert session.execute("SELECT release_version FROM system.local").one()
+    finally:
+        session.cluster.shutdown()

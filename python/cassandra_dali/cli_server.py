@@ -45,6 +45,9 @@ def add_parser(subparsers: Any) -> None:
                        help="password authentication (user cassandra, password cassandra)")
     start.add_argument("--tls", action="store_true",
                        help="CQL over TLS only; clients trust DIR/tls/ca.pem, made at start")
+    start.add_argument("--tls-client-auth", action="store_true",
+                       help="with --tls: clients must present a certificate signed by that CA "
+                       "(one is made: DIR/tls/client.pem and client.key)")
     start.add_argument("--timeout", type=float, default=server.DEFAULT_START_TIMEOUT,
                        help="seconds to wait for the server (%(default)s)")
     start.add_argument("--cluster-name", default=server.DEFAULT_CLUSTER_NAME, help="(%(default)s)")
@@ -86,6 +89,7 @@ def _start(args: argparse.Namespace) -> int:
     config = server.ServerConfig(
         host=args.host, native_port=args.port, storage_port=args.storage_port,
         jmx_port=args.jmx_port, heap=args.heap, auth=args.auth, tls=args.tls,
+        client_auth=args.tls_client_auth,
         cluster_name=args.cluster_name, version=args.version, start_timeout=args.timeout,
     )
     if args.dir is not None:
@@ -97,6 +101,8 @@ def _start(args: argparse.Namespace) -> int:
         print(f"user: {info.username} password: {info.password}")
     if info.ca_cert:
         print(f"CA certificate (trust it in clients): {info.ca_cert}")
+    if info.client_cert:
+        print(f"client certificate and key (present them): {info.client_cert} {info.client_key}")
     return 0
 
 

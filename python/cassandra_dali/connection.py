@@ -3,7 +3,8 @@
 One set of flags for every command: ``--host``/``--port`` (defaults from ``CASSANDRA_HOST`` and
 ``CASSANDRA_PORT``, else 127.0.0.1:9042) and, for clusters with auth or TLS, ``--username``/
 ``--password``/``--ca-cert`` (``CASSANDRA_USERNAME``, ``CASSANDRA_PASSWORD``, ``CASSANDRA_CA``:
-the same variables the test suite reads). The same settings give a cassandra-driver session and
+the same variables the test suite reads), and ``--client-cert``/``--client-key`` for servers that
+require client certificates (``CASSANDRA_CLIENT_CERT``, ``CASSANDRA_CLIENT_KEY``). The same settings give a cassandra-driver session and
 the arguments of ``fn.crs4.cassandra``, so a script cannot write to one server and read another.
 """
 
@@ -31,6 +32,8 @@ class Connection:
     username: str | None = None
     password: str | None = None
     ca_cert: str | None = None
+    client_cert: str | None = None  # PEM, for servers that require client certificates
+    client_key: str | None = None
     # 5: Cassandra 4.0 and newer. None negotiates (for 3.x), at the cost of driver warnings.
     protocol_version: int | None = 5
 
@@ -47,6 +50,8 @@ class Connection:
             username=env.get("CASSANDRA_USERNAME") or None,
             password=env.get("CASSANDRA_PASSWORD") or None,
             ca_cert=env.get("CASSANDRA_CA") or None,
+            client_cert=env.get("CASSANDRA_CLIENT_CERT") or None,
+            client_key=env.get("CASSANDRA_CLIENT_KEY") or None,
         )
 
     def cluster(self, **kwargs: Any) -> Cluster:
@@ -57,6 +62,8 @@ class Connection:
             username=self.username,
             password=self.password,
             ca_cert=self.ca_cert,
+            client_cert=self.client_cert,
+            client_key=self.client_key,
             protocol_version=self.protocol_version,
             **kwargs,
         )
@@ -85,6 +92,8 @@ class Connection:
             kwargs.update(username=self.username, password=self.password or "")
         if self.ca_cert is not None:
             kwargs.update(use_ssl=True, ssl_certificate=self.ca_cert)
+        if self.client_cert is not None:
+            kwargs.update(ssl_own_certificate=self.client_cert, ssl_own_key=self.client_key or "")
         return kwargs
 
 
@@ -121,6 +130,16 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.ca_cert,
         help="CA certificate (PEM) to trust; enables TLS (env CASSANDRA_CA)",
     )
+    group.add_argument(
+        "--client-cert",
+        default=defaults.client_cert,
+        help="client certificate (PEM), for servers that require one (env CASSANDRA_CLIENT_CERT)",
+    )
+    group.add_argument(
+        "--client-key",
+        default=defaults.client_key,
+        help="its private key (PEM) (env CASSANDRA_CLIENT_KEY)",
+    )
 
 
 def from_args(args: argparse.Namespace) -> Connection:
@@ -130,6 +149,8 @@ def from_args(args: argparse.Namespace) -> Connection:
         username=args.username,
         password=args.password,
         ca_cert=args.ca_cert,
+        client_cert=args.client_cert,
+        client_key=args.client_key,
     )
 
 

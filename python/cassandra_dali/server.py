@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape as xml_escape
 
+from .client_cert import PASS_ARGS, PASSWORD_ENV, ensure_client_material, ensure_truststore
+
 if TYPE_CHECKING:  # the driver is imported lazily: only readiness checks and clients need it
     from cassandra.cluster import Cluster, Session
 
@@ -363,6 +365,7 @@ class ServerConfig:
     heap: str = DEFAULT_HEAP
     auth: bool = False
     tls: bool = False
+    client_auth: bool = False  # with tls: clients must show a certificate signed by the CA
     cluster_name: str = DEFAULT_CLUSTER_NAME
     version: str = DEFAULT_VERSION
     start_timeout: float = DEFAULT_START_TIMEOUT
@@ -378,6 +381,8 @@ class ServerInfo:
     pid: int | None = None
     startup_seconds: float | None = None
     ca_cert: Path | None = None
+    client_cert: Path | None = None  # PEM, for servers that require client certificates
+    client_key: Path | None = None
     username: str | None = None
     password: str | None = None
     storage_port: int | None = None
@@ -393,7 +398,8 @@ class ServerInfo:
         """A cassandra-driver ``Cluster`` for this server (caller shuts it down)."""
         return make_cluster(
             self.host, self.port, username=self.username, password=self.password,
-            ca_cert=self.ca_cert, protocol_version=self.protocol_version, **kwargs,
+            ca_cert=self.ca_cert, client_cert=self.client_cert, client_key=self.client_key,
+            protocol_version=self.protocol_version, **kwargs,
         )
 
     def connect(self, keyspace: str | None = None, **kwargs: Any) -> Session:
@@ -413,7 +419,7 @@ class ServerInfo:
     def from_json(cls, data: dict[str, Any]) -> ServerInfo:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        for key in ("dir", "ca_cert"):
+        for key in ("dir", "ca_cert", "client_cert", "client_key"):
             if values.get(key) is not None:
                 values[key] = Path(values[key])
         return cls(**values)
@@ -458,6 +464,7 @@ def render_cassandra_yaml(
     auth: bool,
     tls_keystore: Path | None = None,
     tls_password: str | None = None,
+    tls_truststore: Path | None = None,
 ) -> str:
     """A minimal cassandra.yaml for one node. Cassandra 5.0 rejects unknown keys: keep it small."""
     data = directory / "data"
@@ -499,6 +506,12 @@ def render_cassandra_yaml(
             f"  keystore_password: {_yaml_str(tls_password)}",
             "  store_type: PKCS12",
         ]
+        if tls_truststore is not None:  # mutual TLS: a client without a CA-signed cert is refused
+            lines += [
+                "  require_client_auth: true",
+                f"  truststore: {_yaml_str(tls_truststore)}",
+                f"  truststore_password: {_yaml_str(tls_password)}",
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -664,9 +677,8 @@ def make_ca(directory: Path, java_home: Path, password: str) -> Path:
     return pem
 
 
-# The keystore password reaches keytool through its environment, not argv (visible in `ps`).
-_PASS_ENV = "CASSANDRA_DALI_KEYSTORE_PASSWORD"
-_PASS_ARGS = ("-storepass:env", _PASS_ENV)
+_PASS_ENV = PASSWORD_ENV
+_PASS_ARGS = PASS_ARGS
 _NEW_KEY_ARGS = ("-storetype", "PKCS12", *_PASS_ARGS, "-keypass:env", _PASS_ENV)
 
 
@@ -822,11 +834,22 @@ def _start_locked(config: ServerConfig, directory: Path) -> ServerInfo:
     native_port, storage_port, jmx_port = _choose_ports(config, current.info)
     (directory / LOG_DIR).mkdir(exist_ok=True)
     (directory / "triggers").mkdir(exist_ok=True)
+    if config.client_auth and not config.tls:
+        raise ServerError("client_auth (--tls-client-auth) needs tls (--tls)")
     tls = ensure_tls(directory / TLS_DIR, java_home, config.host) if config.tls else None
+    truststore = client_cert = client_key = None
+    if tls is not None and config.client_auth:
+        def keytool(*args: str) -> None:
+            _keytool(java_home, tls.password, *args)
+
+        truststore = ensure_truststore(directory / TLS_DIR, tls.ca_pem, keytool)
+        client_cert, client_key = ensure_client_material(directory / TLS_DIR, tls.ca_pem,
+                                                         tls.password, keytool)
     yaml_text = render_cassandra_yaml(
         directory, cluster_name=config.cluster_name, host=config.host,
         native_port=native_port, storage_port=storage_port, auth=config.auth,
         tls_keystore=tls.keystore if tls else None, tls_password=tls.password if tls else None,
+        tls_truststore=truststore,
     )
     # 0600: with TLS it holds the keystore password.
     _write_atomically(directory / YAML_FILE, yaml_text, mode=0o600)
@@ -838,7 +861,7 @@ def _start_locked(config: ServerConfig, directory: Path) -> ServerInfo:
     proc = _spawn(cmd, directory)
     info = ServerInfo(
         host=config.host, port=native_port, dir=directory, pid=proc.pid,
-        ca_cert=tls.ca_pem if tls else None,
+        ca_cert=tls.ca_pem if tls else None, client_cert=client_cert, client_key=client_key,
         username=SUPERUSER if config.auth else None,
         password=SUPERUSER_PASSWORD if config.auth else None,
         storage_port=storage_port, jmx_port=jmx_port,
@@ -950,6 +973,8 @@ def make_cluster(
     username: str | None = None,
     password: str | None = None,
     ca_cert: Path | str | None = None,
+    client_cert: Path | str | None = None,
+    client_key: Path | str | None = None,
     protocol_version: int | None = 5,
     **kwargs: Any,
 ) -> Cluster:
@@ -985,17 +1010,21 @@ def make_cluster(
     if username is not None:
         options["auth_provider"] = PlainTextAuthProvider(username=username, password=password or "")
     if ca_cert is not None:
-        options["ssl_context"] = client_ssl_context(ca_cert)
+        options["ssl_context"] = client_ssl_context(ca_cert, client_cert, client_key)
     options.update(kwargs)
     return Cluster(**options)
 
 
-def client_ssl_context(ca_cert: Path | str) -> Any:
-    """TLS client context trusting only the given CA, with hostname checks."""
+def client_ssl_context(ca_cert: Path | str, client_cert: Path | str | None = None,
+                       client_key: Path | str | None = None) -> Any:
+    """TLS client context trusting only the given CA, with hostname checks; presenting a client
+    certificate when given one (mutual TLS)."""
     import ssl
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificate and host name
     context.load_verify_locations(cafile=str(ca_cert))
+    if client_cert is not None:
+        context.load_cert_chain(str(client_cert), str(client_key) if client_key else None)
     return context
 
 
