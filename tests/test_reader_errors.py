@@ -255,3 +255,66 @@ def test_mutual_tls(mutual_tls_server: server.ServerInfo) -> None:
         assert session.execute("SELECT release_version FROM system.local").one()
     finally:
         session.cluster.shutdown()
+
+
+def test_no_password_in_a_serialized_pipeline(
+    secure_server: server.ServerInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The password reaches the operator as a file or an environment variable's name: the
+    serialized pipeline holds neither the password nor anything that decodes to it."""
+    from nvidia.dali import fn, pipeline_def
+
+    secret = f"pw-{uuid.uuid4().hex}"  # a role of its own: "cassandra" is in every pipeline
+    admin = secure_server.connect()
+    try:
+        admin.execute(f"CREATE ROLE IF NOT EXISTS dali_reader WITH PASSWORD = '{secret}' "
+                      "AND LOGIN = true")
+        admin.execute(f"ALTER ROLE dali_reader WITH PASSWORD = '{secret}'")
+    finally:
+        admin.cluster.shutdown()
+    password_file = tmp_path / "password"
+    password_file.write_text(secret + "\n")
+    monkeypatch.setenv("CASSANDRA_DALI_TEST_PASSWORD", secret)
+    base: dict[str, Any] = dict(cassandra_port=secure_server.port, use_ssl=True,
+                                ssl_certificate=str(secure_server.ca_cert), username="dali_reader",
+                                connect_timeout_ms=3000)
+    for how in ({"password_file": str(password_file)},
+                {"password_env": "CASSANDRA_DALI_TEST_PASSWORD"}):
+        @pipeline_def(batch_size=1, num_threads=1, device_id=None)
+        def pipe() -> Any:
+            return tuple(fn.crs4.cassandra(  # type: ignore[attr-defined]
+                table="nope.t", source_uuids=[str(uuid.uuid4())],
+                **base, **how))
+
+        p = pipe()
+        assert secret.encode() not in p.serialize(), how
+        # Authentication succeeded: the schema check is what fails.
+        with pytest.raises(Exception, match="keyspace 'nope' does not exist"):
+            p.build()
+    with pytest.raises(ValueError, match="CASSANDRA_DALI_UNSET_VARIABLE is not set"):
+        cassandra_dali.Reader("nope.t", **base, password_env="CASSANDRA_DALI_UNSET_VARIABLE")
+    with pytest.raises(ValueError, match="password_file '.*missing' cannot be read"):
+        cassandra_dali.Reader("nope.t", **base, password_file=str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="at most one of password, password_file"):
+        cassandra_dali.Reader("nope.t", **base, password=secret, password_env="X")
+
+
+def test_secrets_stay_out_of_reprs_and_world_readable_files(
+    cassandra_server: server.ServerInfo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from cassandra_dali.connection import Connection
+
+    conn = Connection(username="u", password="s3cret-value")
+    info = server.ServerInfo(host="h", port=1, username="u", password="s3cret-value")
+    assert "s3cret-value" not in repr(conn) and "s3cret-value" not in repr(info)
+    # What the tools hand the reader: a variable's name when the password came from it.
+    monkeypatch.setenv("CASSANDRA_USERNAME", "u")
+    monkeypatch.setenv("CASSANDRA_PASSWORD", "s3cret-value")
+    assert Connection.from_env().reader_kwargs()["password_env"] == "CASSANDRA_PASSWORD"
+    (tmp_path / "pw").write_text("from-a-file\n")
+    from_file = Connection(username="u", password_file=str(tmp_path / "pw"))
+    assert from_file.reader_kwargs()["password_file"] == str(tmp_path / "pw")
+    assert from_file.secret() == "from-a-file"
+    if cassandra_server.dir is not None:  # our own server: its state file holds the password
+        state = cassandra_server.dir / "server.json"
+        assert state.stat().st_mode & 0o077 == 0, oct(state.stat().st_mode)

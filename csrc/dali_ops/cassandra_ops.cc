@@ -29,6 +29,8 @@ ConnectionOptions ConnectionFromSpec(const OpSpec &spec) {
   o.port = spec.GetArgument<int>("cassandra_port");
   o.username = spec.GetArgument<std::string>("username");
   o.password = spec.GetArgument<std::string>("password");
+  o.password_file = spec.GetArgument<std::string>("password_file");
+  o.password_env = spec.GetArgument<std::string>("password_env");
   o.use_ssl = spec.GetArgument<bool>("use_ssl");
   o.ssl_certificate = spec.GetArgument<std::string>("ssl_certificate");
   o.ssl_own_certificate = spec.GetArgument<std::string>("ssl_own_certificate");
@@ -240,7 +242,17 @@ DALI_SCHEMA(crs4__cassandra_base)
                     "bytes; 'image' is accepted as an alias) or 'none' (output empty int32 [0]).",
                     std::string("int"))
     .AddOptionalArg("username", "User for PasswordAuthenticator.", std::string(""))
-    .AddOptionalArg("password", "Password for PasswordAuthenticator.", std::string(""))
+    .AddOptionalArg("password",
+                    "Password for PasswordAuthenticator, in clear: a serialized pipeline holds "
+                    "it. Prefer password_file or password_env.",
+                    std::string(""))
+    .AddOptionalArg("password_file",
+                    "File whose first line is the password (keep it owner-only).",
+                    std::string(""))
+    .AddOptionalArg("password_env",
+                    "Name of the environment variable holding the password, e.g. "
+                    "CASSANDRA_PASSWORD.",
+                    std::string(""))
     .AddOptionalArg("use_ssl", "Connect over TLS.", false)
     .AddOptionalArg("ssl_certificate",
                     "PEM file of the CA(s) to trust; empty: the system's trust store "

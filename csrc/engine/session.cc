@@ -63,6 +63,32 @@ bool Contains(const std::string &haystack, const char *needle) {
 
 }  // namespace
 
+std::string ResolvePassword(const ConnectionOptions &options) {
+  const int given = !options.password.empty() + !options.password_file.empty() +
+                    !options.password_env.empty();
+  if (given > 1) {
+    throw ArgumentError("give at most one of password, password_file and password_env");
+  }
+  if (!options.password_file.empty()) {
+    std::ifstream in(options.password_file);
+    std::string line;
+    if (!in || !std::getline(in, line)) {
+      throw ArgumentError("password_file '" + options.password_file + "' cannot be read");
+    }
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return line;
+  }
+  if (!options.password_env.empty()) {
+    const char *value = std::getenv(options.password_env.c_str());
+    if (!value) {
+      throw ArgumentError("password_env: the environment variable " + options.password_env +
+                          " is not set");
+    }
+    return value;
+  }
+  return options.password;
+}
+
 SslVerify ParseSslVerify(const std::string &text) {
   if (text == "full") return SslVerify::kFull;
   if (text == "cert") return SslVerify::kCert;
@@ -220,8 +246,9 @@ void Session::Connect() {
   api_.cass_cluster_set_token_aware_routing(cluster_.get(), cass_true);
   api_.cass_cluster_set_consistency(cluster_.get(), consistency_);
   if (!options_.username.empty()) {
+    const std::string password = ResolvePassword(options_);
     api_.cass_cluster_set_credentials(cluster_.get(), options_.username.c_str(),
-                                      options_.password.c_str());
+                                      password.c_str());
   }
   if (options_.use_ssl) {
     ssl_.reset(api_.cass_ssl_new());

@@ -23,7 +23,9 @@ struct ConnectionOptions {
   std::vector<std::string> contact_points{"127.0.0.1"};
   int port = 9042;
   std::string username;
-  std::string password;
+  std::string password;       // in clear: what a serialized pipeline would hold; prefer...
+  std::string password_file;  // ...a file holding it (its first line), or...
+  std::string password_env;   // ...the name of an environment variable holding it
   bool use_ssl = false;
   std::string ssl_certificate;      // PEM file of the CA (or server cert) to trust
   std::string ssl_own_certificate;  // PEM client certificate, for mutual TLS
@@ -40,6 +42,9 @@ struct ConnectionOptions {
 
   std::string Endpoint() const;  // "host1,host2:port", for messages
 };
+
+// The password from whichever of password, password_file, password_env is given (one at most).
+std::string ResolvePassword(const ConnectionOptions &options);
 
 // The verification in force: ssl_verify, downgraded to kCert by ssl_verify_identity=false.
 SslVerify EffectiveSslVerify(const ConnectionOptions &options);

@@ -164,7 +164,9 @@ PYBIND11_MODULE(_native, m) {
       .def(py::init([](const std::string &table, std::vector<std::string> cassandra_ips,
                        int cassandra_port, const std::string &id_col, const std::string &data_col,
                        const std::string &label_col, const std::string &label_type,
-                       const std::string &username, const std::string &password, bool use_ssl,
+                       const std::string &username, const std::string &password,
+                       const std::string &password_file, const std::string &password_env,
+                       bool use_ssl,
                        const std::string &ssl_certificate, const std::string &ssl_own_certificate,
                        const std::string &ssl_own_key, const std::string &ssl_own_key_pass,
                        const std::string &ssl_verify, bool ssl_verify_identity,
@@ -177,6 +179,8 @@ PYBIND11_MODULE(_native, m) {
              c.port = cassandra_port;
              c.username = username;
              c.password = password;
+             c.password_file = password_file;
+             c.password_env = password_env;
              c.use_ssl = use_ssl;
              c.ssl_certificate = ssl_certificate;
              c.ssl_own_certificate = ssl_own_certificate;
@@ -204,6 +208,7 @@ PYBIND11_MODULE(_native, m) {
            py::arg("cassandra_port") = 9042, py::arg("id_col") = "id",
            py::arg("data_col") = "data", py::arg("label_col") = "label",
            py::arg("label_type") = "int", py::arg("username") = "", py::arg("password") = "",
+           py::arg("password_file") = "", py::arg("password_env") = "",
            py::arg("use_ssl") = false, py::arg("ssl_certificate") = "",
            py::arg("ssl_own_certificate") = "", py::arg("ssl_own_key") = "",
            py::arg("ssl_own_key_pass") = "", py::arg("ssl_verify") = "full",

@@ -45,6 +45,8 @@ class Reader:
         label_type: str = "int",
         username: str = "",
         password: str = "",
+        password_file: str = "",
+        password_env: str = "",
         use_ssl: bool = False,
         ssl_certificate: str = "",
         ssl_own_certificate: str = "",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -21,8 +22,11 @@ from . import _native, server
 if TYPE_CHECKING:
     from cassandra.cluster import Cluster, Session
 
+log = logging.getLogger(__name__)
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9042
+PASSWORD_ENV = "CASSANDRA_PASSWORD"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +34,9 @@ class Connection:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     username: str | None = None
-    password: str | None = None
+    # Never in reprs or logs. Prefer password_file (first line) or CASSANDRA_PASSWORD to a flag.
+    password: str | None = dataclasses.field(default=None, repr=False)
+    password_file: str | None = None
     ca_cert: str | None = None
     client_cert: str | None = None  # PEM, for servers that require client certificates
     client_key: str | None = None
@@ -48,7 +54,8 @@ class Connection:
             host=env.get("CASSANDRA_HOST") or DEFAULT_HOST,
             port=int(env.get("CASSANDRA_PORT") or DEFAULT_PORT),
             username=env.get("CASSANDRA_USERNAME") or None,
-            password=env.get("CASSANDRA_PASSWORD") or None,
+            password=env.get(PASSWORD_ENV) or None,
+            password_file=env.get("CASSANDRA_PASSWORD_FILE") or None,
             ca_cert=env.get("CASSANDRA_CA") or None,
             client_cert=env.get("CASSANDRA_CLIENT_CERT") or None,
             client_key=env.get("CASSANDRA_CLIENT_KEY") or None,
@@ -60,7 +67,7 @@ class Connection:
             self.host,
             self.port,
             username=self.username,
-            password=self.password,
+            password=self.secret(),
             ca_cert=self.ca_cert,
             client_cert=self.client_cert,
             client_key=self.client_key,
@@ -85,11 +92,32 @@ class Connection:
             cluster.shutdown()
             raise
 
+    def secret(self) -> str | None:
+        """The password: given, or the first line of ``password_file``."""
+        if self.password_file is None:
+            return self.password
+        try:
+            with open(self.password_file, encoding="utf-8") as handle:
+                return handle.readline().rstrip("\r\n")
+        except OSError as error:
+            raise ConnectionFailed(
+                f"cannot read the password file {self.password_file}: {error.strerror}"
+            ) from None
+
     def reader_kwargs(self) -> dict[str, Any]:
-        """The connection arguments of ``fn.crs4.cassandra`` and ``cassandra_dali.Reader``."""
+        """The connection arguments of ``fn.crs4.cassandra`` and ``cassandra_dali.Reader``.
+
+        The password travels as a file name or an environment variable's name whenever it came
+        from one, so a serialized pipeline holds no password."""
         kwargs: dict[str, Any] = {"cassandra_ips": [self.host], "cassandra_port": self.port}
         if self.username is not None:
-            kwargs.update(username=self.username, password=self.password or "")
+            kwargs["username"] = self.username
+            if self.password_file is not None:
+                kwargs["password_file"] = self.password_file
+            elif self.password is not None and os.environ.get(PASSWORD_ENV) == self.password:
+                kwargs["password_env"] = PASSWORD_ENV
+            elif self.password is not None:
+                kwargs["password"] = self.password
         if self.ca_cert is not None:
             kwargs.update(use_ssl=True, ssl_certificate=self.ca_cert)
         if self.client_cert is not None:
@@ -124,7 +152,17 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         help="CQL port (env CASSANDRA_PORT, default %(default)s)",
     )
     group.add_argument("--username", default=defaults.username, help="(env CASSANDRA_USERNAME)")
-    group.add_argument("--password", default=defaults.password, help="(env CASSANDRA_PASSWORD)")
+    group.add_argument(
+        "--password",
+        default=defaults.password,
+        help="visible to other users (ps, shell history): prefer env CASSANDRA_PASSWORD or "
+        "--password-file",
+    )
+    group.add_argument(
+        "--password-file",
+        default=defaults.password_file,
+        help="file whose first line is the password (env CASSANDRA_PASSWORD_FILE)",
+    )
     group.add_argument(
         "--ca-cert",
         default=defaults.ca_cert,
@@ -143,11 +181,15 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def from_args(args: argparse.Namespace) -> Connection:
+    if args.password is not None and args.password != os.environ.get(PASSWORD_ENV):
+        log.warning("--password on the command line is visible to other users of this machine "
+                    "(ps, shell history): set CASSANDRA_PASSWORD or use --password-file instead")
     return Connection(
         host=args.host,
         port=args.port,
         username=args.username,
         password=args.password,
+        password_file=args.password_file,
         ca_cert=args.ca_cert,
         client_cert=args.client_cert,
         client_key=args.client_key,

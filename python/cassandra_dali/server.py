@@ -384,7 +384,7 @@ class ServerInfo:
     client_cert: Path | None = None  # PEM, for servers that require client certificates
     client_key: Path | None = None
     username: str | None = None
-    password: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)  # never in reprs or logs
     storage_port: int | None = None
     jmx_port: int | None = None
     # 5 for our own servers (Cassandra 4.0+); None lets the driver negotiate, with warnings.
@@ -444,6 +444,7 @@ def _read_state(directory: Path) -> ServerInfo | None:
 def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    os.fchmod(fd, mode)  # a leftover temporary file keeps its old mode through O_CREAT
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     os.replace(tmp, path)
@@ -866,7 +867,8 @@ def _start_locked(config: ServerConfig, directory: Path) -> ServerInfo:
         password=SUPERUSER_PASSWORD if config.auth else None,
         storage_port=storage_port, jmx_port=jmx_port,
     )
-    _write_atomically(directory / STATE_FILE, json.dumps(info.to_json(), indent=2) + "\n")
+    _write_atomically(directory / STATE_FILE, json.dumps(info.to_json(), indent=2) + "\n",
+                      mode=0o600)  # holds the password
     try:
         wait_ready(info, timeout=config.start_timeout, pid=proc.pid)
     except BaseException:  # also Ctrl-C: never leave a half-started JVM behind
@@ -874,7 +876,8 @@ def _start_locked(config: ServerConfig, directory: Path) -> ServerInfo:
         (directory / PID_FILE).unlink(missing_ok=True)
         raise
     info = dataclasses.replace(info, startup_seconds=time.monotonic() - started)
-    _write_atomically(directory / STATE_FILE, json.dumps(info.to_json(), indent=2) + "\n")
+    _write_atomically(directory / STATE_FILE, json.dumps(info.to_json(), indent=2) + "\n",
+                      mode=0o600)  # holds the password
     log.info("Cassandra ready at %s after %.1f s", info.contact_point, info.startup_seconds)
     return info
 
