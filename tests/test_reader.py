@@ -75,7 +75,7 @@ def test_steady_state_reuses_buffers(cassandra_server: server.ServerInfo, datase
     pipe = cassandra_pipeline(
         BATCH, **reader_kwargs(cassandra_server, f"{dataset.keyspace}.data_int", source_uuids=dataset.ids)
     )
-    run_batches(pipe, 3 * 13)  # slots grow until they fit the samples they are given
+    run_batches(pipe, 8 * 13)  # slots grow until they fit the samples they are given
     before = _native.sample_buffer_allocations()["buffers"]
     run_batches(pipe, 3 * 13)
     later = _native.sample_buffer_allocations()["buffers"] - before

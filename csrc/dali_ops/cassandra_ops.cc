@@ -131,7 +131,8 @@ class CassandraSelfFeed : public CassandraOpBase {
       EpochOrder order(layout, spec.GetArgument<bool>("shuffle_every_epoch"), seed);
       reader_ = std::make_unique<PrefetchingReader>(
           Connect(), std::move(uuids), order, spec.GetArgument<int>("prefetch_buffers"),
-          spec.GetArgument<bool>("loop_forever"), fetch_);
+          spec.GetArgument<int64_t>("prefetch_bytes"), spec.GetArgument<bool>("loop_forever"),
+          fetch_);
     });
   }
 
@@ -331,6 +332,10 @@ of batches and shards never overlap. DALI iterators with `reader_name` trim the 
                     "end of each epoch.",
                     true)
     .AddOptionalArg("prefetch_buffers", "Batches read ahead.", 2)
+    .AddOptionalArg("prefetch_bytes",
+                    "Cap on the bytes of the batches read ahead (the depth then follows the "
+                    "batch size, at least one batch); 0: prefetch_buffers alone.",
+                    static_cast<int64_t>(1) << 30)
     .AddParent("crs4__cassandra_base");
 
 DALI_SCHEMA(crs4__cassandra_interactive)

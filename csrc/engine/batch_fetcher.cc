@@ -37,8 +37,18 @@ AllocationStats SampleBufferAllocations() {
   return {g_allocated_buffers.load(), g_allocated_bytes.load()};
 }
 
+namespace {
+
+// Room for a slot's next, slightly larger sample: a quarter more, in 64-byte steps (whole pages
+// from 64 KiB on). Small samples then cost about what they hold, not a page each.
+size_t SlotCapacity(size_t fit) {
+  const size_t step = fit >= (64u << 10) ? 4096 : 64;
+  return (fit + fit / 4 + step - 1) / step * step;
+}
+
+}  // namespace
+
 uint8_t *SampleBuffer::Prepare(size_t bytes) {
-  // Half again as much, in whole pages: a slot soon fits every sample it will be given.
   constexpr size_t kPage = 4096;
   // Every this many uses, a slot more than twice the size of its largest sample in that window
   // is refitted: one outlier (a huge image) does not keep its memory for the rest of the run,
@@ -48,14 +58,17 @@ uint8_t *SampleBuffer::Prepare(size_t bytes) {
   size_t fit = bytes;  // what a new allocation must hold with room to grow
   bool shrink = false;
   if (++window_uses_ == kShrinkWindow) {
-    shrink = capacity_ > 2 * window_max_ + kPage;
+    shrink = capacity_ > 2 * window_max_ + (window_max_ >= (64u << 10) ? kPage : 64);
     fit = window_max_;
     window_uses_ = 0;
     window_max_ = 0;
   }
   // use_count > 1: DALI (or a numpy array) still holds the previous contents.
   if (!memory_ || capacity_ < bytes || memory_.use_count() > 1 || shrink) {
-    size_t capacity = (fit + fit / 2 + kPage - 1) / kPage * kPage;
+    size_t capacity = SlotCapacity(fit);
+    // Growing: by half at least, so a slot meeting ever larger samples reallocates a few
+    // times, not at each new maximum.
+    if (!shrink && capacity_ < bytes) capacity = std::max(capacity, capacity_ + capacity_ / 2);
     if (!shrink) capacity = std::max(capacity_, capacity);
     // malloc rather than new[]: no zeroing, and the bytes are overwritten at once.
     void *p = std::malloc(capacity ? capacity : 1);

@@ -1,19 +1,23 @@
 #include "engine/readers.h"
 
+#include <algorithm>
+
 #include "engine/errors.h"
 
 namespace cassandra_dali {
 
 PrefetchingReader::PrefetchingReader(std::shared_ptr<const Session> session,
                                      std::vector<UuidBytes> uuids, const EpochOrder &order,
-                                     int prefetch_buffers, bool loop_forever,
-                                     const FetchOptions &options)
+                                     int prefetch_buffers, int64_t prefetch_bytes,
+                                     bool loop_forever, const FetchOptions &options)
     : uuids_(std::move(uuids)),
       order_(order),
       prefetch_buffers_(prefetch_buffers),
+      prefetch_bytes_(prefetch_bytes),
       loop_forever_(loop_forever),
       fetcher_(std::move(session), options) {
   if (prefetch_buffers_ < 0) throw ArgumentError("prefetch_buffers must be >= 0");
+  if (prefetch_bytes_ < 0) throw ArgumentError("prefetch_bytes must be >= 0");
   if (static_cast<int64_t>(uuids_.size()) != order_.layout().dataset_size) {
     throw ArgumentError("internal: UUID list and shard layout disagree on the dataset size");
   }
@@ -59,14 +63,17 @@ const Batch *PrefetchingReader::Next() {
     batch = in_flight_.front();
     in_flight_.pop_front();
   }
-  while (static_cast<int>(in_flight_.size()) < prefetch_buffers_ && !free_.empty()) {
-    StartNextBatch();
-  }
+  const int depth = PrefetchDepth();
+  while (static_cast<int>(in_flight_.size()) < depth && !free_.empty()) StartNextBatch();
   try {
     fetcher_.Wait(batch);
   } catch (...) {
     failed_ = batch;
     throw;
+  }
+  batch_bytes_ = 0;
+  for (int i = 0; i < batch->size(); ++i) {
+    batch_bytes_ += batch->data[i].size() + batch->label_blob[i].size();
   }
   last_ = batch;
   if (++consumed_batch_ == order_.layout().BatchesPerEpoch() && loop_forever_) {
@@ -74,6 +81,13 @@ const Batch *PrefetchingReader::Next() {
     ++consumed_epoch_;
   }
   return batch;
+}
+
+int PrefetchingReader::PrefetchDepth() const {
+  if (prefetch_bytes_ == 0 || batch_bytes_ == 0) return prefetch_buffers_;
+  const int64_t fits = prefetch_bytes_ / batch_bytes_;
+  return static_cast<int>(std::clamp<int64_t>(fits, std::min(1, prefetch_buffers_),
+                                              prefetch_buffers_));
 }
 
 void PrefetchingReader::Seek(const ReaderPosition &position) {

@@ -24,9 +24,11 @@ struct ReaderPosition {
 
 class PrefetchingReader {
  public:
+  // `prefetch_bytes` caps the bytes of the batches read ahead (0: no cap beyond
+  // `prefetch_buffers`); at least one batch is always read ahead.
   PrefetchingReader(std::shared_ptr<const Session> session, std::vector<UuidBytes> uuids,
-                    const EpochOrder &order, int prefetch_buffers, bool loop_forever,
-                    const FetchOptions &options);
+                    const EpochOrder &order, int prefetch_buffers, int64_t prefetch_bytes,
+                    bool loop_forever, const FetchOptions &options);
 
   // The next complete batch, valid until the following call; nullptr once at the end of each
   // epoch when not looping forever. Reads for the next `prefetch_buffers` batches, across epoch
@@ -42,10 +44,13 @@ class PrefetchingReader {
 
  private:
   void StartNextBatch();
+  int PrefetchDepth() const;  // batches to keep in flight, within the byte budget
 
   std::vector<UuidBytes> uuids_;
   EpochOrder order_;
   int prefetch_buffers_;
+  int64_t prefetch_bytes_;
+  int64_t batch_bytes_ = 0;  // bytes of the last batch read: the budget's unit
   bool loop_forever_;
   BatchFetcher fetcher_;
   std::vector<int64_t> indices_;
