@@ -39,11 +39,12 @@ AllocationStats SampleBufferAllocations() {
 
 namespace {
 
-// Room for a slot's next, slightly larger sample: a quarter more, in 64-byte steps (whole pages
-// from 64 KiB on). Small samples then cost about what they hold, not a page each.
+// Room for a slot's next, slightly larger sample: an eighth more, in 64-byte steps (whole pages
+// from 64 KiB on). Small samples then cost about what they hold, not a page each; slots that
+// meet larger ones grow geometrically (Prepare).
 size_t SlotCapacity(size_t fit) {
   const size_t step = fit >= (64u << 10) ? 4096 : 64;
-  return (fit + fit / 4 + step - 1) / step * step;
+  return (fit + fit / 8 + step - 1) / step * step;
 }
 
 }  // namespace
