@@ -647,6 +647,17 @@ def test_loop_read_use_gpu_without_gpu(root: Path) -> None:
     assert "--use-gpu needs an NVIDIA GPU" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_loop_read_with_the_server_down(rows_file: Path) -> None:
+    result = run_script(
+        "loop_read.py", "--data-table=ks.t", f"--rows-fn={rows_file}", "--port=1", check=False
+    )
+    assert result.returncode == 1, result.stderr
+    assert "loop_read.py: error: fn.crs4.cassandra: cannot connect to Cassandra at 127.0.0.1:1" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr and "pipeline" not in result.stderr
+
+
 def _two_ranks(args: list[str], record: Path) -> None:
     """loop_read.py with 2 ranks: torchrun when installed, else the variables torchrun sets."""
     torchrun = shutil.which("torchrun", path=script_env()["PATH"])

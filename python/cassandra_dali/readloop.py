@@ -35,7 +35,18 @@ READERS = ("cassandra", "file")
 
 
 class LoopError(RuntimeError):
-    """A setup problem the user can fix (no GPU, missing rows file...)."""
+    """A problem the user can fix (no GPU, missing rows file, a server down...)."""
+
+
+def reader_error(error: BaseException) -> LoopError | None:
+    """The reader's own error inside a DALI pipeline error (which wraps it in the pipeline's
+    traceback), as one LoopError; None for errors that are not the reader's."""
+    text = str(error)
+    marker = "[cassandra-dali] "
+    if marker not in text:
+        return None
+    line = text[text.index(marker) + len(marker):].splitlines()[0]
+    return LoopError(f"fn.crs4.cassandra: {line}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,19 +260,29 @@ class Loop:
         self.config = config
         self.device_id = device_id
         self.pipe = build_pipeline(config, device_id)
-        self.pipe.build()
+        self._guarded(self.pipe.build)
         self.batches = batches_per_epoch(self.pipe.reader_meta("Reader"), config.batch_size)
 
     def run_epoch(self, epoch: int, record: TextIO | None = None) -> EpochStat:
         total_bytes = 0
         started = time.perf_counter()
         for _ in range(self.batches):
-            outputs = self.pipe.run()
+            outputs = self._guarded(self.pipe.run)
             total_bytes += _sample_bytes(outputs[0])
             if record is not None:
                 _record(record, outputs[0], outputs[1])
         elapsed = time.perf_counter() - started
         return EpochStat(epoch, self.batches * self.config.batch_size, total_bytes, elapsed)
+
+    @staticmethod
+    def _guarded(call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except RuntimeError as error:
+            ours = reader_error(error)
+            if ours is None:
+                raise
+            raise ours from None
 
     def close(self) -> None:
         # Stops the reader's threads and connections now rather than at garbage collection.
