@@ -32,6 +32,7 @@ class TcpProxy:
         self._closed = threading.Event()
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._lock = threading.Lock()
+        self._cut_requests: list[threading.Event] = []
         self._thread = threading.Thread(target=self._loop, name="tcp-proxy", daemon=True)
         self._thread.start()
 
@@ -77,6 +78,9 @@ class TcpProxy:
                 s.close()
 
         while not self._closed.is_set():
+            while self._cut_requests:
+                self._reset_all()  # the peers see resets; EOFs then close the sockets below
+                self._cut_requests.pop().set()
             if self.stalled.is_set():
                 self._closed.wait(0.05)  # hold every byte: the peers see silence
                 continue
@@ -122,15 +126,24 @@ class TcpProxy:
         selector.close()
 
     def cut(self) -> None:
-        """Resets every open connection (as a crashed host would)."""
+        """Resets every open connection (as a crashed host would). Done by the proxy's own
+        thread: a socket touched from two threads could be closed by one while the other
+        shuts down whatever file the number has come to mean (another library's socket)."""
+        done = threading.Event()
+        self._cut_requests.append(done)
+        if not done.wait(10):
+            raise RuntimeError("the proxy did not cut its connections within 10 s")
+
+    def _reset_all(self) -> None:
         with self._lock:
-            for pair in self._pairs:
-                for s in pair:
-                    try:
-                        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                        s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
+            pairs, self._pairs = self._pairs, []
+        for pair in pairs:
+            for s in pair:
+                try:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def close(self) -> None:
         self._closed.set()
