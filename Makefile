@@ -9,7 +9,8 @@ STAMP  := $(VENV)/.cassandra-dali-installed
 SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc cmake -type f 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: all install test gpu-check demo bench bench-gpu clean distclean cassandra-jars wheel wheel-check
+.PHONY: all install test gpu-check sanitize fuzz demo bench bench-gpu clean distclean cassandra-jars \
+	wheel wheel-check
 
 all: install
 
@@ -39,6 +40,16 @@ test: install cassandra-jars
 gpu-check: install cassandra-jars
 	CASSANDRA_DALI_REQUIRE_GPU=1 $(PY) -m pytest -m gpu $(PYTEST_ARGS) tests
 
+# The reader's tests against an ASan+UBSan build of the C++ parts (build-sanitize/).
+sanitize: install cassandra-jars
+	tests/sanitize/run.sh $(PYTEST_ARGS)
+
+# Fuzz the parsers (UUIDs, rows files, identifiers, sizes) with atheris; FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+fuzz: install
+	$(PY) -m pip install -q "atheris==3.0.0"
+	$(PY) tests/fuzz/fuzz_parsers.py --seconds $(FUZZ_SECONDS)
+
 demo: install cassandra-jars
 	$(PY) -m cassandra_dali.demo_workflow
 
@@ -62,7 +73,7 @@ wheel-check: wheel cassandra-jars
 	cd /tmp && $(CURDIR)/$(BUILD)/wheel-venv/bin/python $(CURDIR)/.ci/wheel_smoke.py
 
 clean:
-	rm -rf $(BUILD) dist
+	rm -rf $(BUILD) build-sanitize dist
 
 distclean: clean
 	rm -rf $(VENV)

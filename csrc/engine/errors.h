@@ -4,8 +4,14 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace cassandra_dali {
+
+// User input as it may appear in a message: control characters and bytes outside printable
+// ASCII as \xNN (a NUL would cut the message short, invalid UTF-8 would make Python fail to
+// decode it), at most `max_chars` of it.
+std::string Printable(std::string_view text, size_t max_chars = 80);
 
 // Base class: everything the engine raises on purpose.
 class Error : public std::runtime_error {

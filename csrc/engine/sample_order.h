@@ -17,8 +17,14 @@ struct ShardLayout {
   // Throws ArgumentError for an empty list, shard_id >= num_shards, more shards than samples.
   ShardLayout(int64_t dataset_size, int num_shards, int shard_id, int batch_size);
 
-  int64_t Begin() const { return dataset_size * shard_id / num_shards; }
-  int64_t End() const { return dataset_size * (shard_id + 1) / num_shards; }
+  // 128-bit products: N * i overflows 64 bits for very large lists split many ways.
+  int64_t Begin() const {
+    return static_cast<int64_t>(static_cast<__int128>(dataset_size) * shard_id / num_shards);
+  }
+  int64_t End() const {
+    return static_cast<int64_t>(static_cast<__int128>(dataset_size) * (shard_id + 1) /
+                                num_shards);
+  }
   int64_t Size() const { return End() - Begin(); }
   int64_t BatchesPerEpoch() const;
   int64_t PaddedShardSize() const { return BatchesPerEpoch() * batch_size; }

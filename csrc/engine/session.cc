@@ -37,7 +37,7 @@ CassConsistency ParseConsistency(const std::string &text) {
   for (const auto &[name, value] : kNames) {
     if (up == name) return value;
   }
-  throw ArgumentError("consistency '" + text +
+  throw ArgumentError("consistency '" + Printable(text) +
                       "' is not one of ONE, TWO, THREE, QUORUM, ALL, LOCAL_QUORUM, EACH_QUORUM, "
                       "LOCAL_ONE, ANY");
 }
@@ -93,7 +93,7 @@ SslVerify ParseSslVerify(const std::string &text) {
   if (text == "full") return SslVerify::kFull;
   if (text == "cert") return SslVerify::kCert;
   if (text == "none") return SslVerify::kNone;
-  throw ArgumentError("ssl_verify '" + text + "' is not one of 'full' (the certificate and the "
+  throw ArgumentError("ssl_verify '" + Printable(text) + "' is not one of 'full' (the certificate and the "
                       "host's address), 'cert' (the certificate only), 'none' (insecure)");
 }
 
@@ -146,7 +146,8 @@ LabelType ParseLabelType(const std::string &text) {
   if (text == "int") return LabelType::kInt;
   if (text == "blob" || text == "image") return LabelType::kBlob;
   if (text == "none") return LabelType::kNone;
-  throw ArgumentError("label_type '" + text + "' is not one of 'int', 'blob' ('image'), 'none'");
+  throw ArgumentError("label_type '" + Printable(text) +
+                      "' is not one of 'int', 'blob' ('image'), 'none'");
 }
 
 std::string ConnectionOptions::Endpoint() const {
@@ -157,7 +158,7 @@ std::string ConnectionOptions::Endpoint() const {
 
 std::string CanonicalIdentifier(const std::string &name, const std::string &what) {
   auto bad = [&](const std::string &why) {
-    return ArgumentError(what + " '" + name + "' is not a valid CQL identifier: " + why);
+    return ArgumentError(what + " '" + Printable(name) + "' is not a valid CQL identifier: " + why);
   };
   if (name.empty()) throw bad("it is empty");
   if (name.size() >= 2 && name.front() == '"' && name.back() == '"') {
@@ -186,7 +187,7 @@ TableSpec MakeTableSpec(const std::string &table, const std::string &id_col,
   TableSpec spec;
   auto dot = table.find('.');
   if (table.empty() || dot == std::string::npos) {
-    throw ArgumentError("table '" + table + "' must be given as 'keyspace.table'");
+    throw ArgumentError("table '" + Printable(table) + "' must be given as 'keyspace.table'");
   }
   spec.keyspace = CanonicalIdentifier(table.substr(0, dot), "keyspace of table");
   spec.table = CanonicalIdentifier(table.substr(dot + 1), "table");

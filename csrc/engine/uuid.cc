@@ -51,7 +51,7 @@ std::vector<UuidBytes> ParseUuidList(const std::vector<std::string> &texts) {
   for (size_t i = 0; i < texts.size(); ++i) {
     auto uuid = ParseUuid(Trim(texts[i]));
     if (!uuid) {
-      throw ArgumentError("source_uuids[" + std::to_string(i) + "] = '" + texts[i] +
+      throw ArgumentError("source_uuids[" + std::to_string(i) + "] = '" + Printable(texts[i]) +
                           "' is not a UUID (expected xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)");
     }
     out.push_back(*uuid);
@@ -61,7 +61,7 @@ std::vector<UuidBytes> ParseUuidList(const std::vector<std::string> &texts) {
 
 std::vector<UuidBytes> ReadUuidFile(const std::string &path) {
   std::ifstream in(path);
-  if (!in) throw ArgumentError("cannot open rows file '" + path + "'");
+  if (!in) throw ArgumentError("cannot open rows file '" + Printable(path, 4096) + "'");
   std::vector<UuidBytes> out;
   std::string line;
   for (size_t line_no = 1; std::getline(in, line); ++line_no) {
@@ -72,12 +72,12 @@ std::vector<UuidBytes> ReadUuidFile(const std::string &path) {
     if (text.empty()) continue;
     auto uuid = ParseUuid(text);
     if (!uuid) {
-      throw ArgumentError("rows file '" + path + "', line " + std::to_string(line_no) + ": '" +
-                          std::string(text) + "' is not a UUID");
+      throw ArgumentError("rows file '" + Printable(path, 4096) + "', line " +
+                          std::to_string(line_no) + ": '" + Printable(text) + "' is not a UUID");
     }
     out.push_back(*uuid);
   }
-  if (in.bad()) throw ArgumentError("error reading rows file '" + path + "'");
+  if (in.bad()) throw ArgumentError("error reading rows file '" + Printable(path, 4096) + "'");
   return out;
 }
 

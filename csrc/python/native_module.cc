@@ -102,7 +102,7 @@ PYBIND11_MODULE(_native, m) {
       "parse_uuid",
       [](const std::string &text) {
         auto uuid = ParseUuid(text);
-        if (!uuid) throw ArgumentError("'" + text + "' is not a UUID");
+        if (!uuid) throw ArgumentError("'" + Printable(text) + "' is not a UUID");
         return py::bytes(reinterpret_cast<const char *>(uuid->data()), uuid->size());
       },
       py::arg("text"));

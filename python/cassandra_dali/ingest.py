@@ -28,6 +28,7 @@ import argparse
 import dataclasses
 import enum
 import logging
+import math
 import os
 import time
 import uuid
@@ -501,9 +502,12 @@ def parse_size(text: str) -> int:
         number = float(value[: len(value) - len(suffix)])
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 16M)") from None
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive: {text!r}")
-    return int(number * _SIZE_SUFFIXES[suffix])
+    if not math.isfinite(number) or number * _SIZE_SUFFIXES[suffix] >= 2**62:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 16M)")
+    size = int(number * _SIZE_SUFFIXES[suffix])
+    if size < 1:
+        raise argparse.ArgumentTypeError(f"size must be at least one byte: {text!r}")
+    return size
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
