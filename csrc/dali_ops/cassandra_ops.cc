@@ -3,6 +3,8 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 #include "dali/core/error_handling.h"
@@ -11,6 +13,7 @@
 #include "dali/pipeline/operator/operator.h"
 #include "dali_ops/output_writer.h"
 #include "engine/errors.h"
+#include "engine/reader_arguments.h"
 #include "engine/readers.h"
 
 namespace cassandra_dali {
@@ -20,43 +23,20 @@ using dali::CPUBackend;
 using dali::OpSpec;
 using dali::Workspace;
 
-ConnectionOptions ConnectionFromSpec(const OpSpec &spec) {
-  DALI_ENFORCE(spec.GetArgument<std::string>("cloud_config").empty(),
-               "cloud_config (Astra secure bundles) is not supported: pass cassandra_ips, "
-               "cassandra_port and the ssl_* arguments instead");
-  ConnectionOptions o;
-  o.contact_points = spec.GetRepeatedArgument<std::string>("cassandra_ips");
-  o.port = spec.GetArgument<int>("cassandra_port");
-  o.username = spec.GetArgument<std::string>("username");
-  o.password = spec.GetArgument<std::string>("password");
-  o.password_file = spec.GetArgument<std::string>("password_file");
-  o.password_env = spec.GetArgument<std::string>("password_env");
-  o.use_ssl = spec.GetArgument<bool>("use_ssl");
-  o.ssl_certificate = spec.GetArgument<std::string>("ssl_certificate");
-  o.ssl_own_certificate = spec.GetArgument<std::string>("ssl_own_certificate");
-  o.ssl_own_key = spec.GetArgument<std::string>("ssl_own_key");
-  o.ssl_own_key_pass = spec.GetArgument<std::string>("ssl_own_key_pass");
-  o.ssl_verify = ParseSslVerify(spec.GetArgument<std::string>("ssl_verify"));
-  o.ssl_verify_identity = spec.GetArgument<bool>("ssl_verify_identity");
-  o.io_threads = spec.GetArgument<int>("io_threads");
-  o.connections_per_host = spec.GetArgument<int>("connections_per_host");
-  o.consistency = spec.GetArgument<std::string>("consistency");
-  o.connect_timeout_ms = spec.GetArgument<int>("connect_timeout_ms");
-  o.request_timeout_ms = spec.GetArgument<int>("request_timeout_ms");
-  o.driver_path = spec.GetArgument<std::string>("driver_path");
-  return o;
-}
-
-FetchOptions FetchFromSpec(const OpSpec &spec) {
-  FetchOptions f;
-  f.out_of_order = spec.GetArgument<bool>("ooo");
-  f.max_in_flight = spec.GetArgument<int>("max_requests_in_flight");
-  f.retry_budget_ms = spec.GetArgument<int>("retry_budget_ms");
-  f.max_retries = spec.GetArgument<int>("max_retries");
-  f.retry_backoff_ms = spec.GetArgument<int>("retry_backoff_ms");
-  f.request_timeout_ms = spec.GetArgument<int>("request_timeout_ms");
-  // Checked by the engine (BatchFetcher), for both faces.
-  return f;
+// The shared arguments (engine/reader_arguments.h) as this operator was given them.
+ReaderSettings SettingsFromSpec(const OpSpec &spec) {
+  return SettingsFromArguments([&](const ArgumentDecl &decl) {
+    return std::visit(
+        [&](const auto &default_value) -> ArgValue {
+          using T = std::decay_t<decltype(default_value)>;
+          if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+            return spec.GetRepeatedArgument<std::string>(decl.name);
+          } else {
+            return spec.GetArgument<T>(decl.name);
+          }
+        },
+        decl.default_value);
+  });
 }
 
 // Runs `fn`, turning engine errors into DALI errors with the same message, so they reach Python
@@ -76,13 +56,10 @@ class CassandraOpBase : public dali::Operator<CPUBackend> {
  public:
   explicit CassandraOpBase(const OpSpec &spec) : dali::Operator<CPUBackend>(spec) {
     Translate([&] {
-      table_ = MakeTableSpec(spec.GetArgument<std::string>("table"),
-                             spec.GetArgument<std::string>("id_col"),
-                             spec.GetArgument<std::string>("data_col"),
-                             spec.GetArgument<std::string>("label_col"),
-                             spec.GetArgument<std::string>("label_type"));
-      connection_ = ConnectionFromSpec(spec);
-      fetch_ = FetchFromSpec(spec);
+      ReaderSettings settings = SettingsFromSpec(spec);
+      table_ = std::move(settings.table);
+      connection_ = std::move(settings.connection);
+      fetch_ = settings.fetch;
     });
   }
 
@@ -229,82 +206,35 @@ DALI_REGISTER_OPERATOR(crs4__cassandra, ::cassandra_dali::CassandraSelfFeed, ::d
 DALI_REGISTER_OPERATOR(crs4__cassandra_interactive, ::cassandra_dali::CassandraInteractive,
                        ::dali::CPU);
 
-DALI_SCHEMA(crs4__cassandra_base)
-    .DocStr("Arguments shared by the Cassandra readers.")
-    .AddOptionalArg("cassandra_ips", "Contact points (host names or addresses).",
-                    std::vector<std::string>{"127.0.0.1"})
-    .AddOptionalArg("cassandra_port", "Native protocol (CQL) port.", 9042)
-    .AddArg("table", "Data table, as 'keyspace.table'.", DALI_STRING)
-    .AddOptionalArg("id_col", "UUID primary key column.", std::string("id"))
-    .AddOptionalArg("data_col", "Blob column with the sample bytes.", std::string("data"))
-    .AddOptionalArg("label_col", "Label column.", std::string("label"))
-    .AddOptionalArg("label_type",
-                    "'int' (int column, output int32 [1]), 'blob' (blob column, output uint8 "
-                    "bytes; 'image' is accepted as an alias) or 'none' (output empty int32 [0]).",
-                    std::string("int"))
-    .AddOptionalArg("username", "User for PasswordAuthenticator.", std::string(""))
-    .AddOptionalArg("password",
-                    "Password for PasswordAuthenticator, in clear: a serialized pipeline holds "
-                    "it. Prefer password_file or password_env.",
-                    std::string(""))
-    .AddOptionalArg("password_file",
-                    "File whose first line is the password (keep it owner-only).",
-                    std::string(""))
-    .AddOptionalArg("password_env",
-                    "Name of the environment variable holding the password, e.g. "
-                    "CASSANDRA_PASSWORD.",
-                    std::string(""))
-    .AddOptionalArg("use_ssl", "Connect over TLS.", false)
-    .AddOptionalArg("ssl_certificate",
-                    "PEM file of the CA(s) to trust; empty: the system's trust store "
-                    "($SSL_CERT_FILE or the distribution's CA bundle).",
-                    std::string(""))
-    .AddOptionalArg("ssl_own_certificate", "PEM client certificate (mutual TLS).",
-                    std::string(""))
-    .AddOptionalArg("ssl_own_key", "PEM client private key (mutual TLS).", std::string(""))
-    .AddOptionalArg("ssl_own_key_pass", "Password of ssl_own_key.", std::string(""))
-    .AddOptionalArg("ssl_verify",
-                    "How TLS checks the server: 'full' (its certificate against the trusted CAs "
-                    "and its address against the certificate), 'cert' (the certificate only), "
-                    "'none' (no check: anyone can pose as the server; the reference project's "
-                    "behaviour without ssl_certificate).",
-                    std::string("full"))
-    .AddOptionalArg("ssl_verify_identity",
-                    "False checks the certificate but not the server's address (as "
-                    "ssl_verify='cert'); kept for the reference project's scripts.",
-                    true)
-    .AddOptionalArg("cloud_config", "Not supported; must be empty.", std::string(""))
-    .AddOptionalArg("io_threads", "Driver I/O threads.", 2)
-    .AddOptionalArg("connections_per_host", "Connections per host and I/O thread.", 2)
-    .AddOptionalArg("consistency", "Read consistency level.", std::string("LOCAL_ONE"))
-    .AddOptionalArg("connect_timeout_ms", "Connection timeout per host, in ms.", 5000)
-    .AddOptionalArg("request_timeout_ms", "Timeout of one read, in ms.", 12000)
-    .AddOptionalArg("retry_budget_ms",
-                    "How long a batch keeps retrying reads that timed out, found replicas "
-                    "unavailable or overloaded, or lost their server (a restart): long enough to "
-                    "ride through a node restart. Past it, pipe.run() raises; resume from the "
-                    "last checkpoint.",
-                    60000)
-    .AddOptionalArg("max_retries",
-                    "Optional cap on retry rounds per batch; -1: only retry_budget_ms counts.",
-                    -1)
-    .AddOptionalArg("retry_backoff_ms",
-                    "First retry delay; doubled each round up to 2 s, with jitter.", 100)
-    .AddOptionalArg("max_requests_in_flight",
-                    "Cap on reads in flight per reader; the rest wait in a queue.", 1024)
-    .AddOptionalArg("ooo",
-                    "Out of order: fill each batch in arrival order (labels stay with their "
-                    "data); the order within a batch is then not reproducible.",
-                    false)
-    .AddOptionalArg("driver_path",
-                    "Path of the DataStax driver library (libcassandra.so.2); empty: "
-                    "$CASSANDRA_DALI_DRIVER, the system's, then the acsylla wheel's.",
-                    std::string(""))
-    .AddOptionalArg("comm_threads", "Accepted for compatibility; ignored.", 2)
-    .AddOptionalArg("copy_threads", "Accepted for compatibility (copies run in the driver's "
-                    "callbacks); ignored.", 2)
-    .AddOptionalArg("wait_threads", "Accepted for compatibility; ignored.", 2)
-    .AddOptionalArg("slow_start", "Accepted for compatibility; ignored.", 0);
+namespace cassandra_dali {
+namespace {
+
+dali::OpSchema &AddReaderArguments(dali::OpSchema &schema) {
+  for (const auto &decl : ReaderArguments()) {
+    if (decl.required) {
+      schema.AddArg(decl.name, decl.doc, DALI_STRING);  // only the table is required
+      continue;
+    }
+    std::visit([&](const auto &value) { schema.AddOptionalArg(decl.name, decl.doc, value); },
+               decl.default_value);
+  }
+  return schema;
+}
+
+}  // namespace
+}  // namespace cassandra_dali
+
+// What DALI_SCHEMA expands to, with the shared arguments added from their one declaration.
+int DALI_OPERATOR_SCHEMA_REQUIRED_FOR_crs4__cassandra_base() { return 42; }
+static ::dali::OpSchema *const crs4__cassandra_base_schema =
+    &::cassandra_dali::AddReaderArguments(
+#if DALI_SCHEMA_DEFAULT_METADATA_POLICY
+        ::dali::SchemaRegistry::RegisterSchema("crs4__cassandra_base").MakeDefined()
+            .UseDefaultMetadataPolicy()
+#else
+        ::dali::SchemaRegistry::RegisterSchema("crs4__cassandra_base").MakeDefined()
+#endif
+            .DocStr("Arguments shared by the Cassandra readers."));
 
 DALI_SCHEMA(crs4__cassandra)
     .DocStr(R"(Reads samples (encoded bytes) and labels from a Cassandra table by UUID.

@@ -4,11 +4,15 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <memory>
+#include <type_traits>
+#include <variant>
 #include <string>
 #include <vector>
 
 #include "engine/errors.h"
+#include "engine/reader_arguments.h"
 #include "engine/readers.h"
 
 namespace py = pybind11;
@@ -30,6 +34,14 @@ py::array ToArray(const SampleBuffer &buffer) {
   py::capsule free_owner(owner, [](void *p) { delete static_cast<std::shared_ptr<uint8_t> *>(p); });
   return py::array_t<uint8_t>({static_cast<py::ssize_t>(buffer.size())}, {1}, owner->get(),
                               free_owner);
+}
+
+template <typename T>
+const char *PythonTypeName() {
+  if constexpr (std::is_same_v<T, bool>) return "bool";
+  if constexpr (std::is_integral_v<T>) return "int";
+  if constexpr (std::is_same_v<T, std::string>) return "str";
+  return "a list of str";
 }
 
 class PyReader {
@@ -158,67 +170,63 @@ PYBIND11_MODULE(_native, m) {
       "Source indices this shard reads in `epoch`, padding included (what fn.crs4.cassandra "
       "reads).");
 
+  m.def(
+      "reader_arguments",
+      [] {
+        py::list out;
+        for (const auto &decl : ReaderArguments()) {
+          py::dict d;
+          d["name"] = decl.name;
+          d["default"] = decl.required ? py::object(py::none())
+                                       : std::visit([](const auto &v) { return py::cast(v); },
+                                                    decl.default_value);
+          d["doc"] = decl.doc;
+          d["required"] = decl.required;
+          d["python"] = decl.python;
+          out.append(d);
+        }
+        return out;
+      },
+      "The arguments fn.crs4.cassandra and Reader share, declared once: name, default, doc, "
+      "required, python (False: the DALI operators only).");
+
   py::class_<PyReader>(m, "Reader",
                        "Reads rows by UUID with the same engine as fn.crs4.cassandra, without "
-                       "DALI.")
-      .def(py::init([](const std::string &table, std::vector<std::string> cassandra_ips,
-                       int cassandra_port, const std::string &id_col, const std::string &data_col,
-                       const std::string &label_col, const std::string &label_type,
-                       const std::string &username, const std::string &password,
-                       const std::string &password_file, const std::string &password_env,
-                       bool use_ssl,
-                       const std::string &ssl_certificate, const std::string &ssl_own_certificate,
-                       const std::string &ssl_own_key, const std::string &ssl_own_key_pass,
-                       const std::string &ssl_verify, bool ssl_verify_identity,
-                       int io_threads, int connections_per_host, const std::string &consistency,
-                       int connect_timeout_ms, int request_timeout_ms, int retry_budget_ms,
-                       int max_retries, int retry_backoff_ms, int max_requests_in_flight, bool ooo,
-                       const std::string &driver_path) {
-             ConnectionOptions c;
-             c.contact_points = std::move(cassandra_ips);
-             c.port = cassandra_port;
-             c.username = username;
-             c.password = password;
-             c.password_file = password_file;
-             c.password_env = password_env;
-             c.use_ssl = use_ssl;
-             c.ssl_certificate = ssl_certificate;
-             c.ssl_own_certificate = ssl_own_certificate;
-             c.ssl_own_key = ssl_own_key;
-             c.ssl_own_key_pass = ssl_own_key_pass;
-             c.ssl_verify = ParseSslVerify(ssl_verify);
-             c.ssl_verify_identity = ssl_verify_identity;
-             c.io_threads = io_threads;
-             c.connections_per_host = connections_per_host;
-             c.consistency = consistency;
-             c.connect_timeout_ms = connect_timeout_ms;
-             c.request_timeout_ms = request_timeout_ms;
-             c.driver_path = driver_path;
-             FetchOptions f;
-             f.out_of_order = ooo;
-             f.max_in_flight = max_requests_in_flight;
-             f.retry_budget_ms = retry_budget_ms;
-             f.max_retries = max_retries;
-             f.retry_backoff_ms = retry_backoff_ms;
-             f.request_timeout_ms = request_timeout_ms;
-             return std::make_unique<PyReader>(
-                 c, MakeTableSpec(table, id_col, data_col, label_col, label_type), f);
+                       "DALI. Takes the operators' shared arguments by keyword (see "
+                       "reader_arguments()).")
+      .def(py::init([](const std::string &table, const py::kwargs &kwargs) {
+             for (const auto &item : kwargs) {
+               const auto name = py::cast<std::string>(item.first);
+               const auto &decls = ReaderArguments();
+               if (name == "table" ||
+                   std::none_of(decls.begin(), decls.end(), [&](const ArgumentDecl &d) {
+                     return d.python && name == d.name;
+                   })) {
+                 throw py::type_error("Reader() got an unexpected keyword argument '" + name +
+                                      "' (cassandra_dali._native.reader_arguments() lists them)");
+               }
+             }
+             ReaderSettings settings = SettingsFromArguments([&](const ArgumentDecl &decl) {
+               if (decl.required) return ArgValue(table);
+               if (!kwargs.contains(decl.name)) return decl.default_value;
+               return std::visit(
+                   [&](const auto &default_value) -> ArgValue {
+                     using T = std::decay_t<decltype(default_value)>;
+                     try {
+                       return py::cast<T>(kwargs[decl.name]);
+                     } catch (const py::cast_error &) {
+                       throw py::type_error(
+                           std::string("Reader(): ") + decl.name + " must be " +
+                           PythonTypeName<T>() + ", not " +
+                           py::cast<std::string>(py::type::of(kwargs[decl.name]).attr("__name__")));
+                     }
+                   },
+                   decl.default_value);
+             });
+             return std::make_unique<PyReader>(settings.connection, settings.table,
+                                               settings.fetch);
            }),
-           py::arg("table"), py::arg("cassandra_ips") = std::vector<std::string>{"127.0.0.1"},
-           py::arg("cassandra_port") = 9042, py::arg("id_col") = "id",
-           py::arg("data_col") = "data", py::arg("label_col") = "label",
-           py::arg("label_type") = "int", py::arg("username") = "", py::arg("password") = "",
-           py::arg("password_file") = "", py::arg("password_env") = "",
-           py::arg("use_ssl") = false, py::arg("ssl_certificate") = "",
-           py::arg("ssl_own_certificate") = "", py::arg("ssl_own_key") = "",
-           py::arg("ssl_own_key_pass") = "", py::arg("ssl_verify") = "full",
-           py::arg("ssl_verify_identity") = true, py::arg("io_threads") = 2,
-           py::arg("connections_per_host") = 2, py::arg("consistency") = "LOCAL_ONE",
-           py::arg("connect_timeout_ms") = 5000, py::arg("request_timeout_ms") = 12000,
-           py::arg("retry_budget_ms") = 60000, py::arg("max_retries") = -1,
-           py::arg("retry_backoff_ms") = 100,
-           py::arg("max_requests_in_flight") = 1024, py::arg("ooo") = false,
-           py::arg("driver_path") = "")
+           py::arg("table"))
       .def("read", &PyReader::Read, py::arg("uuids"),
            "Reads the rows of `uuids`; returns (data: list of uint8 arrays, labels: int32 array "
            "| list of uint8 arrays | None, ids: the UUIDs in output order).");
