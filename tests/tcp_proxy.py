@@ -79,7 +79,15 @@ class TcpProxy:
 
         while not self._closed.is_set():
             while self._cut_requests:
-                self._reset_all()  # the peers see resets; EOFs then close the sockets below
+                for sock in list(pipes):  # linger 0, then close: the peers see a reset (RST)
+                    try:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                        b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    except OSError:
+                        pass
+                    close(sock)
+                with self._lock:
+                    self._pairs.clear()
                 self._cut_requests.pop().set()
             if self.stalled.is_set():
                 self._closed.wait(0.05)  # hold every byte: the peers see silence
@@ -123,6 +131,8 @@ class TcpProxy:
                     continue
                 except OSError:
                     close(sock)
+        for sock in list(pipes):
+            close(sock)
         selector.close()
 
     def cut(self) -> None:
@@ -133,17 +143,6 @@ class TcpProxy:
         self._cut_requests.append(done)
         if not done.wait(10):
             raise RuntimeError("the proxy did not cut its connections within 10 s")
-
-    def _reset_all(self) -> None:
-        with self._lock:
-            pairs, self._pairs = self._pairs, []
-        for pair in pairs:
-            for s in pair:
-                try:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self._closed.set()

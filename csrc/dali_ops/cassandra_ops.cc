@@ -97,7 +97,7 @@ class CassandraSelfFeed : public CassandraOpBase {
       if (uuids.empty()) {
         throw ArgumentError(rows_file.empty()
                                 ? std::string("source_uuids is empty: nothing to read")
-                                : "rows file '" + rows_file + "' holds no UUIDs");
+                                : "rows file '" + Printable(rows_file, 4096) + "' holds no UUIDs");
       }
       ShardLayout layout(static_cast<int64_t>(uuids.size()), spec.GetArgument<int>("num_shards"),
                          spec.GetArgument<int>("shard_id"), max_batch_size_);

@@ -81,7 +81,8 @@ struct OutputState {
 };
 
 const OutputState kStates[] = {
-    {"host-read (CPU operator or Python, any pipeline)", false, dali::CPU_ONLY_DEVICE_ID, OutputPath::kShare},
+    {"host-read (CPU operator or Python, any pipeline)", false, dali::CPU_ONLY_DEVICE_ID,
+     OutputPath::kShare},
     {"pinned for a mixed consumer (nvJPEG)", true, 0, OutputPath::kCopy},
     {"pinned for a GPU consumer (.gpu()) on device 1", true, 1, OutputPath::kCopy},
 };

@@ -152,11 +152,15 @@ void BatchFetcher::Start(Batch *batch) {
   }
 }
 
-void BatchFetcher::Issue(Batch::Request *request) {
+void BatchFetcher::Issue(Batch::Request *request, bool retry) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (in_flight_ >= options_.max_in_flight) {
-      queued_.push_back(request);
+      if (retry) {
+        queued_.push_front(request);
+      } else {
+        queued_.push_back(request);
+      }
       return;
     }
     ++in_flight_;
@@ -315,16 +319,24 @@ void BatchFetcher::Wait(Batch *batch) {
       static_cast<int64_t>(options_.request_timeout_ms) *
           (2 + static_cast<int64_t>(batch->size()) / options_.max_in_flight) +
       10000);
+  // Past the deadline a round may still finish its reads: each ends within the request timeout.
+  const auto grace = std::chrono::milliseconds(options_.request_timeout_ms + 5000);
   for (int round = 0;; ++round) {
     std::vector<Batch::Failure> failures;
     {
       std::unique_lock<std::mutex> lock(batch->mutex_);
-      if (!batch->done_cv_.wait_for(lock, round_bound, [&] { return batch->pending_ == 0; })) {
-        throw ReadError("a batch of " + std::to_string(batch->size()) + " reads from table '" +
+      const auto now = Clock::now();
+      const auto until = std::min(now + round_bound, std::max(deadline, now) + grace);
+      if (!batch->done_cv_.wait_until(lock, until, [&] { return batch->pending_ == 0; })) {
+        throw ReadError(std::to_string(batch->pending_) + " of " +
+                        std::to_string(batch->size()) + " reads from table '" +
                         session_->table().QualifiedName() + "' at " +
-                        session_->options().Endpoint() + " did not complete within " +
-                        std::to_string(round_bound.count()) + " ms (" +
-                        std::to_string(batch->pending_) + " still pending)");
+                        session_->options().Endpoint() + " still pending after " +
+                        Seconds(Clock::now() - started) + " (retry_budget_ms=" +
+                        std::to_string(options_.retry_budget_ms) +
+                        "). The server looks down or overloaded: once it is back, resume from "
+                        "the last checkpoint, or raise retry_budget_ms to ride through longer "
+                        "outages");
       }
       failures.swap(batch->failures_);
     }
@@ -357,8 +369,16 @@ void BatchFetcher::Wait(Batch *batch) {
       std::lock_guard<std::mutex> lock(batch->mutex_);
       batch->pending_ = static_cast<int>(failures.size());
     }
-    for (const auto &f : failures) Issue(&batch->requests_[f.request]);
+    for (const auto &f : failures) Issue(&batch->requests_[f.request], /*retry=*/true);
   }
+}
+
+bool BatchFetcher::Settle(Batch *batch) {
+  std::unique_lock<std::mutex> lock(batch->mutex_);
+  const auto bound = std::chrono::milliseconds(options_.request_timeout_ms + 30000);
+  const bool settled = batch->done_cv_.wait_for(lock, bound, [&] { return batch->pending_ == 0; });
+  batch->failures_.clear();
+  return settled;
 }
 
 }  // namespace cassandra_dali

@@ -113,11 +113,16 @@ class BatchFetcher {
   // long it tried and what to do. Never blocks much longer than the budget.
   void Wait(Batch *batch);
 
+  // Waits (bounded) for the batch's reads to end and forgets its failures: for batches whose
+  // contents are not wanted any more. False if reads were still pending at the bound.
+  bool Settle(Batch *batch);
+
   const Session &session() const { return *session_; }
 
  private:
   static void OnReadDone(CassFuture *future, void *data);
-  void Issue(Batch::Request *request);
+  // `retry`: ahead of the queue, so a batch being waited for is not stuck behind prefetches.
+  void Issue(Batch::Request *request, bool retry = false);
   void Execute(Batch::Request *request);
   void Complete(Batch::Request *request, CassFuture *future) noexcept;
   void CopyRow(Batch::Request *request, const CassResult *result);

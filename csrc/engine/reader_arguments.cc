@@ -112,6 +112,10 @@ ReaderSettings SettingsFromArguments(
   c.connect_timeout_ms = num("connect_timeout_ms");
   c.request_timeout_ms = num("request_timeout_ms");
   c.driver_path = str("driver_path");
+  // Conflicting sources, a missing file or variable: said now, with or without a username.
+  if (!c.password.empty() || !c.password_file.empty() || !c.password_env.empty()) {
+    ResolvePassword(c);
+  }
   auto &f = s.fetch;
   f.out_of_order = flag("ooo");
   f.max_in_flight = num("max_requests_in_flight");

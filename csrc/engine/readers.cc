@@ -28,12 +28,12 @@ PrefetchingReader::PrefetchingReader(std::shared_ptr<const Session> session,
 
 void PrefetchingReader::StartNextBatch() {
   Batch *batch = free_.front();
-  free_.pop_front();
   order_.BatchIndices(issue_epoch_, issue_batch_, indices_);
   batch->uuids.resize(indices_.size());
   batch->source_index = indices_;
   for (size_t k = 0; k < indices_.size(); ++k) batch->uuids[k] = uuids_[indices_[k]];
-  fetcher_.Start(batch);
+  fetcher_.Start(batch);  // may throw: the slot then stays free and the position unchanged
+  free_.pop_front();
   in_flight_.push_back(batch);
   if (++issue_batch_ == order_.layout().BatchesPerEpoch()) {
     issue_batch_ = 0;
@@ -56,21 +56,17 @@ const Batch *PrefetchingReader::Next() {
     // The batch that failed last time is read again (whole): an epoch never loses samples, and
     // the position stays where a checkpoint of the failed run would resume.
     batch = failed_;
-    failed_ = nullptr;
     fetcher_.Start(batch);
   } else {
     if (in_flight_.empty()) StartNextBatch();
     batch = in_flight_.front();
     in_flight_.pop_front();
+    failed_ = batch;  // until it is complete: whatever throws below, the next call retries it
   }
   const int depth = PrefetchDepth();
   while (static_cast<int>(in_flight_.size()) < depth && !free_.empty()) StartNextBatch();
-  try {
-    fetcher_.Wait(batch);
-  } catch (...) {
-    failed_ = batch;
-    throw;
-  }
+  fetcher_.Wait(batch);
+  failed_ = nullptr;
   batch_bytes_ = 0;
   for (int i = 0; i < batch->size(); ++i) {
     batch_bytes_ += batch->data[i].size() + batch->label_blob[i].size();
@@ -102,14 +98,12 @@ void PrefetchingReader::Seek(const ReaderPosition &position) {
     in_flight_.push_front(failed_);  // its reads may still be landing: waited for below
     failed_ = nullptr;
   }
+  // Those reads belong to batches the restored run will not emit from here: let them land
+  // (bounded), without retrying what failed.
   while (!in_flight_.empty()) {
     Batch *batch = in_flight_.front();
     in_flight_.pop_front();
-    try {
-      fetcher_.Wait(batch);
-    } catch (const Error &) {
-      // Those reads belonged to batches the restored run will not emit from here.
-    }
+    fetcher_.Settle(batch);
     free_.push_back(batch);
   }
   consumed_epoch_ = issue_epoch_ = position.epoch;

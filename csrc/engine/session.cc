@@ -16,7 +16,7 @@ constexpr uint64_t kMicrosPerMilli = 1000;
 
 std::string ReadPemFile(const std::string &path, const std::string &what) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConnectionError(what + ": cannot read PEM file '" + path + "'");
+  if (!in) throw ConnectionError(what + ": cannot read PEM file '" + Printable(path, 4096) + "'");
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
@@ -71,10 +71,12 @@ std::string ResolvePassword(const ConnectionOptions &options) {
   }
   if (!options.password_file.empty()) {
     std::ifstream in(options.password_file);
-    std::string line;
-    if (!in || !std::getline(in, line)) {
-      throw ArgumentError("password_file '" + options.password_file + "' cannot be read");
+    if (!in) {
+      throw ArgumentError("password_file '" + Printable(options.password_file, 4096) +
+                          "' cannot be read");
     }
+    std::string line;
+    std::getline(in, line);  // an empty file: an empty password, as the Python tools read it
     if (!line.empty() && line.back() == '\r') line.pop_back();
     return line;
   }
@@ -93,7 +95,8 @@ SslVerify ParseSslVerify(const std::string &text) {
   if (text == "full") return SslVerify::kFull;
   if (text == "cert") return SslVerify::kCert;
   if (text == "none") return SslVerify::kNone;
-  throw ArgumentError("ssl_verify '" + Printable(text) + "' is not one of 'full' (the certificate and the "
+  throw ArgumentError("ssl_verify '" + Printable(text) +
+                      "' is not one of 'full' (the certificate and the "
                       "host's address), 'cert' (the certificate only), 'none' (insecure)");
 }
 
@@ -263,7 +266,8 @@ void Session::Connect() {
     if (!options_.ssl_own_certificate.empty()) {
       std::string pem = ReadPemFile(options_.ssl_own_certificate, "ssl_own_certificate");
       if (api_.cass_ssl_set_cert_n(ssl_.get(), pem.data(), pem.size()) != CASS_OK) {
-        throw ConnectionError("ssl_own_certificate '" + options_.ssl_own_certificate +
+        throw ConnectionError("ssl_own_certificate '" +
+                              Printable(options_.ssl_own_certificate, 4096) +
                               "' is not a valid PEM certificate");
       }
     }
@@ -272,7 +276,7 @@ void Session::Connect() {
       if (api_.cass_ssl_set_private_key_n(ssl_.get(), pem.data(), pem.size(),
                                           options_.ssl_own_key_pass.data(),
                                           options_.ssl_own_key_pass.size()) != CASS_OK) {
-        throw ConnectionError("ssl_own_key '" + options_.ssl_own_key +
+        throw ConnectionError("ssl_own_key '" + Printable(options_.ssl_own_key, 4096) +
                               "' is not a valid PEM private key (or ssl_own_key_pass is wrong)");
       }
     }
@@ -320,18 +324,19 @@ void Session::TrustCertificates() {
           "CA's PEM file as ssl_certificate (ssl_verify='none' turns verification off: "
           "insecure)");
     }
-    trust_description_ = "trusting the system store '" + path + "'";
+    trust_description_ = "trusting the system store '" + Printable(path, 4096) + "'";
   } else {
-    trust_description_ = "trusting ssl_certificate '" + path + "'";
+    trust_description_ = "trusting ssl_certificate '" + Printable(path, 4096) + "'";
   }
-  const std::string what = options_.ssl_certificate.empty() ? "system trust store" : "ssl_certificate";
+  const std::string what =
+      options_.ssl_certificate.empty() ? "system trust store" : "ssl_certificate";
   const auto certificates = SplitPemCertificates(ReadPemFile(path, what));
   int added = 0;
   for (const auto &pem : certificates) {
     if (api_.cass_ssl_add_trusted_cert_n(ssl_.get(), pem.data(), pem.size()) == CASS_OK) ++added;
   }
   if (added == 0) {
-    throw ConnectionError(what + " '" + path + "' holds no valid PEM certificate");
+    throw ConnectionError(what + " '" + Printable(path, 4096) + "' holds no valid PEM certificate");
   }
 }
 

@@ -36,6 +36,18 @@ def ensure_client_material(tls_dir: Path, ca_pem: Path, password: str,
     if cert.is_file() and key.is_file():
         return cert, key
     store, csr, signed = tls_dir / "client.p12", tls_dir / "client.csr", tls_dir / "client.signed"
+    for leftover in (store, csr, signed, cert, key):  # from a start that failed half-way
+        leftover.unlink(missing_ok=True)
+    try:
+        return _make_client_material(tls_dir, ca_pem, password, keytool, store, csr, signed)
+    finally:
+        for temporary in (store, csr, signed):
+            temporary.unlink(missing_ok=True)
+
+
+def _make_client_material(tls_dir: Path, ca_pem: Path, password: str, keytool: Keytool,
+                          store: Path, csr: Path, signed: Path) -> tuple[Path, Path]:
+    cert, key = tls_dir / CLIENT_CERT, tls_dir / CLIENT_KEY
     keytool("-genkeypair", "-alias", "client", "-keyalg", "RSA", "-keysize", "2048",
             "-validity", "3650", "-dname", "CN=cassandra-dali client", "-keystore", str(store),
             "-storetype", "PKCS12", *PASS_ARGS, "-keypass:env", PASSWORD_ENV)
@@ -44,11 +56,8 @@ def ensure_client_material(tls_dir: Path, ca_pem: Path, password: str,
     keytool("-gencert", "-alias", "ca", "-keystore", str(tls_dir / "ca.p12"), *PASS_ARGS,
             "-infile", str(csr), "-outfile", str(signed), "-rfc", "-validity", "3650",
             "-ext", "ku:c=digitalSignature,keyEncipherment", "-ext", "eku=clientAuth")
-    key_pem = _private_key_pem(store, password)
-    _write_private(key, key_pem)
+    _write_private(key, _private_key_pem(store, password))
     cert.write_bytes(signed.read_bytes() + ca_pem.read_bytes())  # leaf, then its CA
-    for leftover in (store, csr, signed):
-        leftover.unlink()
     return cert, key
 
 

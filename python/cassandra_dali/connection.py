@@ -120,8 +120,9 @@ class Connection:
                 kwargs["password"] = self.password
         if self.ca_cert is not None:
             kwargs.update(use_ssl=True, ssl_certificate=self.ca_cert)
-        if self.client_cert is not None:
-            kwargs.update(ssl_own_certificate=self.client_cert, ssl_own_key=self.client_key or "")
+        if self.client_cert is not None:  # TLS then, against the system's CAs unless ca_cert
+            kwargs.update(use_ssl=True, ssl_own_certificate=self.client_cert,
+                          ssl_own_key=self.client_key or "")
         return kwargs
 
 

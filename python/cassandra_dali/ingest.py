@@ -338,11 +338,19 @@ def write_samples(
                           (sample.id, sample.label, sample.or_label, sample.or_split), len(data))
             _advance(bar, writer, summary, started)
     finally:
-        # Every write ends within its retry budget; the bound is a backstop.
-        writer.drain(timeout_s=config.retry_budget_s * 2 + 120)
+        # Each of a sample's two writes ends within its retry budget plus a request timeout
+        # (30 s) or two; the bound is a backstop against a driver that never calls back.
+        drained = writer.drain(timeout_s=2 * (config.retry_budget_s + 90))
         if bar is not None:
             _advance(bar, writer, summary, started)
             bar.close()
+    if not drained:
+        pending, _ = writer.in_flight
+        raise IngestError(
+            f"{pending} writes to Cassandra at {contact} neither succeeded nor failed within "
+            f"{2 * (config.retry_budget_s + 90):.0f} s; {writer.written} samples were written. "
+            "Run the same command again: the ingest resumes."
+        )
     summary.written = writer.written
     summary.bytes_written = writer.bytes_written
     summary.retries = writer.retries

@@ -58,8 +58,9 @@ def classify(error: BaseException) -> WriteFailure:
     from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
 
     if isinstance(error, NoHostAvailable):
-        causes = list(getattr(error, "errors", {}).values()) or [error]
-        text = "; ".join(f"{host}: {cause}" for host, cause in error.errors.items()) or str(error)
+        errors = getattr(error, "errors", None) or {}
+        causes = list(errors.values()) or [error]
+        text = "; ".join(f"{host}: {cause}" for host, cause in errors.items()) or str(error)
         if all(isinstance(c, ConnectionBusy) for c in causes):
             return WriteFailure("overloaded", f"the client's connection is saturated ({text})")
         if all(isinstance(c, (OperationTimedOut, ConnectionBusy)) for c in causes):
@@ -132,7 +133,7 @@ class RowWriter:
 
     def drain(self, timeout_s: float | None = None) -> bool:
         """Waits until every submitted sample is stored or failed (retries included); False if
-        ``timeout_s`` ran out first."""
+        ``timeout_s`` ran out first (``in_flight`` then says how many are unaccounted for)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._cond:
             while self._count:
@@ -190,7 +191,10 @@ class RowWriter:
             self._finish(write)
 
     def _failed(self, error: BaseException, write: _Write) -> None:
-        failure = classify(error)
+        try:
+            failure = classify(error)
+        except Exception as unexpected:  # noqa: BLE001  (never leave a write unaccounted for)
+            failure = WriteFailure("rejected", f"{type(error).__name__}: {error} ({unexpected})")
         now = time.monotonic()
         with self._cond:
             if write.first_failure is None:

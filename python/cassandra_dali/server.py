@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape as xml_escape
 
-from .client_cert import PASS_ARGS, PASSWORD_ENV, ensure_client_material, ensure_truststore
+from .client_cert import PASS_ARGS as _PASS_ARGS
+from .client_cert import PASSWORD_ENV as _PASS_ENV
+from .client_cert import ensure_client_material, ensure_truststore
 
 if TYPE_CHECKING:  # the driver is imported lazily: only readiness checks and clients need it
     from cassandra.cluster import Cluster, Session
@@ -678,8 +680,7 @@ def make_ca(directory: Path, java_home: Path, password: str) -> Path:
     return pem
 
 
-_PASS_ENV = PASSWORD_ENV
-_PASS_ARGS = PASS_ARGS
+
 _NEW_KEY_ARGS = ("-storetype", "PKCS12", *_PASS_ARGS, "-keypass:env", _PASS_ENV)
 
 
@@ -1012,20 +1013,23 @@ def make_cluster(
         options["protocol_version"] = protocol_version
     if username is not None:
         options["auth_provider"] = PlainTextAuthProvider(username=username, password=password or "")
-    if ca_cert is not None:
+    if ca_cert is not None or client_cert is not None:
         options["ssl_context"] = client_ssl_context(ca_cert, client_cert, client_key)
     options.update(kwargs)
     return Cluster(**options)
 
 
-def client_ssl_context(ca_cert: Path | str, client_cert: Path | str | None = None,
+def client_ssl_context(ca_cert: Path | str | None, client_cert: Path | str | None = None,
                        client_key: Path | str | None = None) -> Any:
-    """TLS client context trusting only the given CA, with hostname checks; presenting a client
-    certificate when given one (mutual TLS)."""
+    """TLS client context trusting only the given CA (the system's CAs without one), with
+    hostname checks; presenting a client certificate when given one (mutual TLS)."""
     import ssl
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificate and host name
-    context.load_verify_locations(cafile=str(ca_cert))
+    if ca_cert is None:
+        context.load_default_certs()
+    else:
+        context.load_verify_locations(cafile=str(ca_cert))
     if client_cert is not None:
         context.load_cert_chain(str(client_cert), str(client_key) if client_key else None)
     return context
