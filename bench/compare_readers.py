@@ -205,6 +205,28 @@ def ingest_train(conn: Connection, root: Path) -> ingest.IngestSummary:
     return ingest.ingest_split(root, "train", config, progress=True)
 
 
+def ingest_and_list(
+    conn: Connection, root: Path, own_dir: Path | None, heap: str
+) -> tuple[Connection, list[str], Path]:
+    """Ingests ROOT/train, restarts the server when it is ours (commit-log replay flushes the
+    memtables: reads then come from SSTables, as on a server that has run a while), and writes
+    the rows file. Returns the connection to use, the ids and the rows file."""
+    print(ingest_train(conn, root).format())
+    if own_dir is not None:
+        print("restarting the server (commit-log replay flushes the memtables to SSTables)")
+        server.stop(own_dir)
+        info = server.start(server.ServerConfig(dir=own_dir, heap=heap, cluster_name="bench"))
+        conn = Connection(host=info.host, port=info.port)
+    session = conn.connect()
+    try:
+        ids = [str(u) for u in uuids.scan_ids(session, f"{KEYSPACE}.metadata_train")]
+    finally:
+        session.cluster.shutdown()
+    rows = root / "train.rows"
+    uuids.write_rows_file(rows, ids)
+    return conn, ids, rows
+
+
 def machine(conn: Connection) -> dict[str, Any]:
     import cassandra
     import nvidia.dali
@@ -338,22 +360,8 @@ def main() -> None:
         info = server.start(server.ServerConfig(dir=own_dir, heap=args.heap, cluster_name="bench"))
         args.host, args.port = info.host, info.port
     conn = Connection(host=args.host, port=args.port)
-    rows_fn = args.root / "train.rows"
     try:
-        print(ingest_train(conn, args.root).format())
-        if own_dir is not None:
-            print("restarting the server (commit-log replay flushes the memtables to SSTables)")
-            server.stop(own_dir)
-            info = server.start(
-                server.ServerConfig(dir=own_dir, heap=args.heap, cluster_name="bench")
-            )
-            conn = Connection(host=info.host, port=info.port)
-        session = conn.connect()
-        try:
-            ids = [str(u) for u in uuids.scan_ids(session, f"{KEYSPACE}.metadata_train")]
-        finally:
-            session.cluster.shutdown()
-        uuids.write_rows_file(rows_fn, ids)
+        conn, ids, rows_fn = ingest_and_list(conn, args.root, own_dir, args.heap)
         host_info = machine(conn)
         loaders: dict[str, Callable[[], Any]] = {
             "cassandra": lambda: readloop.Loop(

@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cassandra_dali import server, uuids
+from cassandra_dali import server
 from cassandra_dali.connection import Connection
 from cassandra_dali.gpus import dali_gpu_count
-from compare_readers import KEYSPACE, REPO, ingest_train, machine, prepare_data
+from compare_readers import KEYSPACE, REPO, ingest_and_list, machine, prepare_data
 from nvidia.dali import fn, pipeline_def, types
 
 READERS = ("cassandra", "file")
@@ -106,19 +106,7 @@ def main() -> int:
         info = server.start(server.ServerConfig(dir=own_dir, heap=args.heap, cluster_name="bench"))
         conn = Connection(host=info.host, port=info.port)
     try:
-        print(ingest_train(conn, args.root).format())
-        if own_dir is not None:  # reads from SSTables, as on a server that has run a while
-            server.stop(own_dir)
-            info = server.start(server.ServerConfig(dir=own_dir, heap=args.heap,
-                                                    cluster_name="bench"))
-            conn = Connection(host=info.host, port=info.port)
-        session = conn.connect()
-        try:
-            ids = [str(u) for u in uuids.scan_ids(session, f"{KEYSPACE}.metadata_train")]
-        finally:
-            session.cluster.shutdown()
-        rows = args.root / "train.rows"
-        uuids.write_rows_file(rows, ids)
+        conn, ids, rows = ingest_and_list(conn, args.root, own_dir, args.heap)
         host = machine(conn)
         batches = -(-len(ids) // args.bs)
         measured: dict[str, list[float]] = {f"{r}_{m}": [] for m in MODES for r in READERS}
