@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._files import write_atomically
+
 log = logging.getLogger(__name__)
 
 # The 10 Imagenette classes (WordNet ids), in the order of the real dataset's folders.
@@ -173,9 +175,7 @@ def _write(args: tuple[Path, ImageSpec]) -> int:
     root, spec = args
     path = root / spec.relative_path
     data = render_jpeg(spec)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)  # never leave a half-written JPEG behind for a later ingest to read
+    write_atomically(path, data)  # never a half-written JPEG for a later ingest to read
     return len(data)
 
 

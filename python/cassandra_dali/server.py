@@ -36,6 +36,7 @@ from xml.sax.saxutils import escape as xml_escape
 
 from .client_cert import PASS_ARGS as _PASS_ARGS
 from .client_cert import PASSWORD_ENV as _PASS_ENV
+from ._files import write_atomically
 from .client_cert import ensure_client_material, ensure_truststore
 
 if TYPE_CHECKING:  # the driver is imported lazily: only readiness checks and clients need it
@@ -444,12 +445,7 @@ def _read_state(directory: Path) -> ServerInfo | None:
 
 
 def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    os.fchmod(fd, mode)  # a leftover temporary file keeps its old mode through O_CREAT
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    write_atomically(path, text.encode(), mode=mode)
 
 
 def _yaml_str(value: str | Path) -> str:

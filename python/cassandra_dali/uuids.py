@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import _native
+from ._files import write_atomically
 from .connection import cql_table, quote_identifier
 
 if TYPE_CHECKING:
@@ -96,9 +97,7 @@ def write_rows_file(path: Path | str, ids: Iterable[uuid.UUID | str], comment: s
     lines = [f"# {line}" for line in comment.splitlines()] if comment else []
     lines += unique
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    write_atomically(path, ("\n".join(lines) + "\n").encode())
     return len(unique)
 
 

@@ -17,12 +17,13 @@ one.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from .._files import write_atomically
 
 FORMAT = 1
 LATEST = "checkpoint.pth.tar"
@@ -47,32 +48,14 @@ def save(state: dict[str, Any], directory: Path | str, *, is_best: bool = False)
     path = directory / LATEST
     _atomic_save({"format": FORMAT, **state}, path)
     if is_best:
-        best = directory / BEST
-        tmp = best.with_name(best.name + ".tmp")
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, best)
+        with open(path, "rb") as latest:
+            write_atomically(directory / BEST, lambda out: shutil.copyfileobj(latest, out),
+                             durable=True)
     return path
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    # A per-process name in the same directory (so the rename stays on one filesystem),
-    # created with open() so the file gets the usual permissions rather than mkstemp's 0600.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as out:
-            torch.save(obj, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    # The rename is durable only once the directory entry is.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomically(path, lambda out: torch.save(obj, out), durable=True)
 
 
 def load(path: Path | str, device: torch.device) -> dict[str, Any]:

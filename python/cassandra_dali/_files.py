@@ -1,0 +1,40 @@
+"""Writing files whole or not at all: what the launcher, the dataset generator, the rows files
+and the trainer's checkpoints all need (a reader never sees half a file)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], None] | bytes, *,
+                     mode: int = 0o644, durable: bool = False) -> None:
+    """Writes ``path`` through a temporary file in its directory, renamed over it once complete.
+
+    ``write`` is the content, or a function writing it to the open file. The file has ``mode``
+    from its creation (0600 for secrets: never readable by others, not even briefly). With
+    ``durable``, the data and the rename are synced to disk before returning (checkpoints)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        os.fchmod(fd, mode)  # a leftover temporary file keeps its old mode through O_CREAT
+        with os.fdopen(fd, "wb") as out:
+            if isinstance(write, bytes):
+                out.write(write)
+            else:
+                write(out)
+            if durable:
+                out.flush()
+                os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:  # the rename is durable only once the directory entry is
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
