@@ -22,6 +22,14 @@ def _jpeg_like(path: Path, size: int, rng: np.random.Generator) -> bytes:
     return data
 
 
+def _one_class(root: Path, sizes: dict[str, int], seed: int) -> None:
+    """ROOT/train/a/NAME of each size (the split the ingest reads)."""
+    rng = np.random.default_rng(seed)
+    (root / "train" / "a").mkdir(parents=True)
+    for name, size in sizes.items():
+        _jpeg_like(root / "train" / "a" / name, size, rng)
+
+
 def _tables(session: Any, keyspace: str, suffix: str) -> tuple[str, str]:
     data, meta = f"{keyspace}.data_{suffix}", f"{keyspace}.metadata_{suffix}"
     session.execute(f"CREATE TABLE {data} (id uuid PRIMARY KEY, label int, data blob)")
@@ -62,10 +70,7 @@ def test_big_files_at_default_settings_byte_exact(
 def test_a_file_over_the_servers_limit_is_named_with_the_limit(
     tmp_path: Path, cassandra_server: server.ServerInfo, cql_session: Any, keyspace: str
 ) -> None:
-    rng = np.random.default_rng(10)
-    (tmp_path / "train" / "a").mkdir(parents=True)
-    _jpeg_like(tmp_path / "train" / "a" / "ok.jpg", 10_000, rng)
-    _jpeg_like(tmp_path / "train" / "a" / "too_big.jpg", 16 * 1024 * 1024 + 10, rng)
+    _one_class(tmp_path, {"ok.jpg": 10_000, "too_big.jpg": 16 * 1024 * 1024 + 10}, seed=10)
     data_table, meta_table = _tables(cql_session, keyspace, "limit")
     config = ingest.IngestConfig(data_table, meta_table, connection=_conn(cassandra_server),
                                  max_size=64 * 1024 * 1024, on_error=ingest.OnError.SKIP)
@@ -82,9 +87,7 @@ def test_table_names_carrying_cql_are_quoted(
     tmp_path: Path, cassandra_server: server.ServerInfo, cql_session: Any, keyspace: str
 ) -> None:
     """The issue's example: unquoted, this name made the ingest write rows that expire in 60 s."""
-    rng = np.random.default_rng(11)
-    (tmp_path / "train" / "a").mkdir(parents=True)
-    _jpeg_like(tmp_path / "train" / "a" / "x.jpg", 1000, rng)
+    _one_class(tmp_path, {"x.jpg": 1000}, seed=11)
     _tables(cql_session, keyspace, "inj")
     sneaky = f'{keyspace}."data_inj (id, label, data) VALUES (?, ?, ?) USING TTL 60 --"'
     config = ingest.IngestConfig(sneaky, f"{keyspace}.metadata_inj",

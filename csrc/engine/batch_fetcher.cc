@@ -111,7 +111,7 @@ BatchFetcher::~BatchFetcher() {
   }
   queued_.clear();
   // Every request ends within the driver's request timeout; allow that and a margin.
-  auto bound = std::chrono::milliseconds(options_.request_timeout_ms + 30000);
+  const auto bound = LandingBound();
   if (!idle_cv_.wait_for(lock, bound, [&] { return in_flight_ == 0; })) {
     std::fprintf(stderr,
                  "cassandra-dali: %d reads still in flight at shutdown after %lld ms; leaking "
@@ -131,7 +131,7 @@ void BatchFetcher::Start(Batch *batch) {
   {
     // A batch whose wait timed out may still have reads in flight: they must land first.
     std::unique_lock<std::mutex> lock(batch->mutex_);
-    auto bound = std::chrono::milliseconds(options_.request_timeout_ms + 30000);
+    const auto bound = LandingBound();
     if (!batch->done_cv_.wait_for(lock, bound, [&] { return batch->pending_ == 0; })) {
       throw ReadError("reads of an earlier batch from table '" +
                       session_->table().QualifiedName() + "' are still pending after " +
@@ -316,11 +316,11 @@ void BatchFetcher::Wait(Batch *batch) {
   // One round ends when every read of it ended: each within the request timeout, after waiting
   // behind the requests queued before it.
   const auto round_bound = std::chrono::milliseconds(
-      static_cast<int64_t>(options_.request_timeout_ms) *
+      static_cast<int64_t>(session_->options().request_timeout_ms) *
           (2 + static_cast<int64_t>(batch->size()) / options_.max_in_flight) +
       10000);
   // Past the deadline a round may still finish its reads: each ends within the request timeout.
-  const auto grace = std::chrono::milliseconds(options_.request_timeout_ms + 5000);
+  const auto grace = std::chrono::milliseconds(session_->options().request_timeout_ms + 5000);
   for (int round = 0;; ++round) {
     std::vector<Batch::Failure> failures;
     {
@@ -373,10 +373,14 @@ void BatchFetcher::Wait(Batch *batch) {
   }
 }
 
+std::chrono::milliseconds BatchFetcher::LandingBound() const {
+  return std::chrono::milliseconds(session_->options().request_timeout_ms + 30000);
+}
+
 bool BatchFetcher::Settle(Batch *batch) {
   std::unique_lock<std::mutex> lock(batch->mutex_);
-  const auto bound = std::chrono::milliseconds(options_.request_timeout_ms + 30000);
-  const bool settled = batch->done_cv_.wait_for(lock, bound, [&] { return batch->pending_ == 0; });
+  const bool settled =
+      batch->done_cv_.wait_for(lock, LandingBound(), [&] { return batch->pending_ == 0; });
   batch->failures_.clear();
   return settled;
 }

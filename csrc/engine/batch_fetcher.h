@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -53,7 +54,6 @@ struct FetchOptions {
   int retry_budget_ms = 60000;
   int max_retries = -1;          // an extra cap on retry rounds; -1: only the budget counts
   int retry_backoff_ms = 100;    // first delay; doubled each round up to kMaxBackoffMs, jittered
-  int request_timeout_ms = 12000;
 };
 
 constexpr int kMaxBackoffMs = 2000;
@@ -129,6 +129,9 @@ class BatchFetcher {
   void RecordFailure(Batch::Request *request, bool retryable, std::string message) noexcept;
   void Finish(Batch::Request *request) noexcept;
   std::string Describe(const Batch::Request *request) const;
+  // How long reads already issued may take to land: each ends within the session's request
+  // timeout; the margin covers the driver's own bookkeeping.
+  std::chrono::milliseconds LandingBound() const;
 
   std::shared_ptr<const Session> session_;
   FetchOptions options_;

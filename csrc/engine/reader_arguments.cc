@@ -122,7 +122,6 @@ ReaderSettings SettingsFromArguments(
   f.retry_budget_ms = num("retry_budget_ms");
   f.max_retries = num("max_retries");
   f.retry_backoff_ms = num("retry_backoff_ms");
-  f.request_timeout_ms = c.request_timeout_ms;
   return s;
 }
 

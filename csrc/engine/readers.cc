@@ -67,9 +67,11 @@ const Batch *PrefetchingReader::Next() {
   while (static_cast<int>(in_flight_.size()) < depth && !free_.empty()) StartNextBatch();
   fetcher_.Wait(batch);
   failed_ = nullptr;
-  batch_bytes_ = 0;
-  for (int i = 0; i < batch->size(); ++i) {
-    batch_bytes_ += batch->data[i].size() + batch->label_blob[i].size();
+  if (prefetch_bytes_ > 0) {  // the byte budget's unit; not needed without a budget
+    batch_bytes_ = 0;
+    for (int i = 0; i < batch->size(); ++i) {
+      batch_bytes_ += batch->data[i].size() + batch->label_blob[i].size();
+    }
   }
   last_ = batch;
   if (++consumed_batch_ == order_.layout().BatchesPerEpoch() && loop_forever_) {
