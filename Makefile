@@ -51,7 +51,7 @@ fuzz: install
 	$(PY) tests/fuzz/fuzz_parsers.py --seconds $(FUZZ_SECONDS)
 
 demo: install cassandra-jars
-	$(PY) -m cassandra_dali.demo_workflow
+	$(VENV)/bin/cassandra-dali demo
 
 bench: install cassandra-jars
 	$(PY) bench/compare_readers.py

@@ -36,8 +36,9 @@ from typing import Any
 
 import cassandra_dali
 import numpy as np
-from cassandra_dali import dataset, ingest, readloop, schema, server, uuids
-from cassandra_dali.connection import Connection
+from cassandra_dali import readloop, server
+from cassandra_dali.client import Connection, cql_files, token_scan
+from cassandra_dali.dataset import images, ingest, rows_files
 from nvidia.dali import types as dali_types
 
 KEYSPACE = "bench_readers"
@@ -185,7 +186,7 @@ def prepare_data(root: Path, train_per_class: int, seed: int) -> dict[str, Any]:
     marker = root / ".generated.json"
     wanted = {"train_per_class": train_per_class, "seed": seed}
     if not (marker.is_file() and json.loads(marker.read_text()) == wanted):
-        dataset.generate(root, train_per_class, 0, seed, progress=True)
+        images.generate(root, train_per_class, 0, seed, progress=True)
         marker.write_text(json.dumps(wanted))
     files = list((root / "train").rglob("*.JPEG"))
     total = sum(f.stat().st_size for f in files)
@@ -196,7 +197,7 @@ def ingest_train(conn: Connection, root: Path) -> ingest.IngestSummary:
     session = conn.connect()
     try:
         session.execute(f"DROP KEYSPACE IF EXISTS {KEYSPACE}", timeout=120)
-        schema.apply(session, CQL, keyspace=KEYSPACE)
+        cql_files.apply(session, CQL, keyspace=KEYSPACE)
     finally:
         session.cluster.shutdown()
     config = ingest.IngestConfig(
@@ -219,11 +220,11 @@ def ingest_and_list(
         conn = Connection(host=info.host, port=info.port)
     session = conn.connect()
     try:
-        ids = [str(u) for u in uuids.scan_ids(session, f"{KEYSPACE}.metadata_train")]
+        ids = [str(u) for u in token_scan.scan_ids(session, f"{KEYSPACE}.metadata_train")]
     finally:
         session.cluster.shutdown()
     rows = root / "train.rows"
-    uuids.write_rows_file(rows, ids)
+    rows_files.write_rows_file(rows, ids)
     return conn, ids, rows
 
 

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from cassandra_dali import server
-from cassandra_dali.connection import Connection
+from cassandra_dali.client import Connection
 from cassandra_dali.gpus import dali_gpu_count
+from cassandra_dali.sources import CassandraSource, FileSource
 from compare_readers import KEYSPACE, REPO, ingest_and_list, machine, prepare_data
 from nvidia.dali import fn, pipeline_def, types
 
@@ -39,15 +40,13 @@ def define(reader: str, mode: str, args: argparse.Namespace, conn: Connection, r
     @pipeline_def(batch_size=args.bs, num_threads=args.threads, device_id=0,
                   prefetch_queue_depth=2)
     def pipe() -> tuple[Any, Any]:
-        if reader == "cassandra":
-            data, labels = fn.crs4.cassandra(  # type: ignore[attr-defined]
-                name="Reader", table=f"{KEYSPACE}.data_train", source_uuids_file=str(rows),
-                prefetch_buffers=args.prefetch, io_threads=args.io_threads,
-                **conn.reader_kwargs(),
-            )
-        else:
-            data, labels = fn.readers.file(name="Reader", file_root=str(args.root / "train"),
-                                           random_shuffle=True, pad_last_batch=True)
+        source = (
+            CassandraSource(f"{KEYSPACE}.data_train", rows_file=rows, connection=conn,
+                            options={"prefetch_buffers": args.prefetch,
+                                     "io_threads": args.io_threads})
+            if reader == "cassandra" else FileSource(args.root / "train")
+        )
+        data, labels = source.read()
         if mode == "raw":
             return data.gpu(), labels.gpu()
         decoded = fn.decoders.image(data, device="mixed", output_type=types.DALIImageType.RGB)

@@ -39,7 +39,6 @@ def _rss_mib() -> float:
 
 def write_tables(host: str, port: int) -> None:
     from cassandra.concurrent import execute_concurrent_with_args
-
     from cassandra_dali import server
 
     session = server.ServerInfo(host=host, port=port).connect()
@@ -65,9 +64,9 @@ def write_tables(host: str, port: int) -> None:
 
 def measure(host: str, port: int, case: str, epochs: int) -> dict[str, Any]:
     """In this process: build, run `epochs` epochs, return the RSS figures."""
-    from nvidia.dali import fn, pipeline_def
-
-    import cassandra_dali  # noqa: F401
+    from cassandra_dali.client import Connection
+    from cassandra_dali.sources import CassandraSource
+    from nvidia.dali import pipeline_def
 
     index = list(CASES).index(case)
     rows, size, batch = CASES[case]
@@ -75,9 +74,8 @@ def measure(host: str, port: int, case: str, epochs: int) -> dict[str, Any]:
 
     @pipeline_def(batch_size=batch, num_threads=2, device_id=None, prefetch_queue_depth=2)
     def pipe() -> Any:
-        return tuple(fn.crs4.cassandra(  # type: ignore[attr-defined]
-            name="Reader", table=f"{KEYSPACE}.t{index}", cassandra_ips=[host],
-            cassandra_port=port, source_uuids=ids))
+        return CassandraSource(f"{KEYSPACE}.t{index}", uuids=ids,
+                               connection=Connection(host, port)).read(shuffle=False)
 
     p = pipe()
     p.build()

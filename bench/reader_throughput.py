@@ -20,12 +20,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import cassandra_dali
 import numpy as np
 from cassandra.concurrent import execute_concurrent_with_args
-from nvidia.dali import fn, pipeline_def
-
-import cassandra_dali
 from cassandra_dali import server
+from cassandra_dali.client import Connection
+from cassandra_dali.client.cluster import make_cluster
+from cassandra_dali.sources import CassandraSource
+from nvidia.dali import pipeline_def
 
 KEYSPACE = "bench_reader"
 
@@ -60,11 +62,9 @@ def bench_operator(
 ) -> list[dict[str, float]]:
     @pipeline_def(batch_size=batch, num_threads=2, device_id=None, prefetch_queue_depth=2)
     def pipe() -> tuple[Any, Any]:
-        data, label = fn.crs4.cassandra(
-            name="Reader", table=f"{KEYSPACE}.data", cassandra_ips=[host], cassandra_port=port,
-            source_uuids=ids, **reader_args,
-        )
-        return data, label
+        source = CassandraSource(f"{KEYSPACE}.data", uuids=ids,
+                                 connection=Connection(host, port), options=reader_args)
+        return source.read(shuffle=False)
 
     p = pipe()
     p.build()
@@ -81,7 +81,7 @@ def bench_operator(
 
 
 def bench_python_driver(host: str, port: int, ids: list[str], epochs: int, concurrency: int) -> list[dict[str, float]]:
-    cluster = server.make_cluster(host, port, protocol_version=None)  # TCP_NODELAY, token-aware
+    cluster = make_cluster(host, port, protocol_version=None)  # TCP_NODELAY, token-aware
     session = cluster.connect()
     select = session.prepare(f"SELECT data, label FROM {KEYSPACE}.data WHERE id = ?")
     params = [(uuid.UUID(u),) for u in ids]
@@ -145,7 +145,7 @@ def main() -> None:
         info = server.start(server.ServerConfig(dir=Path(temp.name), heap="2G"))
         args.host, args.port = info.host, info.port
     try:
-        cluster = server.make_cluster(args.host, args.port, protocol_version=None)
+        cluster = make_cluster(args.host, args.port, protocol_version=None)
         ids, total = write_rows(cluster.connect(), args.samples, seed=0)
         cluster.shutdown()
         print(f"{len(ids)} rows, {total / 1e6:.1f} MB, mean {total / len(ids) / 1e3:.1f} KB")

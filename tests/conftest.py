@@ -19,9 +19,11 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 import pytest
-
 from cassandra_dali import server
 from cassandra_dali.gpus import dali_gpu_count
+
+# The workflow tests' dataset, keyspace and ingested split, shared by their two modules.
+pytest_plugins = ("workflow_helpers",)
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cassandra_dali.sources import cassandra_node
 from nvidia.dali import fn, pipeline_def, types
-
-import cassandra_dali  # noqa: F401  (loads the plugin)
 
 # Consumer -> what the pipeline returns.
 CONSUMERS = (
@@ -57,7 +56,7 @@ def reader_pipeline(operator: str, consumer: str, reader_args: dict[str, Any], *
                   **pipe_args)
     def pipe() -> tuple[Any, ...]:
         if operator == "cassandra":
-            data, labels = fn.crs4.cassandra(name="Reader", **reader_args)  # type: ignore[attr-defined]
+            data, labels = cassandra_node(reader_args)
         else:
             args = {k: v for k, v in reader_args.items() if k not in _SELF_FEED_ONLY}
             uuids = fn.external_source(name="UUID", dtype=types.DALIDataType.UINT8, ndim=1)

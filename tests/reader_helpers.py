@@ -8,12 +8,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import cassandra_dali  # noqa: F401  (loads the plugin)
 import numpy as np
 from cassandra.concurrent import execute_concurrent_with_args
-from nvidia.dali import fn, pipeline_def
-
-import cassandra_dali  # noqa: F401  (loads the plugin)
 from cassandra_dali import server
+from cassandra_dali.sources import cassandra_node
+from nvidia.dali import pipeline_def
 
 
 def sha(data: bytes | np.ndarray) -> str:
@@ -79,8 +79,7 @@ def reader_kwargs(info: server.ServerInfo, table: str, **extra: Any) -> dict[str
 def cassandra_pipeline(batch_size: int, **reader_args: Any) -> Any:
     @pipeline_def(batch_size=batch_size, num_threads=1, device_id=None, prefetch_queue_depth=2)
     def pipe() -> tuple[Any, Any]:
-        data, label = fn.crs4.cassandra(name="Reader", **reader_args)
-        return data, label
+        return cassandra_node(reader_args)
 
     p = pipe()
     p.build()

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
-
-from cassandra_dali import _native, dataset, server
+from cassandra_dali import _native, server
+from cassandra_dali.dataset import images
 from gpu_pipelines import CONSUMERS, LABEL_TYPES, OPERATORS, reader_pipeline
+from PIL import Image
 from reader_helpers import Dataset, reader_kwargs, sha, write_dataset
 
 pytestmark = pytest.mark.gpu
@@ -29,7 +29,7 @@ DECODE_CONSUMERS = ("mixed_decode", "cpu_decode_gpu")
 @pytest.fixture(scope="module")
 def jpegs(cql_session: Any, keyspace: str) -> Iterator[Dataset]:
     """60 generated Imagenette-like JPEGs in data_int, data_blob and data_none."""
-    blobs = [dataset.render_jpeg(spec) for spec in dataset.image_specs(6, 0, seed=3)]
+    blobs = [images.render_jpeg(spec) for spec in images.image_specs(6, 0, seed=3)]
     yield write_dataset(cql_session, keyspace, 0, blobs=blobs)
 
 

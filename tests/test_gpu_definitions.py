@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from cassandra_dali import readloop
-from cassandra_dali.connection import Connection
+from cassandra_dali.client import Connection
 from gpu_pipelines import CONSUMERS, LABEL_TYPES, OPERATORS, reader_pipeline
 
 UUIDS = ["6f1e8b52-5b0a-4c4e-9a55-0d4f7a1b2c3d", "0b8d2c44-1e7f-4a2b-8c3d-9e0f1a2b3c4d"]

@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from cassandra_dali import connection, ingest, server, uuids
+from cassandra_dali import server
+from cassandra_dali.client import Connection, token_scan
+from cassandra_dali.dataset import ingest, rows_files
 
 NEAR_16_MIB = 16 * 1024 * 1024 - 2048
 
@@ -39,8 +40,8 @@ def _tables(session: Any, keyspace: str, suffix: str) -> tuple[str, str]:
     return data, meta
 
 
-def _conn(info: server.ServerInfo) -> connection.Connection:
-    return connection.Connection(host=info.host, port=info.port)
+def _conn(info: server.ServerInfo) -> Connection:
+    return Connection(host=info.host, port=info.port)
 
 
 @pytest.mark.slow
@@ -62,7 +63,7 @@ def test_big_files_at_default_settings_byte_exact(
     assert summary.complete and summary.written == len(files), summary.format()
     select = cql_session.prepare(f"SELECT data FROM {data_table} WHERE id = ?")
     for relative, data in files.items():
-        row = cql_session.execute(select, (uuids.sample_uuid(relative),), timeout=60).one()
+        row = cql_session.execute(select, (rows_files.sample_uuid(relative),), timeout=60).one()
         assert row is not None, f"{relative} was not stored"
         assert hashlib.sha256(row.data).digest() == hashlib.sha256(data).digest(), relative
 
@@ -96,4 +97,4 @@ def test_table_names_carrying_cql_are_quoted(
         ingest.ingest_split(tmp_path, "train", config)
     assert cql_session.execute(f"SELECT count(*) FROM {keyspace}.data_inj").one()[0] == 0
     with pytest.raises(Exception, match="(?i)unconfigured table|does not exist"):
-        uuids.scan_ids(cql_session, f'{keyspace}."metadata_inj WHERE id = id --"')
+        token_scan.scan_ids(cql_session, f'{keyspace}."metadata_inj WHERE id = id --"')

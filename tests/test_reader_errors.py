@@ -302,7 +302,7 @@ def test_no_password_in_a_serialized_pipeline(
 def test_secrets_stay_out_of_reprs_and_world_readable_files(
     cassandra_server: server.ServerInfo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from cassandra_dali.connection import Connection
+    from cassandra_dali.client import Connection
 
     conn = Connection(username="u", password="s3cret-value")
     info = server.ServerInfo(host="h", port=1, username="u", password="s3cret-value")

@@ -18,14 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import cassandra_dali
 import pytest
 from cassandra import AuthenticationFailed
 from cassandra.cluster import NoHostAvailable
 from cassandra.concurrent import execute_concurrent_with_args
-
-import cassandra_dali
 from cassandra_dali import server
-
+from cassandra_dali.client.cluster import make_cluster
 from servers import extra_server
 
 if TYPE_CHECKING:
@@ -43,7 +42,7 @@ def _connect_error(info: server.ServerInfo, **overrides: Any) -> BaseException:
     options: dict[str, Any] = {"username": info.username, "password": info.password,
                                "ca_cert": info.ca_cert, "connect_timeout": 10}
     options.update(overrides)
-    cluster = server.make_cluster(info.host, info.port, **options)
+    cluster = make_cluster(info.host, info.port, **options)
     try:
         with pytest.raises(NoHostAvailable) as caught:
             cluster.connect()
@@ -267,7 +266,7 @@ def test_jvm_death_is_reported_with_the_log(
         pytest.skip("the JDK 17 flags come from CASSANDRA_HOME's conf/ here")
     # Without the JDK 17 module flags that conf/jvm17-server.options carries, Cassandra 5.0
     # dies during start-up: the launcher must say so at once, with the JVM's own error.
-    monkeypatch.setattr(server, "JVM17_MODULE_FLAGS", ())
+    monkeypatch.setattr(server.jars, "JVM17_MODULE_FLAGS", ())
     started = time.monotonic()
     with pytest.raises(server.ServerError) as caught:
         _start(tmp_path)
@@ -334,7 +333,7 @@ JVM17_SERVER_OPTIONS = """\
 -Djdk.attach.allowAttachSelf=true
 """ + "".join(
     f"{flag} {value}\n"
-    for flag, value in zip(server.JVM17_MODULE_FLAGS[1::2], server.JVM17_MODULE_FLAGS[2::2],
+    for flag, value in zip(server.jars.JVM17_MODULE_FLAGS[1::2], server.jars.JVM17_MODULE_FLAGS[2::2],
                            strict=True)
 ) + """
 # Netty

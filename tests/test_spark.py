@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cassandra_dali import dataset, server
+from cassandra_dali import server
+from cassandra_dali.dataset import images
 from conftest import unique_keyspace_name
 
 pyspark = pytest.importorskip("pyspark", reason="pyspark is not installed")
@@ -48,7 +49,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("imagenette_spark")
-    dataset.generate(path, TRAIN_PER_CLASS, 0, seed=11, workers=2)
+    images.generate(path, TRAIN_PER_CLASS, 0, seed=11, workers=2)
     return path
 
 
@@ -103,8 +104,6 @@ def spark_submit(master: str, args: list[str], log: Path) -> str:
         "spark.executor.memory=1g",
         "--conf",
         "spark.ui.enabled=false",
-        "--py-files",
-        "extract_common.py",
         "extract_spark.py",
         *args,
     ]
@@ -205,7 +204,7 @@ class StandaloneSpark:
 def test_serial_and_spark_give_the_same_tables(
     root: Path, ks: str, cassandra_server: server.ServerInfo, cql_session: Any, tmp_path: Path
 ) -> None:
-    n = TRAIN_PER_CLASS * len(dataset.IMAGENETTE_CLASSES)
+    n = TRAIN_PER_CLASS * len(images.IMAGENETTE_CLASSES)
     serial = subprocess.run(
         [sys.executable, "extract_serial.py", *ingest_args(root, ks, "serial", cassandra_server)],
         cwd=EXAMPLES,

@@ -7,132 +7,31 @@ to look inside (summaries, failure injection)."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import cassandra_dali
-import numpy as np
 import pytest
-from cassandra_dali import connection, dataset, ingest, schema, server, uuids
+from cassandra_dali import server
+from cassandra_dali.client import Connection, cql_files
+from cassandra_dali.dataset import TABLES_CQL, images, ingest
 from conftest import unique_keyspace_name
-from nvidia.dali import fn, pipeline_def
 from PIL import Image
 from tcp_proxy import TcpProxy
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "imagenette"
-TRAIN_PER_CLASS, VAL_PER_CLASS, SEED = 4, 2, 7
-N_TRAIN = TRAIN_PER_CLASS * len(dataset.IMAGENETTE_CLASSES)
-
-
-def sha(data: bytes | np.ndarray) -> str:
-    return hashlib.sha256(bytes(data)).hexdigest()
-
-
-def script_env() -> dict[str, str]:
-    # The scripts run with this interpreter; its bin/ (torchrun, cqlsh) comes first on PATH.
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
-def run_script(
-    *args: str, check: bool = True, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, *args],
-        cwd=EXAMPLES,
-        env=env or script_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{args[0]} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-        )
-    return result
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("imagenette")
-    dataset.generate(path, TRAIN_PER_CLASS, VAL_PER_CLASS, SEED, workers=2)
-    return path
-
-
-@pytest.fixture(scope="module")
-def ks(cassandra_server: server.ServerInfo, cql_session: Any) -> Iterator[str]:
-    """create_tables.cql applied under a keyspace of this module's own."""
-    name = unique_keyspace_name("workflow")
-    schema.apply(cql_session, EXAMPLES / "create_tables.cql", keyspace=name)
-    try:
-        yield name
-    finally:
-        cql_session.execute(f"DROP KEYSPACE IF EXISTS {name}")
-
-
-@pytest.fixture(scope="module")
-def conn(cassandra_server: server.ServerInfo) -> connection.Connection:
-    return connection.Connection(host=cassandra_server.host, port=cassandra_server.port)
-
-
-def conn_flags(conn: connection.Connection) -> list[str]:
-    return ["--host", conn.host, "--port", str(conn.port)]
-
-
-def expected_train(root: Path) -> dict[uuid.UUID, tuple[int, str, str]]:
-    """id -> (label, sha256, class) for every train file, from the files themselves."""
-    out = {}
-    for label, wnid in enumerate(sorted(dataset.IMAGENETTE_CLASSES)):
-        for path in sorted((root / "train" / wnid).iterdir()):
-            out[uuids.sample_uuid(f"train/{wnid}/{path.name}")] = (
-                label,
-                sha(path.read_bytes()),
-                wnid,
-            )
-    return out
-
-
-@pytest.fixture(scope="module")
-def ingested(root: Path, ks: str, conn: connection.Connection) -> str:
-    """The train split stored with extract_serial.py, as the README does it."""
-    result = run_script(
-        "extract_serial.py",
-        str(root),
-        "--split-subdir=train",
-        "--data-table",
-        f"{ks}.data_train",
-        "--metadata-table",
-        f"{ks}.metadata_train",
-        "--no-progress",
-        *conn_flags(conn),
-    )
-    assert f"{N_TRAIN} written" in result.stdout, result.stdout
-    return ks
-
-
-@pytest.fixture(scope="module")
-def rows_file(
-    ingested: str, conn: connection.Connection, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    path = tmp_path_factory.mktemp("rows") / "train.rows"
-    result = run_script(
-        "cache_uuids.py",
-        f"--metadata-table={ingested}.metadata_train",
-        "--rows-fn",
-        str(path),
-        *conn_flags(conn),
-    )
-    assert f"{N_TRAIN} UUIDs" in result.stdout
-    return path
-
+from workflow_helpers import (
+    EXAMPLES,
+    N_TRAIN,
+    TRAIN_PER_CLASS,
+    VAL_PER_CLASS,
+    conn_flags,
+    expected_train,
+    run_script,
+    script_env,
+    sha,
+)
 
 # --------------------------------------------------------------------------------------------
 # Generator
@@ -143,9 +42,9 @@ def test_generator_layout_and_sizes(root: Path) -> None:
     assert sorted(p.name for p in root.iterdir()) == ["train", "val"]
     for split, per_class in (("train", TRAIN_PER_CLASS), ("val", VAL_PER_CLASS)):
         assert sorted(p.name for p in (root / split).iterdir()) == sorted(
-            dataset.IMAGENETTE_CLASSES
+            images.IMAGENETTE_CLASSES
         )
-        for wnid in dataset.IMAGENETTE_CLASSES:
+        for wnid in images.IMAGENETTE_CLASSES:
             files = sorted((root / split / wnid).iterdir())
             assert len(files) == per_class
             for path in files:
@@ -157,15 +56,15 @@ def test_generator_layout_and_sizes(root: Path) -> None:
                     len(data),
                 )  # tens of KB, like the real set
                 with Image.open(path) as image:
-                    assert image.format == "JPEG" and min(image.size) == dataset.SHORT_SIDE
+                    assert image.format == "JPEG" and min(image.size) == images.SHORT_SIDE
     assert (root / "val" / "n01440764" / "ILSVRC2012_val_00000001.JPEG").is_file()
     assert (root / "train" / "n03888605" / "n03888605_10000.JPEG").is_file()
 
 
 def test_generator_is_deterministic(tmp_path: Path) -> None:
-    classes = dataset.IMAGENETTE_CLASSES[:2]
+    classes = images.IMAGENETTE_CLASSES[:2]
     for name, seed, workers in (("a", 3, 1), ("b", 3, 2), ("c", 4, 1)):
-        dataset.generate(tmp_path / name, 1, 1, seed, classes=classes, workers=workers)
+        images.generate(tmp_path / name, 1, 1, seed, classes=classes, workers=workers)
 
     def contents(name: str) -> dict[str, str]:
         base = tmp_path / name
@@ -232,14 +131,12 @@ def test_create_tables_cql(ks: str, cql_session: Any) -> None:
     ).one()
     assert strategy.replication["class"].endswith("SimpleStrategy")
     assert strategy.replication["replication_factor"] == "1"
-    # Both files differ only in the keyspace.
-    assert (
-        schema.created_keyspace((EXAMPLES / "create_tables.imagenet.cql").read_text()) == "imagenet"
-    )
-    assert schema.created_keyspace((EXAMPLES / "create_tables.cql").read_text()) == "imagenette"
+    # The example's file is the one the package ships (and the demo applies).
+    assert (EXAMPLES / "create_tables.cql").resolve() == TABLES_CQL.resolve()
+    assert cql_files.created_keyspace(TABLES_CQL.read_text()) == "imagenette"
 
 
-def test_cqlsh_runs_the_file(conn: connection.Connection, cql_session: Any, tmp_path: Path) -> None:
+def test_cqlsh_runs_the_file(conn: Connection, cql_session: Any, tmp_path: Path) -> None:
     cqlsh = shutil.which("cqlsh", path=script_env()["PATH"])
     if cqlsh is None:
         pytest.skip("cqlsh is not installed (pip install cqlsh)")
@@ -247,7 +144,7 @@ def test_cqlsh_runs_the_file(conn: connection.Connection, cql_session: Any, tmp_
     script = tmp_path / "create_tables.cql"
     script.write_text(
         ";\n".join(
-            schema.split_statements((EXAMPLES / "create_tables.cql").read_text(), keyspace=name)
+            cql_files.split_statements((EXAMPLES / "create_tables.cql").read_text(), keyspace=name)
         )
         + ";\n"
     )
@@ -272,7 +169,7 @@ def test_cqlsh_runs_the_file(conn: connection.Connection, cql_session: Any, tmp_
         cql_session.execute(f"DROP KEYSPACE IF EXISTS {name}")
 
 
-def test_cli_schema_apply(conn: connection.Connection, cql_session: Any) -> None:
+def test_cli_schema_apply(conn: Connection, cql_session: Any) -> None:
     name = unique_keyspace_name("cli_schema")
     try:
         result = subprocess.run(
@@ -282,7 +179,7 @@ def test_cli_schema_apply(conn: connection.Connection, cql_session: Any) -> None
                 "cassandra_dali.cli",
                 "schema",
                 "apply",
-                str(EXAMPLES / "create_tables.imagenet.cql"),
+                str(EXAMPLES / "create_tables.cql"),
                 "--keyspace",
                 name,
                 *conn_flags(conn),
@@ -306,20 +203,20 @@ def test_statement_splitting() -> None:
         "-- a; comment\nCREATE KEYSPACE k WITH r = {'a': 'x;y'};"
         "/* ; */ INSERT INTO k.t (a) VALUES ('it''s');"
     )
-    assert schema.split_statements(text) == [
+    assert cql_files.split_statements(text) == [
         "CREATE KEYSPACE k WITH r = {'a': 'x;y'}",
         "INSERT INTO k.t (a) VALUES ('it''s')",
     ]
     assert (
-        schema.split_statements(text, keyspace="other")[1]
+        cql_files.split_statements(text, keyspace="other")[1]
         == "INSERT INTO \"other\".t (a) VALUES ('it''s')"
     )
     # A renamed keyspace is always quoted: whatever the name holds stays a name.
-    assert schema.split_statements(text, keyspace='"k; DROP KEYSPACE k"')[1].startswith(
+    assert cql_files.split_statements(text, keyspace='"k; DROP KEYSPACE k"')[1].startswith(
         'INSERT INTO "k; DROP KEYSPACE k".t'
     )
-    with pytest.raises(schema.CqlSyntaxError, match="unterminated"):
-        schema.split_statements("SELECT 'abc")
+    with pytest.raises(cql_files.CqlSyntaxError, match="unterminated"):
+        cql_files.split_statements("SELECT 'abc")
 
 
 # --------------------------------------------------------------------------------------------
@@ -344,7 +241,7 @@ def test_serial_ingest_rows(root: Path, ingested: str, cql_session: Any) -> None
 
 
 def test_rerun_adds_nothing(
-    root: Path, ingested: str, conn: connection.Connection, cql_session: Any
+    root: Path, ingested: str, conn: Connection, cql_session: Any
 ) -> None:
     config = ingest.IngestConfig(
         f"{ingested}.data_train", f"{ingested}.metadata_train", connection=conn
@@ -367,19 +264,19 @@ def test_rerun_adds_nothing(
 
 
 def test_val_split_and_labels(
-    root: Path, ingested: str, conn: connection.Connection, cql_session: Any
+    root: Path, ingested: str, conn: Connection, cql_session: Any
 ) -> None:
     config = ingest.IngestConfig(
         f"{ingested}.data_val", f"{ingested}.metadata_val", connection=conn
     )
     summary = ingest.ingest_split(root, "val", config)
-    assert summary.written == VAL_PER_CLASS * len(dataset.IMAGENETTE_CLASSES)
+    assert summary.written == VAL_PER_CLASS * len(images.IMAGENETTE_CLASSES)
     rows = list(
         cql_session.execute(f"SELECT label, or_label, or_split FROM {ingested}.metadata_val")
     )
     # Same class folders, same labels as train: sorted WordNet ids numbered from 0.
     assert {(r.label, r.or_label) for r in rows} == set(
-        enumerate(sorted(dataset.IMAGENETTE_CLASSES))
+        enumerate(sorted(images.IMAGENETTE_CLASSES))
     )
     assert {r.or_split for r in rows} == {"val"}
 
@@ -417,7 +314,7 @@ def bad_tables(ks: str, cql_session: Any) -> Iterator[tuple[str, str]]:
 
 
 def test_bad_inputs_skipped(
-    bad_root: Path, bad_tables: tuple[str, str], conn: connection.Connection, cql_session: Any
+    bad_root: Path, bad_tables: tuple[str, str], conn: Connection, cql_session: Any
 ) -> None:
     config = ingest.IngestConfig(
         *bad_tables, connection=conn, on_error=ingest.OnError.SKIP, max_size=200_000
@@ -448,7 +345,7 @@ def test_bad_inputs_skipped(
 
 
 def test_bad_inputs_fail(
-    bad_root: Path, bad_tables: tuple[str, str], conn: connection.Connection
+    bad_root: Path, bad_tables: tuple[str, str], conn: Connection
 ) -> None:
     args = [
         str(bad_root),
@@ -471,7 +368,7 @@ def test_bad_inputs_fail(
         ingest.ingest_split(bad_root, "train", config)
 
 
-def test_unknown_table_and_host(root: Path, ks: str, conn: connection.Connection) -> None:
+def test_unknown_table_and_host(root: Path, ks: str, conn: Connection) -> None:
     result = run_script(
         "extract_serial.py",
         str(root),
@@ -521,7 +418,7 @@ def test_server_lost_mid_ingest(
     root: Path, bad_tables: tuple[str, str], cassandra_server: server.ServerInfo
 ) -> None:
     proxy = TcpProxy(cassandra_server.host, cassandra_server.port)
-    via_proxy = connection.Connection(host="127.0.0.1", port=proxy.port)
+    via_proxy = Connection(host="127.0.0.1", port=proxy.port)
     # A server gone for good: each write is retried for its budget (3 s here), then reported.
     config = ingest.IngestConfig(*bad_tables, connection=via_proxy, on_error=ingest.OnError.SKIP,
                                  retry_budget_s=3.0)
@@ -537,195 +434,3 @@ def test_server_lost_mid_ingest(
     assert f"Cassandra at 127.0.0.1:{proxy.port}" in message and "unreachable" in message
     assert "Run the same command again" in message
     assert "retries over" in message and "retry budget 3 s" in message
-
-
-# --------------------------------------------------------------------------------------------
-# UUIDs and reading back
-# --------------------------------------------------------------------------------------------
-
-
-def test_rows_file_round_trip(root: Path, rows_file: Path, tmp_path: Path) -> None:
-    ids = uuids.read_rows_file(rows_file)
-    assert ids == sorted(str(u) for u in expected_train(root))  # sorted, complete, no comments
-    assert rows_file.read_text().startswith("# ")
-    copy = tmp_path / "copy.rows"
-    assert uuids.write_rows_file(copy, reversed(ids)) == len(ids)
-    assert uuids.read_rows_file(copy) == ids
-
-
-def test_token_ranges_cover_the_ring() -> None:
-    for splits in (1, 3, 64):
-        ranges = uuids.token_ranges(splits)
-        assert len(ranges) == splits
-        assert ranges[0][0] == uuids.MIN_TOKEN and ranges[-1][1] == uuids.MAX_TOKEN
-        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
-        assert all(lo < hi for lo, hi in ranges)
-
-
-def test_scan_with_few_and_many_ranges(ingested: str, cql_session: Any) -> None:
-    one = uuids.scan_ids(cql_session, f"{ingested}.metadata_train", splits=1)
-    many = uuids.scan_ids(cql_session, f"{ingested}.metadata_train", splits=1000, fetch_size=3)
-    assert one == many and len(one) == N_TRAIN
-
-
-def test_every_file_reads_back_byte_exact(
-    root: Path, rows_file: Path, ingested: str, conn: connection.Connection
-) -> None:
-    expected = expected_train(root)
-    batch_size = 16
-
-    @pipeline_def(batch_size=batch_size, num_threads=1, device_id=None)
-    def pipe() -> Any:
-        data, labels = fn.crs4.cassandra(
-            name="Reader",
-            table=f"{ingested}.data_train",
-            source_uuids_file=str(rows_file),
-            **conn.reader_kwargs(),
-        )
-        return data, labels
-
-    p = pipe()
-    p.build()
-    layout = cassandra_dali._native.shard_layout(N_TRAIN, 1, 0, batch_size)
-    seen: dict[str, int] = {}
-    for _ in range(layout["batches_per_epoch"]):
-        data, labels = p.run()
-        for i in range(len(data)):
-            seen[sha(np.array(data[i]))] = int(np.array(labels[i])[0])
-    assert seen == {digest: label for label, digest, _ in expected.values()}
-
-
-# --------------------------------------------------------------------------------------------
-# loop_read.py
-# --------------------------------------------------------------------------------------------
-
-
-def test_loop_read_both_readers(
-    root: Path, rows_file: Path, ingested: str, conn: connection.Connection, tmp_path: Path
-) -> None:
-    out = run_script(
-        "loop_read.py",
-        "--data-table",
-        f"{ingested}.data_train",
-        "--rows-fn",
-        str(rows_file),
-        "--bs",
-        "8",
-        "--epochs",
-        "2",
-        "--json",
-        str(tmp_path / "c.json"),
-        *conn_flags(conn),
-    ).stdout
-    assert "epoch 0:" in out and "epoch 1:" in out and "images/s" in out and "MB/s" in out
-    assert "epoch 0 left out as warm-up" in out
-    out = run_script(
-        "loop_read.py",
-        "--reader=file",
-        f"--file-root={root / 'train'}",
-        "--bs",
-        "8",
-        "--epochs",
-        "1",
-    ).stdout
-    assert "file:" in out and "images/s" in out
-    import json
-
-    figures = json.loads((tmp_path / "c.json").read_text())
-    assert figures["batches_per_epoch"] == 5 and figures["images_per_s"] > 0
-
-
-def test_loop_read_use_gpu_without_gpu(root: Path) -> None:
-    from nvidia.dali.backend import GetCUDADeviceCount
-
-    if GetCUDADeviceCount() > 0:
-        pytest.skip("this machine has a GPU")
-    result = run_script(
-        "loop_read.py", "--reader=file", f"--file-root={root / 'train'}", "--use-gpu", check=False
-    )
-    assert result.returncode == 1
-    assert "--use-gpu needs an NVIDIA GPU" in result.stderr and "Traceback" not in result.stderr
-
-
-def test_loop_read_with_the_server_down(rows_file: Path) -> None:
-    result = run_script(
-        "loop_read.py", "--data-table=ks.t", f"--rows-fn={rows_file}", "--port=1", check=False
-    )
-    assert result.returncode == 1, result.stderr
-    assert "loop_read.py: error: fn.crs4.cassandra: cannot connect to Cassandra at 127.0.0.1:1" in (
-        result.stderr
-    )
-    assert "Traceback" not in result.stderr and "pipeline" not in result.stderr
-
-
-def _two_ranks(args: list[str], record: Path) -> None:
-    """loop_read.py with 2 ranks: torchrun when installed, else the variables torchrun sets."""
-    torchrun = shutil.which("torchrun", path=script_env()["PATH"])
-    if torchrun is not None:
-        result = subprocess.run(
-            [
-                torchrun,
-                "--standalone",
-                "--nproc_per_node=2",
-                "loop_read.py",
-                *args,
-                "--record",
-                str(record),
-            ],
-            cwd=EXAMPLES,
-            env=script_env(),
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        return
-    processes = []
-    for rank in range(2):
-        env = dict(
-            script_env(),
-            RANK=str(rank),
-            WORLD_SIZE="2",
-            LOCAL_RANK=str(rank),
-            LOCAL_WORLD_SIZE="2",
-            MASTER_ADDR="127.0.0.1",
-            MASTER_PORT="29500",
-        )
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "loop_read.py", *args, "--record", str(record)],
-                cwd=EXAMPLES,
-                env=env,
-            )
-        )
-    assert [p.wait(timeout=180) for p in processes] == [0, 0]
-
-
-@pytest.mark.parametrize("reader", ["cassandra", "file"])
-def test_two_ranks_see_disjoint_samples(
-    reader: str,
-    root: Path,
-    rows_file: Path,
-    ingested: str,
-    conn: connection.Connection,
-    tmp_path: Path,
-) -> None:
-    if reader == "cassandra":
-        args = [
-            "--data-table",
-            f"{ingested}.data_train",
-            "--rows-fn",
-            str(rows_file),
-            *conn_flags(conn),
-        ]
-    else:
-        args = ["--reader=file", f"--file-root={root / 'train'}"]
-    _two_ranks([*args, "--bs", "4", "--epochs", "1"], tmp_path / "seen")
-    per_rank = [
-        {line.split()[0] for line in (tmp_path / f"seen.{rank}").read_text().splitlines()}
-        for rank in range(2)
-    ]
-    everything = {digest for _, digest, _ in expected_train(root).values()}
-    assert per_rank[0].isdisjoint(per_rank[1])
-    assert per_rank[0] | per_rank[1] == everything
-    assert abs(len(per_rank[0]) - len(per_rank[1])) <= 1

@@ -14,7 +14,7 @@
 #include "dali_ops/output_writer.h"
 #include "engine/errors.h"
 #include "engine/reader_arguments.h"
-#include "engine/readers.h"
+#include "engine/loaders.h"
 
 namespace cassandra_dali {
 namespace {
@@ -106,7 +106,7 @@ class CassandraSelfFeed : public CassandraOpBase {
       // per rank (DALI's ImageNet example uses 12 + local_rank), and is random when unset.
       uint64_t seed = spec.GetArgument<int64_t>("shuffle_seed");
       EpochOrder order(layout, spec.GetArgument<bool>("shuffle_every_epoch"), seed);
-      reader_ = std::make_unique<PrefetchingReader>(
+      reader_ = std::make_unique<PrefetchingLoader>(
           Connect(), std::move(uuids), order, spec.GetArgument<int>("prefetch_buffers"),
           spec.GetArgument<int64_t>("prefetch_bytes"), spec.GetArgument<bool>("loop_forever"),
           fetch_);
@@ -159,14 +159,14 @@ class CassandraSelfFeed : public CassandraOpBase {
   }
 
  private:
-  std::unique_ptr<PrefetchingReader> reader_;
+  std::unique_ptr<PrefetchingLoader> reader_;
 };
 
 class CassandraInteractive : public CassandraOpBase {
  public:
   explicit CassandraInteractive(const OpSpec &spec) : CassandraOpBase(spec) {
     reader_ = Translate(
-        [&] { return std::make_unique<DirectReader>(Connect(), fetch_); });
+        [&] { return std::make_unique<DirectLoader>(Connect(), fetch_); });
   }
 
  protected:
@@ -195,7 +195,7 @@ class CassandraInteractive : public CassandraOpBase {
   }
 
  private:
-  std::unique_ptr<DirectReader> reader_;
+  std::unique_ptr<DirectLoader> reader_;
   std::vector<UuidBytes> uuids_;
 };
 

@@ -13,7 +13,7 @@
 
 #include "engine/errors.h"
 #include "engine/reader_arguments.h"
-#include "engine/readers.h"
+#include "engine/loaders.h"
 
 namespace py = pybind11;
 using namespace cassandra_dali;  // NOLINT
@@ -49,7 +49,7 @@ class PyReader {
   PyReader(const ConnectionOptions &connection, const TableSpec &table, const FetchOptions &fetch)
       : label_type_(table.label_type) {
     py::gil_scoped_release release;
-    reader_ = std::make_unique<DirectReader>(std::make_shared<const Session>(connection, table),
+    reader_ = std::make_unique<DirectLoader>(std::make_shared<const Session>(connection, table),
                                              fetch);
   }
 
@@ -81,7 +81,7 @@ class PyReader {
 
  private:
   LabelType label_type_;
-  std::unique_ptr<DirectReader> reader_;
+  std::unique_ptr<DirectLoader> reader_;
 };
 
 }  // namespace

@@ -7,9 +7,9 @@ The table is scanned by token ranges (not one giant query); the file is sorted.
 
 import sys
 
-from cassandra_dali import cli_data
+from cassandra_dali import cli
 
 if __name__ == "__main__":
     sys.exit(
-        cli_data.script_main("uuids", prog="cache_uuids.py", description=__doc__.splitlines()[0])
+        cli.script_main("uuids", prog="cache_uuids.py", description=__doc__.splitlines()[0])
     )

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from cassandra_dali import training
-from cassandra_dali.connection import add_connection_arguments, from_args
+from cassandra_dali.cli.options import add_connection_arguments, connection_from_args
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -70,15 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     for rows in (args.train_rows_fn, args.val_rows_fn):
         if not rows.is_file():
             raise SystemExit(f"no rows file {rows} (write it with cache_uuids.py)")
-    connection = from_args(args)
+    connection = connection_from_args(args)
 
     def source(table: str, rows: Path) -> training.CassandraSource:
         return training.CassandraSource(
-            table,
-            rows,
-            connection,
-            io_threads=args.io_threads,
-            prefetch_buffers=args.prefetch_buffers,
+            table, rows_file=rows, connection=connection,
+            options={"io_threads": args.io_threads, "prefetch_buffers": args.prefetch_buffers},
         )
 
     return training.run(

@@ -7,12 +7,11 @@ ROOT/SPLIT/CLASS/FILE: class folders (sorted) give the integer labels. Ids are d
 "split/class/file", so running it again rewrites the same rows. See --help and README.md.
 """
 
-from cassandra_dali import ingest
-from extract_common import main, parse_args
+import sys
+
+from cassandra_dali import cli
 
 if __name__ == "__main__":
-    main(
-        ingest.run_serial,
-        parse_args("extract_serial.py", __doc__.splitlines()[0]),
-        "extract_serial.py",
+    sys.exit(
+        cli.script_main("ingest", prog="extract_serial.py", description=__doc__.splitlines()[0])
     )

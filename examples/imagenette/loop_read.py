@@ -9,7 +9,7 @@ Sharded by RANK/WORLD_SIZE (LOCAL_RANK picks the GPU), as torchrun sets them.
 
 import sys
 
-from cassandra_dali import cli_data
+from cassandra_dali import cli
 
 if __name__ == "__main__":
-    sys.exit(cli_data.script_main("read", prog="loop_read.py", description=__doc__.splitlines()[0]))
+    sys.exit(cli.script_main("read", prog="loop_read.py", description=__doc__.splitlines()[0]))

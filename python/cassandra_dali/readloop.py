@@ -14,22 +14,18 @@ Sharding follows the variables torchrun sets: ``RANK`` and ``WORLD_SIZE`` give t
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
-import json
-import math
-import os
 import statistics
-import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from .connection import Connection, add_connection_arguments, qualified_table
-from .connection import from_args as connection_from_args
+from .client import Connection, qualified_table
 from .gpus import GpuError, dali_gpu_count, device_index
+from .sharding import Ranks, batches_per_epoch
+from .sources import READER_NAME, CassandraSource, FileSource
 
 READERS = ("cassandra", "file")
 
@@ -47,25 +43,6 @@ def reader_error(error: BaseException) -> LoopError | None:
         return None
     line = text[text.index(marker) + len(marker):].splitlines()[0]
     return LoopError(f"fn.crs4.cassandra: {line}")
-
-
-@dataclasses.dataclass(frozen=True)
-class Ranks:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Ranks:
-        env = os.environ if env is None else env
-        ranks = cls(
-            rank=int(env.get("RANK", "0")),
-            world_size=int(env.get("WORLD_SIZE", "1")),
-            local_rank=int(env.get("LOCAL_RANK", "0")),
-        )
-        if not 0 <= ranks.rank < ranks.world_size:
-            raise LoopError(f"RANK={ranks.rank} is outside WORLD_SIZE={ranks.world_size}")
-        return ranks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,18 +157,27 @@ def check_gpu(local_rank: int) -> int:
         raise LoopError(str(error)) from None
 
 
+def source(config: LoopConfig) -> CassandraSource | FileSource:
+    if config.reader == "cassandra":
+        return CassandraSource(
+            config.data_table, rows_file=config.rows_fn, connection=config.connection,
+            options={"prefetch_buffers": config.prefetch_buffers, "io_threads": config.io_threads,
+                     "label_type": "int", "loop_forever": True},
+        )
+    return FileSource(config.file_root, global_shuffle=True)
+
+
 def build_pipeline(config: LoopConfig, device_id: int | None = None) -> Any:
     """The read loop's pipeline on ``device_id`` (None: CPU only; ``--use-gpu`` needs one)."""
     import nvidia.dali.fn as fn
     from nvidia.dali import pipeline_def
-
-    import cassandra_dali  # noqa: F401  (loads the plugin: fn.crs4.cassandra)
 
     ranks = config.ranks
     if config.use_gpu and device_id is None:
         raise LoopError("a --use-gpu pipeline needs a device_id")
     if not config.use_gpu:
         device_id = None
+    reader = source(config)
 
     @pipeline_def(
         batch_size=config.batch_size,
@@ -201,33 +187,8 @@ def build_pipeline(config: LoopConfig, device_id: int | None = None) -> Any:
         prefetch_queue_depth=2,
     )
     def pipe() -> Any:
-        if config.reader == "cassandra":
-            data, labels = fn.crs4.cassandra(  # type: ignore[attr-defined]
-                name="Reader",
-                table=config.data_table,
-                source_uuids_file=config.rows_fn,
-                shard_id=ranks.rank,
-                num_shards=ranks.world_size,
-                shuffle_every_epoch=True,
-                shuffle_seed=config.seed,
-                prefetch_buffers=config.prefetch_buffers,
-                io_threads=config.io_threads,
-                label_type="int",
-                loop_forever=True,
-                **config.connection.reader_kwargs(),
-            )
-        else:
-            # shuffle_after_epoch: one global permutation per epoch, then each shard takes its
-            # slice, which is what fn.crs4.cassandra does too.
-            data, labels = fn.readers.file(
-                name="Reader",
-                file_root=config.file_root,
-                shard_id=ranks.rank,
-                num_shards=ranks.world_size,
-                shuffle_after_epoch=True,
-                seed=config.seed,
-                pad_last_batch=True,
-            )
+        data, labels = reader.read(shard_id=ranks.rank, num_shards=ranks.world_size,
+                                   seed=config.seed)
         if config.decode:
             # The mixed decoder takes the encoded bytes from the CPU node: it does its own
             # upload (and part of the Huffman decoding on the host).
@@ -238,12 +199,6 @@ def build_pipeline(config: LoopConfig, device_id: int | None = None) -> Any:
         return data, labels
 
     return pipe()
-
-
-def batches_per_epoch(meta: Mapping[str, Any], batch_size: int) -> int:
-    # Every shard runs the same count: the padded epoch split evenly, then whole batches.
-    per_shard = math.ceil(meta["epoch_size_padded"] / meta["number_of_shards"])
-    return math.ceil(per_shard / batch_size)
 
 
 def _sample_bytes(data: Any) -> int:
@@ -261,7 +216,7 @@ class Loop:
         self.device_id = device_id
         self.pipe = build_pipeline(config, device_id)
         self._guarded(self.pipe.build)
-        self.batches = batches_per_epoch(self.pipe.reader_meta("Reader"), config.batch_size)
+        self.batches = batches_per_epoch(self.pipe.reader_meta(READER_NAME), config.batch_size)
 
     def run_epoch(self, epoch: int, record: TextIO | None = None) -> EpochStat:
         total_bytes = 0
@@ -292,7 +247,7 @@ class Loop:
 def run(config: LoopConfig, report: Callable[[str], None] = print) -> LoopResult:
     loop = Loop(config)
     ranks = config.ranks
-    prefix = f"[rank {ranks.rank}/{ranks.world_size}] " if ranks.world_size > 1 else ""
+    prefix = ranks.prefix
     device = f"GPU {loop.device_id}" if loop.device_id is not None else "CPU"
     report(
         f"{prefix}{config.reader} reader: batch size {config.batch_size}, {loop.batches} "
@@ -337,91 +292,3 @@ def _record(handle: Any, data: Any, labels: Any) -> None:
     for i in range(len(data)):
         digest = hashlib.sha256(bytes(memoryview(data.at(i)))).hexdigest()
         handle.write(f"{digest} {int(labels.at(i).reshape(-1)[0])}\n")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--reader",
-        choices=READERS,
-        default="cassandra",
-        help="fn.crs4.cassandra or DALI's fn.readers.file (%(default)s)",
-    )
-    parser.add_argument("--data-table", default="", help="keyspace.table (cassandra reader)")
-    parser.add_argument(
-        "--rows-fn", default="", help="rows file from cache_uuids.py (cassandra reader)"
-    )
-    parser.add_argument("--file-root", default="", help="ROOT/train: class folders (file reader)")
-    parser.add_argument("--bs", type=int, default=128, help="batch size per rank (%(default)s)")
-    parser.add_argument(
-        "--epochs",
-        type=int,
-        default=3,
-        help="epochs; with more than one, epoch 0 is warm-up (%(default)s)",
-    )
-    parser.add_argument(
-        "--use-gpu",
-        action="store_true",
-        help="GPU pipeline on device LOCAL_RANK: data copied to the GPU",
-    )
-    parser.add_argument(
-        "--decode",
-        action="store_true",
-        help="also decode the images (mixed decoder with --use-gpu)",
-    )
-    parser.add_argument("--seed", type=int, default=1234, help="shuffling seed (%(default)s)")
-    parser.add_argument("--num-threads", type=int, default=2, help="DALI CPU threads (%(default)s)")
-    parser.add_argument(
-        "--io-threads", type=int, default=2, help="driver I/O threads (%(default)s)"
-    )
-    parser.add_argument(
-        "--prefetch-buffers",
-        type=int,
-        default=2,
-        help="batches fetched ahead by fn.crs4.cassandra (%(default)s)",
-    )
-    parser.add_argument(
-        "--record",
-        default="",
-        metavar="PATH",
-        help="write 'sha256 label' of each sample of epoch 0 (to check sharding); "
-        "PATH.RANK, or {rank} in PATH, with several ranks",
-    )
-    parser.add_argument(
-        "--json",
-        default="",
-        metavar="PATH",
-        help="also write the figures as JSON (per rank, as --record)",
-    )
-    add_connection_arguments(parser)
-
-
-def config_from_args(args: argparse.Namespace, ranks: Ranks | None = None) -> LoopConfig:
-    return LoopConfig(
-        reader=args.reader,
-        data_table=args.data_table,
-        rows_fn=args.rows_fn,
-        file_root=args.file_root,
-        connection=connection_from_args(args),
-        batch_size=args.bs,
-        epochs=args.epochs,
-        use_gpu=args.use_gpu,
-        decode=args.decode,
-        seed=args.seed,
-        num_threads=args.num_threads,
-        io_threads=args.io_threads,
-        prefetch_buffers=args.prefetch_buffers,
-        ranks=ranks or Ranks.from_env(),
-        record=args.record,
-    )
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    result = run(config_from_args(args))
-    if args.json:
-        text = json.dumps(result.to_json(), indent=2) + "\n"
-        Path(per_rank_path(args.json, result.ranks)).write_text(text)
-    sys.stdout.flush()
-    return 0
-
-
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (LoopError,)

@@ -12,7 +12,8 @@ import tempfile
 import uuid
 from collections.abc import Callable
 
-from cassandra_dali import _native, connection, ingest
+from cassandra_dali import _native, client
+from cassandra_dali.cli import options
 
 _CANONICAL = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\Z")
 
@@ -73,7 +74,7 @@ def identifier(data: bytes) -> None:
         return
     assert canonical and '"' not in canonical
     assert all(ord(c) >= 0x20 for c in canonical)
-    quoted = connection.quote_identifier(canonical)
+    quoted = client.quote_identifier(canonical)
     assert quoted[0] == quoted[-1] == '"' and '"' not in quoted[1:-1]
     if not name.startswith('"'):
         assert re.fullmatch(r"[a-z][a-z0-9_]{0,47}", canonical), canonical
@@ -82,17 +83,17 @@ def identifier(data: bytes) -> None:
 def table_name(data: bytes) -> None:
     name = _text(data)
     try:
-        text = connection.cql_table(name)
+        text = client.cql_table(name)
     except ValueError:
         return
-    keyspace, table = connection.qualified_table(name)
-    assert text == f"{connection.quote_identifier(keyspace)}.{connection.quote_identifier(table)}"
+    keyspace, table = client.qualified_table(name)
+    assert text == f"{client.quote_identifier(keyspace)}.{client.quote_identifier(table)}"
 
 
 def size(data: bytes) -> None:
     text = _text(data)
     try:
-        value = ingest.parse_size(text)
+        value = options.parse_size(text)
     except argparse.ArgumentTypeError:
         return
     assert isinstance(value, int) and 1 <= value < 2**62, value

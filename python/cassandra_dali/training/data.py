@@ -1,8 +1,9 @@
 """DALI pipelines for training and validation: one augmentation, two ways to read.
 
-A *source* gives the pipeline its (encoded image, label) pair for one shard: ``FileSource``
-wraps ``fn.readers.file`` (an image-folder tree, as in DALI's ImageNet example) and
-``CassandraSource`` wraps ``fn.crs4.cassandra``. Everything after the reader is the example's:
+A *source* (:mod:`cassandra_dali.sources`) gives the pipeline its (encoded image, label) pair
+for one shard: ``FileSource`` wraps ``fn.readers.file`` (an image-folder tree, read as in DALI's
+ImageNet example) and ``CassandraSource`` wraps ``fn.crs4.cassandra``. Everything after the
+reader is the example's:
 
 - training: random-resized crop fused into the decoder (``decoders.image_random_crop``, area
   10-100 %, aspect 3/4-4/3), resize to ``crop`` x ``crop``, random horizontal flip
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -39,9 +39,11 @@ from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.plugin.base_iterator import LastBatchPolicy
 from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
-from ..connection import Connection
+from ..sharding import shard_batches
+from ..sources import DEFAULT_SEED, READER_NAME, CassandraSource, FileSource
 
-READER_NAME = "Reader"
+__all__ = ["CassandraSource", "FileSource", "Loader", "PipelineOptions", "Source",
+           "training_loader", "validation_loader"]
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 # nvJPEG buffers sized for ImageNet's largest images, as in DALI's example: allocating them
@@ -51,57 +53,14 @@ _HOST_MEMORY_PADDING = 140544512
 
 
 class Source(Protocol):
-    """Where one split's samples come from."""
+    """Where one split's samples come from: a :mod:`cassandra_dali.sources` reader."""
 
-    def read(self, *, shard_id: int, num_shards: int, shuffle: bool, seed: int) -> tuple[Any, Any]:
+    def read(self, *, shard_id: int = 0, num_shards: int = 1, shuffle: bool = True,
+             seed: int = DEFAULT_SEED, name: str = READER_NAME) -> tuple[Any, Any]:
         """Reader outputs (encoded bytes, int32 label) for the shard, named ``READER_NAME``."""
         ...
 
     def describe(self) -> str: ...
-
-
-@dataclasses.dataclass(frozen=True)
-class FileSource:
-    """An image-folder split (``ROOT/train``): class folders sorted by name give the labels,
-    as the Cassandra ingest numbers them."""
-
-    root: Path
-
-    def read(self, *, shard_id: int, num_shards: int, shuffle: bool, seed: int) -> tuple[Any, Any]:
-        # The example's reader: a shuffle buffer within the shard, and shards that move on
-        # every epoch (stick_to_shard=False), so each rank sees other images next epoch.
-        # ``seed`` is the order seed, shared by all ranks (each shuffles only its own shard).
-        return fn.readers.file(  # type: ignore[return-value]  # stub: Sequence
-            file_root=str(self.root), shard_id=shard_id, num_shards=num_shards,
-            random_shuffle=shuffle, pad_last_batch=True, seed=seed, name=READER_NAME,
-        )
-
-    def describe(self) -> str:
-        return f"files under {self.root}"
-
-
-@dataclasses.dataclass(frozen=True)
-class CassandraSource:
-    """A Cassandra data table and the rows file listing its sample UUIDs."""
-
-    table: str
-    rows_file: Path
-    connection: Connection = dataclasses.field(default_factory=Connection)
-    io_threads: int = 2
-    prefetch_buffers: int = 2
-
-    def read(self, *, shard_id: int, num_shards: int, shuffle: bool, seed: int) -> tuple[Any, Any]:
-        # Every rank draws the same permutation from ``seed`` each epoch and takes its slice:
-        # a true global reshuffle per epoch, shards never overlapping.
-        return fn.crs4.cassandra(  # type: ignore[attr-defined]  # plugin op
-            name=READER_NAME, table=self.table, source_uuids_file=str(self.rows_file),
-            shard_id=shard_id, num_shards=num_shards, shuffle_every_epoch=shuffle,
-            shuffle_seed=seed, io_threads=self.io_threads,
-            prefetch_buffers=self.prefetch_buffers, **self.connection.reader_kwargs(),
-        )
-
-    def describe(self) -> str:
-        return f"{self.table} at {self.connection.contact_point} ({self.rows_file})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,11 +165,7 @@ class Loader:
 
 
 def _epoch_length(pipe: Any, batch_size: int, training: bool) -> int:
-    meta = pipe.reader_meta(READER_NAME)
-    size = meta["epoch_size"] * (meta["shard_id"] + 1) // meta["number_of_shards"] - (
-        meta["epoch_size"] * meta["shard_id"] // meta["number_of_shards"]
-    )
-    return size // batch_size if training else -(-size // batch_size)
+    return shard_batches(pipe.reader_meta(READER_NAME), batch_size, drop_last=training)
 
 
 def training_loader(source: Source, opts: PipelineOptions, *, shard_id: int, num_shards: int,

@@ -9,13 +9,13 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-import os
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from ..gpus import GpuError, dali_gpu_count, device_index
+from ..sharding import Ranks
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +73,6 @@ class DistContext:
             dist.destroy_process_group()
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
-
-
 def refuse_silent_cpu_fallback() -> None:
     """Training on the CPU while the machine has GPUs is never what was meant: it happens when
     torch cannot use them (a CPU-only build, or one built for a newer CUDA than the driver)."""
@@ -94,8 +89,8 @@ def refuse_silent_cpu_fallback() -> None:
 
 def setup(timeout_s: float = 1800.0) -> DistContext:
     """Read torchrun's environment, pick the device and backend, and join the process group."""
-    world_size = _env_int("WORLD_SIZE", 1)
-    local_rank = _env_int("LOCAL_RANK", 0)
+    ranks = Ranks.from_env()
+    world_size, local_rank = ranks.world_size, ranks.local_rank
     if torch.cuda.is_available():
         device = torch.device("cuda", device_index(local_rank, torch.cuda.device_count()))
         torch.cuda.set_device(device)

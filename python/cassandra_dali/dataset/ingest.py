@@ -5,7 +5,7 @@ the metadata table ``(id uuid, label int, or_label text, or_split text)``:
 
 - labels: the class folders of the split, sorted by name, numbered from 0 (stable: the same
   folders always give the same labels);
-- ids: ``uuid5(NAMESPACE, "split/class/file")`` (:func:`cassandra_dali.uuids.sample_uuid`), so
+- ids: ``uuid5(NAMESPACE, "split/class/file")`` (:func:`cassandra_dali.dataset.rows_files.sample_uuid`), so
   running the same ingest again rewrites the same rows instead of adding duplicates, and an
   interrupted ingest is resumed by running it again;
 - the metadata row is written only once the data row is stored: a metadata row therefore
@@ -14,7 +14,7 @@ the metadata table ``(id uuid, label int, or_label text, or_split text)``:
 
 Writes go out concurrently through the driver's async API, bounded in samples and in bytes in
 flight, and back-pressure, timeouts and a restarting server are retried for a time budget
-(:mod:`cassandra_dali.row_writer`). Bad inputs (unreadable files, files that are not JPEG or PNG,
+(:mod:`cassandra_dali.dataset.row_writer`). Bad inputs (unreadable files, files that are not JPEG or PNG,
 files over ``--max-size`` or over the largest row the server accepts, empty class folders, stray
 files) and failed writes are reported with the file they concern, and either skipped or fatal
 (``on_error``). A server unreachable past the retry budget is always fatal: no later write
@@ -24,11 +24,9 @@ Spark only splits the file list into partitions, each writing through its own se
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import enum
 import logging
-import math
 import os
 import time
 import uuid
@@ -36,20 +34,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import uuids
-from .connection import (
-    Connection,
-    ConnectionFailed,
-    add_connection_arguments,
-    cql_table,
-)
-from .connection import from_args as connection_from_args
+from ..client import Connection, cql_table
+from ..client.token_scan import scan_ids
 from .row_writer import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_BYTES_IN_FLIGHT,
     DEFAULT_RETRY_BUDGET_S,
     RowWriter,
 )
+from .rows_files import sample_uuid
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
@@ -115,7 +108,7 @@ class Sample:
 
     @property
     def id(self) -> uuid.UUID:
-        return uuids.sample_uuid(self.relative)
+        return sample_uuid(self.relative)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -287,7 +280,7 @@ def _prepare(session: Session, statement: str) -> Any:
 
 
 def existing_ids(session: Session, metadata_table: str) -> set[uuid.UUID]:
-    return set(uuids.scan_ids(session, metadata_table))
+    return set(scan_ids(session, metadata_table))
 
 
 def write_samples(
@@ -491,110 +484,3 @@ def write_partition(samples: Iterable[Sample], config: IngestConfig) -> Iterator
         yield write_samples(session, batch, config)
     finally:
         session.cluster.shutdown()
-
-
-# --------------------------------------------------------------------------------------------
-# Command line (shared by `cassandra-dali data ingest`, extract_serial.py and extract_spark.py)
-# --------------------------------------------------------------------------------------------
-
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (IngestError, ConnectionFailed)
-
-_SIZE_SUFFIXES = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
-
-
-def parse_size(text: str) -> int:
-    """Bytes from ``123``, ``500K``, ``16M``, ``1G`` (binary units)."""
-    value = text.strip().upper().removesuffix("B").removesuffix("I")
-    suffix = value[-1:] if value[-1:] in _SIZE_SUFFIXES else ""
-    try:
-        number = float(value[: len(value) - len(suffix)])
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 16M)") from None
-    if not math.isfinite(number) or number * _SIZE_SUFFIXES[suffix] >= 2**62:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 16M)")
-    size = int(number * _SIZE_SUFFIXES[suffix])
-    if size < 1:
-        raise argparse.ArgumentTypeError(f"size must be at least one byte: {text!r}")
-    return size
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "root",
-        type=Path,
-        metavar="ROOT",
-        help="dataset root: ROOT/SPLIT/CLASS/FILE, e.g. imagenette2-320",
-    )
-    parser.add_argument(
-        "--split-subdir", default="train", help="the split folder under ROOT (%(default)s)"
-    )
-    parser.add_argument("--data-table", required=True, help="keyspace.table for the images")
-    parser.add_argument("--metadata-table", required=True, help="keyspace.table for the metadata")
-    parser.add_argument(
-        "--on-error",
-        choices=[e.value for e in OnError],
-        default=OnError.FAIL.value,
-        help="bad files (unreadable, not JPEG/PNG, too big, empty folders) and "
-        "failed writes: stop, or skip them and list them at the end "
-        "(%(default)s)",
-    )
-    parser.add_argument(
-        "--max-size",
-        type=parse_size,
-        default=DEFAULT_MAX_SIZE,
-        help="largest file to store, e.g. 16M (default 16M)",
-    )
-    parser.add_argument(
-        "--concurrency",
-        type=int,
-        default=DEFAULT_CONCURRENCY,
-        help="samples being written at once (%(default)s)",
-    )
-    parser.add_argument(
-        "--max-bytes-in-flight",
-        type=parse_size,
-        default=DEFAULT_MAX_BYTES_IN_FLIGHT,
-        help="sample bytes being written at once, e.g. 64M (default 64M; a larger file goes "
-        "alone)",
-    )
-    parser.add_argument(
-        "--retry-budget",
-        type=float,
-        default=DEFAULT_RETRY_BUDGET_S,
-        metavar="SECONDS",
-        help="how long a write is retried through back-pressure, timeouts or a server "
-        "restart before it counts as failed (%(default)g)",
-    )
-    parser.add_argument(
-        "--skip-existing",
-        action="store_true",
-        help="first list the ids already in the metadata table and skip them "
-        "(faster resume); by default rows are rewritten, identically",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_connection_arguments(parser)
-
-
-def config_from_args(args: argparse.Namespace) -> IngestConfig:
-    try:
-        return IngestConfig(
-            data_table=args.data_table,
-            metadata_table=args.metadata_table,
-            connection=connection_from_args(args),
-            max_size=args.max_size,
-            on_error=OnError(args.on_error),
-            concurrency=args.concurrency,
-            skip_existing=args.skip_existing,
-            max_bytes_in_flight=args.max_bytes_in_flight,
-            retry_budget_s=args.retry_budget,
-        )
-    except ValueError as error:
-        raise IngestError(str(error)) from None
-
-
-def run_serial(args: argparse.Namespace) -> int:
-    """``extract_serial.py`` / ``cassandra-dali data ingest``: exit 0 when every row is stored."""
-    config = config_from_args(args)
-    summary = ingest_split(args.root, args.split_subdir, config, progress=not args.no_progress)
-    print(summary.format())
-    return 0 if summary.complete else 1

@@ -1,4 +1,4 @@
-#include "engine/readers.h"
+#include "engine/loaders.h"
 
 #include <algorithm>
 
@@ -6,7 +6,7 @@
 
 namespace cassandra_dali {
 
-PrefetchingReader::PrefetchingReader(std::shared_ptr<const Session> session,
+PrefetchingLoader::PrefetchingLoader(std::shared_ptr<const Session> session,
                                      std::vector<UuidBytes> uuids, const EpochOrder &order,
                                      int prefetch_buffers, int64_t prefetch_bytes,
                                      bool loop_forever, const FetchOptions &options)
@@ -26,7 +26,7 @@ PrefetchingReader::PrefetchingReader(std::shared_ptr<const Session> session,
   }
 }
 
-void PrefetchingReader::StartNextBatch() {
+void PrefetchingLoader::StartNextBatch() {
   Batch *batch = free_.front();
   order_.BatchIndices(issue_epoch_, issue_batch_, indices_);
   batch->uuids.resize(indices_.size());
@@ -41,7 +41,7 @@ void PrefetchingReader::StartNextBatch() {
   }
 }
 
-const Batch *PrefetchingReader::Next() {
+const Batch *PrefetchingLoader::Next() {
   if (!loop_forever_ && consumed_batch_ == order_.layout().BatchesPerEpoch()) {
     consumed_batch_ = 0;
     ++consumed_epoch_;
@@ -81,14 +81,14 @@ const Batch *PrefetchingReader::Next() {
   return batch;
 }
 
-int PrefetchingReader::PrefetchDepth() const {
+int PrefetchingLoader::PrefetchDepth() const {
   if (prefetch_bytes_ == 0 || batch_bytes_ == 0) return prefetch_buffers_;
   const int64_t fits = prefetch_bytes_ / batch_bytes_;
   return static_cast<int>(std::clamp<int64_t>(fits, std::min(1, prefetch_buffers_),
                                               prefetch_buffers_));
 }
 
-void PrefetchingReader::Seek(const ReaderPosition &position) {
+void PrefetchingLoader::Seek(const ReaderPosition &position) {
   if (position.epoch < 0 || position.batch < 0 ||
       position.batch > order_.layout().BatchesPerEpoch()) {
     throw ArgumentError("checkpoint position (epoch " + std::to_string(position.epoch) +
@@ -116,12 +116,12 @@ void PrefetchingReader::Seek(const ReaderPosition &position) {
   }
 }
 
-DirectReader::DirectReader(std::shared_ptr<const Session> session, const FetchOptions &options)
+DirectLoader::DirectLoader(std::shared_ptr<const Session> session, const FetchOptions &options)
     : fetcher_(std::move(session), options) {
   for (int i = 0; i < kBatchesHeldDownstream + 1; ++i) slots_.push_back(fetcher_.NewBatch());
 }
 
-const Batch *DirectReader::Read(const std::vector<UuidBytes> &uuids) {
+const Batch *DirectLoader::Read(const std::vector<UuidBytes> &uuids) {
   if (uuids.empty()) throw ArgumentError("the UUID batch is empty: nothing to read");
   Batch *batch = slots_[next_];
   next_ = (next_ + 1) % static_cast<int>(slots_.size());

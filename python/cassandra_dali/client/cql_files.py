@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import _native
-from .connection import quote_identifier
+from .. import _native
+from .identifiers import quote_identifier
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session

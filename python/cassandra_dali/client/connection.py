@@ -1,28 +1,27 @@
-"""How the Python tools (ingest, UUID scans, schema, readers) reach Cassandra.
+"""How every tool here (ingest, UUID scans, schema, readers, the launcher's own checks) reaches
+Cassandra.
 
 One set of flags for every command: ``--host``/``--port`` (defaults from ``CASSANDRA_HOST`` and
 ``CASSANDRA_PORT``, else 127.0.0.1:9042) and, for clusters with auth or TLS, ``--username``/
 ``--password``/``--ca-cert`` (``CASSANDRA_USERNAME``, ``CASSANDRA_PASSWORD``, ``CASSANDRA_CA``:
 the same variables the test suite reads), and ``--client-cert``/``--client-key`` for servers that
-require client certificates (``CASSANDRA_CLIENT_CERT``, ``CASSANDRA_CLIENT_KEY``). The same settings give a cassandra-driver session and
-the arguments of ``fn.crs4.cassandra``, so a script cannot write to one server and read another.
+require client certificates (``CASSANDRA_CLIENT_CERT``, ``CASSANDRA_CLIENT_KEY``); the flags
+themselves are in :mod:`cassandra_dali.cli.options`. The same settings give a cassandra-driver
+session and the arguments of ``fn.crs4.cassandra``, so a script cannot write to one server and
+read another.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import logging
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import _native, server
+from .cluster import PathArg, make_cluster
 
 if TYPE_CHECKING:
     from cassandra.cluster import Cluster, Session
-
-log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9042
@@ -37,9 +36,9 @@ class Connection:
     # Never in reprs or logs. Prefer password_file (first line) or CASSANDRA_PASSWORD to a flag.
     password: str | None = dataclasses.field(default=None, repr=False)
     password_file: str | None = None
-    ca_cert: str | None = None
-    client_cert: str | None = None  # PEM, for servers that require client certificates
-    client_key: str | None = None
+    ca_cert: PathArg | None = None
+    client_cert: PathArg | None = None  # PEM, for servers that require client certificates
+    client_key: PathArg | None = None
     # 5: Cassandra 4.0 and newer. None negotiates (for 3.x), at the cost of driver warnings.
     protocol_version: int | None = 5
 
@@ -63,7 +62,7 @@ class Connection:
 
     def cluster(self, **kwargs: Any) -> Cluster:
         """A cassandra-driver Cluster (the caller shuts it down)."""
-        return server.make_cluster(
+        return make_cluster(
             self.host,
             self.port,
             username=self.username,
@@ -75,13 +74,14 @@ class Connection:
             **kwargs,
         )
 
-    def connect(self, **kwargs: Any) -> Session:
-        """A driver session; end it with ``session.cluster.shutdown()``."""
+    def connect(self, keyspace: str | None = None, **kwargs: Any) -> Session:
+        """A driver session (on ``keyspace`` if given); end it with
+        ``session.cluster.shutdown()``."""
         from cassandra.cluster import NoHostAvailable
 
         cluster = self.cluster(**kwargs)
         try:
-            return cluster.connect()
+            return cluster.connect(keyspace)
         except NoHostAvailable as error:
             cluster.shutdown()
             raise ConnectionFailed(
@@ -119,10 +119,10 @@ class Connection:
             elif self.password is not None:
                 kwargs["password"] = self.password
         if self.ca_cert is not None:
-            kwargs.update(use_ssl=True, ssl_certificate=self.ca_cert)
+            kwargs.update(use_ssl=True, ssl_certificate=str(self.ca_cert))
         if self.client_cert is not None:  # TLS then, against the system's CAs unless ca_cert
-            kwargs.update(use_ssl=True, ssl_own_certificate=self.client_cert,
-                          ssl_own_key=self.client_key or "")
+            kwargs.update(use_ssl=True, ssl_own_certificate=str(self.client_cert),
+                          ssl_own_key=str(self.client_key or ""))
         return kwargs
 
 
@@ -136,84 +136,3 @@ def _first_error(error: Any) -> str:
     for cause in errors.values():
         return str(cause)  # the caller names the host
     return str(error)
-
-
-def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = Connection.from_env()
-    group = parser.add_argument_group("Cassandra connection")
-    group.add_argument(
-        "--host",
-        default=defaults.host,
-        help="contact point (env CASSANDRA_HOST, default %(default)s)",
-    )
-    group.add_argument(
-        "--port",
-        type=int,
-        default=defaults.port,
-        help="CQL port (env CASSANDRA_PORT, default %(default)s)",
-    )
-    group.add_argument("--username", default=defaults.username, help="(env CASSANDRA_USERNAME)")
-    group.add_argument(
-        "--password",
-        default=defaults.password,
-        help="visible to other users (ps, shell history): prefer env CASSANDRA_PASSWORD or "
-        "--password-file",
-    )
-    group.add_argument(
-        "--password-file",
-        default=defaults.password_file,
-        help="file whose first line is the password (env CASSANDRA_PASSWORD_FILE)",
-    )
-    group.add_argument(
-        "--ca-cert",
-        default=defaults.ca_cert,
-        help="CA certificate (PEM) to trust; enables TLS (env CASSANDRA_CA)",
-    )
-    group.add_argument(
-        "--client-cert",
-        default=defaults.client_cert,
-        help="client certificate (PEM), for servers that require one (env CASSANDRA_CLIENT_CERT)",
-    )
-    group.add_argument(
-        "--client-key",
-        default=defaults.client_key,
-        help="its private key (PEM) (env CASSANDRA_CLIENT_KEY)",
-    )
-
-
-def from_args(args: argparse.Namespace) -> Connection:
-    if args.password is not None and args.password != os.environ.get(PASSWORD_ENV):
-        log.warning("--password on the command line is visible to other users of this machine "
-                    "(ps, shell history): set CASSANDRA_PASSWORD or use --password-file instead")
-    return Connection(
-        host=args.host,
-        port=args.port,
-        username=args.username,
-        password=args.password,
-        password_file=args.password_file,
-        ca_cert=args.ca_cert,
-        client_cert=args.client_cert,
-        client_key=args.client_key,
-    )
-
-
-def quote_identifier(canonical: str) -> str:
-    """A canonical identifier (from ``canonical_identifier``) as CQL text: always double-quoted,
-    so nothing in it can be read as CQL. Quoting a lower-case name keeps its meaning."""
-    return '"' + canonical.replace('"', '""') + '"'
-
-
-def cql_table(name: str) -> str:
-    """``keyspace.table`` as CQL text, both parts checked and quoted."""
-    keyspace, table = qualified_table(name)
-    return f"{quote_identifier(keyspace)}.{quote_identifier(table)}"
-
-
-def qualified_table(name: str) -> tuple[str, str]:
-    """Split and check ``keyspace.table`` (unquoted CQL identifiers, as lower case)."""
-    parts = name.split(".")
-    if len(parts) != 2:
-        raise ValueError(f"table {name!r} must be given as keyspace.table")
-    keyspace = _native.canonical_identifier(parts[0], "keyspace")
-    table = _native.canonical_identifier(parts[1], "table")
-    return keyspace, table

@@ -3,7 +3,7 @@
 The driver lists the split (so labels and ids are decided once, exactly as the serial ingest
 decides them), drops what is already stored when ``--skip-existing`` is given, and parallelises
 the list; each partition opens its own Cassandra session and runs
-:func:`cassandra_dali.ingest.write_samples` on its files. Workers read the files by path, so
+:func:`cassandra_dali.dataset.ingest.write_samples` on its files. Workers read the files by path, so
 ROOT must be at the same path on every worker (one machine, or a shared file system).
 
 Executors run ``spark.pyspark.python``, by default the driver's own interpreter here (the one
@@ -12,26 +12,17 @@ that has cassandra_dali), unless PYSPARK_PYTHON or that setting says otherwise.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import logging
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from . import ingest
 
 log = logging.getLogger(__name__)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--partitions",
-        type=int,
-        default=None,
-        help="partitions of the file list (default: spark.default.parallelism)",
-    )
 
 
 def spark_session(app_name: str) -> Any:
@@ -59,9 +50,11 @@ def _partition_error(text: str) -> str | None:
     return None
 
 
-def run(args: argparse.Namespace) -> int:
-    config = ingest.config_from_args(args)
-    listing = ingest.list_split(args.root, args.split_subdir)
+def ingest_split(root: Path | str, split_subdir: str, config: ingest.IngestConfig, *,
+                 partitions: int | None = None) -> ingest.IngestSummary:
+    """What :func:`cassandra_dali.dataset.ingest.ingest_split` does, with the writes spread
+    over ``partitions`` Spark tasks (default: ``spark.default.parallelism``)."""
+    listing = ingest.list_split(root, split_subdir)
     ingest.handle_listing_problems(listing, config.on_error)
     samples = list(listing.samples)
     existing = 0
@@ -78,10 +71,10 @@ def run(args: argparse.Namespace) -> int:
     spark = spark_session(f"cassandra-dali ingest {listing.split}")
     try:
         context = spark.sparkContext
-        partitions = max(1, min(args.partitions or context.defaultParallelism, len(samples) or 1))
+        partitions = max(1, min(partitions or context.defaultParallelism, len(samples) or 1))
         log.info(
             "%s: %d files in %d classes -> %s, %s (Cassandra at %s), %d partitions on %s",
-            args.root,
+            root,
             len(listing.samples),
             len(listing.classes),
             config.data_table,
@@ -114,5 +107,4 @@ def run(args: argparse.Namespace) -> int:
     summary.existing += existing
     summary.seconds = elapsed  # wall time of the job, not of the slowest partition alone
     summary.skipped = list(listing.problems) + summary.skipped
-    print(summary.format())
-    return 0 if summary.complete else 1
+    return summary

@@ -6,9 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from . import server
-
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (server.ServerError,)
+from .. import server
 
 # `status` exit code when no server runs, as LSB init scripts do: scripts can test for it.
 EXIT_NOT_RUNNING = 3

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._files import write_atomically
+from .._files import write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
-// The two ways to drive the fetcher: a self-fed reader that walks its own UUID list epoch after
-// epoch with batches prefetched ahead, and a direct reader given UUIDs batch by batch.
+// The two loaders that drive the fetcher (DALI's name for the layer that decides which sample
+// comes next and prefetches): a self-fed one that walks its own UUID list epoch after epoch
+// with batches prefetched ahead, and a direct one given UUIDs batch by batch.
 #pragma once
 
 #include <deque>
@@ -22,11 +23,11 @@ struct ReaderPosition {
   int64_t batch = 0;
 };
 
-class PrefetchingReader {
+class PrefetchingLoader {
  public:
   // `prefetch_bytes` caps the bytes of the batches read ahead (0: no cap beyond
   // `prefetch_buffers`); at least one batch is always read ahead.
-  PrefetchingReader(std::shared_ptr<const Session> session, std::vector<UuidBytes> uuids,
+  PrefetchingLoader(std::shared_ptr<const Session> session, std::vector<UuidBytes> uuids,
                     const EpochOrder &order, int prefetch_buffers, int64_t prefetch_bytes,
                     bool loop_forever, const FetchOptions &options);
 
@@ -61,9 +62,9 @@ class PrefetchingReader {
   int64_t consumed_epoch_ = 0, consumed_batch_ = 0;
 };
 
-class DirectReader {
+class DirectLoader {
  public:
-  DirectReader(std::shared_ptr<const Session> session, const FetchOptions &options);
+  DirectLoader(std::shared_ptr<const Session> session, const FetchOptions &options);
 
   // Reads the rows of `uuids`; the batch is reused kBatchesHeldDownstream + 1 calls later.
   const Batch *Read(const std::vector<UuidBytes> &uuids);

@@ -1,8 +1,9 @@
-"""``python -m cassandra_dali.demo_workflow``: the Imagenette workflow end to end, step by step.
+"""``cassandra-dali demo`` (``make demo``): the Imagenette workflow end to end, step by step.
 
 1. start a local Cassandra (in ~/.cache/cassandra-dali/servers/demo);
 2. generate a small Imagenette stand-in (10 classes x 50 train images, cached between runs);
-3. create the tables of examples/imagenette/create_tables.cql;
+3. create the tables of ``create_tables.cql`` (shipped in the package, linked from
+   examples/imagenette);
 4. ingest the train split; 5. list its UUIDs into a rows file;
 6. read it with fn.crs4.cassandra and with fn.readers.file (the same images), and print both
    throughputs side by side; 7. stop the server (also on failure or Ctrl-C).
@@ -15,16 +16,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
-import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from . import dataset, ingest, readloop, schema, server, uuids
-from .connection import Connection
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "imagenette"
+from .. import readloop, server
+from ..client import cql_files, token_scan
+from ..dataset import TABLES_CQL, images, ingest, rows_files
 
 
 @contextlib.contextmanager
@@ -43,7 +42,7 @@ def ensure_dataset(root: Path, train_per_class: int, val_per_class: int, seed: i
     wanted = {"train_per_class": train_per_class, "val_per_class": val_per_class, "seed": seed}
     if marker.is_file() and json.loads(marker.read_text()) == wanted:
         return f"    already there: {root}"
-    summary = dataset.generate(root, train_per_class, val_per_class, seed, progress=True)
+    summary = images.generate(root, train_per_class, val_per_class, seed, progress=True)
     marker.write_text(json.dumps(wanted))
     return (
         f"    {summary.files} JPEGs, {summary.total_bytes / 1e6:.1f} MB, "
@@ -56,16 +55,14 @@ def run(args: argparse.Namespace) -> int:
     server_dir = args.server_dir or cache / "servers" / "demo"
     root = args.root or cache / "demo" / "imagenette"
     rows_fn = root / "train.rows"
-    cql = EXAMPLES / "create_tables.cql"
-    if not cql.is_file():
-        raise SystemExit(f"{cql} not found: run the demo from a cassandra-dali checkout")
+    cql = TABLES_CQL
 
     with step(1, f"starting Cassandra in {server_dir}", "cassandra-dali server start --dir DIR"):
         info = server.start(
             server.ServerConfig(dir=server_dir, heap=args.heap, cluster_name="demo")
         )
         print(f"    listening at {info.contact_point} (started in {info.startup_seconds:.0f} s)")
-    conn = Connection(host=info.host, port=info.port)
+    conn = info.connection()
     flags = f"--host {info.host} --port {info.port}"
     try:
         with step(
@@ -83,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         ):
             session = conn.connect()
             try:
-                schema.apply(session, cql)  # logs each statement
+                cql_files.apply(session, cql)  # logs each statement
             finally:
                 session.cluster.shutdown()
 
@@ -107,10 +104,11 @@ def run(args: argparse.Namespace) -> int:
         ):
             session = conn.connect()
             try:
-                ids = uuids.scan_ids(session, "imagenette.metadata_train")
+                ids = token_scan.scan_ids(session, "imagenette.metadata_train")
             finally:
                 session.cluster.shutdown()
-            count = uuids.write_rows_file(rows_fn, ids, comment="ids of imagenette.metadata_train")
+            count = rows_files.write_rows_file(rows_fn, ids,
+                                               comment="ids of imagenette.metadata_train")
             print(f"    {count} UUIDs in {rows_fn}")
 
         results = {}
@@ -159,9 +157,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m cassandra_dali.demo_workflow", description=__doc__.splitlines()[0]
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="the Imagenette workflow end to end on a local server (make demo)",
+        description=__doc__.splitlines()[0].replace("``", ""),
     )
     parser.add_argument("--root", type=Path, help="dataset folder (default: in the cache)")
     parser.add_argument("--server-dir", type=Path, help="server folder (default: servers/demo)")
@@ -171,18 +170,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bs", type=int, default=32, help="batch size (%(default)s)")
     parser.add_argument("--epochs", type=int, default=4, help="(%(default)s)")
     parser.add_argument("--heap", default="1G", help="Cassandra heap (%(default)s)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="    %(message)s", stream=sys.stderr)
-    logging.getLogger("cassandra").setLevel(logging.CRITICAL)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (server.ServerError, ingest.IngestError, readloop.LoopError) as error:
-        print(f"demo: error: {error}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    parser.set_defaults(func=run)

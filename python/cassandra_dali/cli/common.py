@@ -1,0 +1,63 @@
+"""How every command (sub-commands and example scripts alike) logs and fails: progress on
+stderr, results on stdout, and the errors a user can fix as one line and exit status 1."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+# Exit status of an interrupted command, as shells report SIGINT.
+EXIT_INTERRUPTED = 130
+EXIT_ERROR = 1
+
+
+def configure_logging(verbose: bool = False, prefix: str = "") -> None:
+    """Progress messages from the library go to stderr, results of commands to stdout."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format=f"{prefix}%(message)s",
+        stream=sys.stderr,
+    )
+    if not verbose:
+        # The driver logs each failed connection with a traceback; the error reaches the user
+        # once, in one line, from the command.
+        logging.getLogger("cassandra").setLevel(logging.CRITICAL)
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that are the user's to fix (bad input, a server down, a refused query):
+    printed as one line, without a traceback. Anything else is a bug and keeps its traceback."""
+    from ..client import ConnectionFailed
+    from ..client.cql_files import CqlSyntaxError
+    from ..dataset.ingest import IngestError
+    from ..gpus import GpuError
+    from ..readloop import LoopError
+    from ..server import ServerError
+
+    errors: tuple[type[BaseException], ...] = (
+        ServerError, IngestError, ConnectionFailed, LoopError, CqlSyntaxError, GpuError,
+        FileNotFoundError,
+    )
+    try:  # server-side refusals (unknown table, bad CQL)
+        from cassandra import (
+            DriverException,
+            RequestExecutionException,
+            RequestValidationException,
+        )
+    except ImportError:
+        return errors
+    return (*errors, RequestValidationException, RequestExecutionException, DriverException)
+
+
+def run_guarded(func: Callable[[argparse.Namespace], int | None], args: argparse.Namespace,
+                name: str) -> int:
+    """Run a command; the errors a user can fix become one line on stderr and exit status 1."""
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except user_errors() as error:
+        print(f"{name}: error: {error}", file=sys.stderr)
+        return EXIT_ERROR

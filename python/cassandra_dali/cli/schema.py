@@ -1,0 +1,36 @@
+"""``cassandra-dali schema apply FILE``: ``cqlsh -f FILE`` without cqlsh
+(:mod:`cassandra_dali.client.cql_files`)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..client import cql_files
+from .options import add_connection_arguments, connection_from_args
+
+
+def _add_schema_apply(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="CQL script, e.g. create_tables.cql")
+    parser.add_argument(
+        "--keyspace", default=None, help="create this keyspace instead of the one the file names"
+    )
+    add_connection_arguments(parser)
+
+
+def _schema_apply(args: argparse.Namespace) -> int:
+    session = connection_from_args(args).connect()
+    try:
+        statements = cql_files.apply(session, args.file, keyspace=args.keyspace)
+    finally:
+        session.cluster.shutdown()
+    print(f"{len(statements)} statements from {args.file} applied")
+    return 0
+
+
+def add_parser(subparsers: Any) -> None:
+    group = subparsers.add_parser("schema", help="apply CQL files (cqlsh -f without cqlsh)")
+    commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    apply = commands.add_parser("apply", help="run every statement of a .cql file")
+    _add_schema_apply(apply)
+    apply.set_defaults(func=_schema_apply)

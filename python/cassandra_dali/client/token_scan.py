@@ -1,0 +1,68 @@
+"""Whole-table scans split over the Murmur3 token ring.
+
+Scanning a whole table with one ``SELECT id FROM t`` makes a single coordinator walk every
+node's data in one paged query: slow and fragile on a big table. :func:`scan_ids` splits the
+ring into ranges instead and queries them concurrently, which also spreads the work over the
+replicas that own each range.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from .. import _native
+from .identifiers import cql_table, quote_identifier
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Session
+
+# The Murmur3Partitioner's token range. No key hashes to MIN_TOKEN (the partitioner maps it to
+# MAX_TOKEN), so the ranges (MIN, t1], (t1, t2], ..., (tn, MAX] cover every row exactly once.
+MIN_TOKEN = -(2**63)
+MAX_TOKEN = 2**63 - 1
+DEFAULT_SPLITS = 64
+DEFAULT_CONCURRENCY = 8
+DEFAULT_FETCH_SIZE = 5000
+
+
+def token_ranges(splits: int = DEFAULT_SPLITS) -> list[tuple[int, int]]:
+    """``splits`` contiguous (start, end] ranges covering the whole Murmur3 ring."""
+    if splits < 1:
+        raise ValueError("splits must be >= 1")
+    span = MAX_TOKEN - MIN_TOKEN
+    bounds = [MIN_TOKEN + span * i // splits for i in range(splits)] + [MAX_TOKEN]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def scan_ids(
+    session: Session,
+    table: str,
+    *,
+    id_col: str = "id",
+    splits: int = DEFAULT_SPLITS,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    fetch_size: int = DEFAULT_FETCH_SIZE,
+) -> list[uuid.UUID]:
+    """Every id in ``keyspace.table``, by token ranges, sorted."""
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    column = quote_identifier(_native.canonical_identifier(id_col, "id column"))
+    statement = session.prepare(
+        f"SELECT {column} FROM {cql_table(table)} "
+        f"WHERE token({column}) > ? AND token({column}) <= ?"
+    )
+    statement.fetch_size = fetch_size
+    statement.is_idempotent = True  # a read: let the retry policy retry it
+    ids: set[uuid.UUID] = set()
+    results = execute_concurrent_with_args(
+        session,
+        statement,
+        token_ranges(splits),
+        concurrency=concurrency,
+        raise_on_first_error=True,
+    )
+    for _, rows in results:
+        # Iterating a ResultSet fetches its further pages synchronously.
+        ids.update(row[0] for row in rows)
+    return sorted(ids, key=str)

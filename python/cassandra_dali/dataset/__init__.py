@@ -1,0 +1,12 @@
+"""Datasets in Cassandra: a synthetic Imagenette stand-in (:mod:`.images`), the tables they go
+in (:data:`TABLES_CQL`), the serial ingest (:mod:`.ingest`, writing through
+:mod:`.row_writer`) and the Spark one (:mod:`.spark`), and rows files, the UUID lists the reader
+takes (:mod:`.rows_files`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# The data and metadata tables of examples/imagenette (linked there as create_tables.cql);
+# ``cassandra-dali schema apply FILE --keyspace K`` makes them under another keyspace.
+TABLES_CQL = Path(__file__).with_name("create_tables.cql")

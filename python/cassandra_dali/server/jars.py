@@ -1,0 +1,259 @@
+"""Where the server's classes come from: the ``cassandra-all`` jars from Maven Central (fetched
+once per machine into the cache) or ``CASSANDRA_HOME``; and a JDK that can run them."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from .layout import DEFAULT_VERSION, ServerError, cache_root, locked, tail_text
+
+log = logging.getLogger(__name__)
+
+MAIN_CLASS = "org.apache.cassandra.service.CassandraDaemon"
+# Cassandra 5.0 supports JDK 11 and 17; newer JDKs fail at start (it calls the security manager,
+# which JDK 24 removed). 18..23 run but are not supported upstream.
+JAVA_MIN, JAVA_MAX = 11, 23
+
+# The JPMS flags Cassandra 5.0 ships in conf/jvm17-server.options. The Maven jars carry no conf/,
+# so they are kept here; a missing one kills the JVM early (IllegalAccessError and friends).
+JVM17_MODULE_FLAGS: tuple[str, ...] = (
+    "-Djdk.attach.allowAttachSelf=true",
+    "--add-exports", "java.base/jdk.internal.misc=ALL-UNNAMED",
+    "--add-exports", "java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED",
+    "--add-exports", "java.rmi/sun.rmi.registry=ALL-UNNAMED",
+    "--add-exports", "java.rmi/sun.rmi.server=ALL-UNNAMED",
+    "--add-exports", "java.sql/java.sql=ALL-UNNAMED",
+    "--add-exports", "java.base/java.lang.ref=ALL-UNNAMED",
+    "--add-exports", "jdk.unsupported/sun.misc=ALL-UNNAMED",
+    "--add-exports", "jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED",
+    "--add-exports", "jdk.attach/sun.tools.attach=ALL-UNNAMED",
+    "--add-opens", "java.base/java.lang.module=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.loader=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.ref=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.reflect=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.math=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.module=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.util.jar=ALL-UNNAMED",
+    "--add-opens", "jdk.management/com.sun.management.internal=ALL-UNNAMED",
+    "--add-opens", "java.base/sun.nio.ch=ALL-UNNAMED",
+    "--add-opens", "java.base/java.io=ALL-UNNAMED",
+    "--add-opens", "java.base/java.lang.reflect=ALL-UNNAMED",
+    "--add-opens", "jdk.compiler/com.sun.tools.javac=ALL-UNNAMED",
+    "--add-opens", "java.base/java.lang=ALL-UNNAMED",
+    "--add-opens", "java.base/java.util=ALL-UNNAMED",
+)
+# The rest of what jvm17-server.options sets that matters here: G1 as upstream tunes it, and
+# netty's pooled direct buffers (without these netty falls back to slower allocateDirect).
+JVM17_OTHER_FLAGS: tuple[str, ...] = (
+    "-XX:+UseG1GC",
+    "-XX:+ParallelRefProcEnabled",
+    "-XX:MaxTenuringThreshold=1",
+    "-XX:MaxGCPauseMillis=300",
+    "-XX:InitiatingHeapOccupancyPercent=70",
+    "-Dio.netty.tryReflectionSetAccessible=true",
+    "-Dio.netty.allocator.useCacheForAllThreads=true",
+    "-Dio.netty.allocator.maxOrder=11",
+)
+
+
+
+_POM = """<?xml version="1.0" encoding="UTF-8"?>
+<!-- Written by cassandra_dali.server.fetch_jars: its only purpose is to let Maven resolve
+     the runtime classpath of the Cassandra server. -->
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.cassandra-dali</groupId>
+  <artifactId>cassandra-server-jars</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.cassandra</groupId>
+      <artifactId>cassandra-all</artifactId>
+      <version>{version}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+_COMPLETE_MARKER = ".complete"
+
+
+def jar_cache_dir(version: str = DEFAULT_VERSION) -> Path:
+    return cache_root() / f"cassandra-{version}"
+
+
+def fetch_jars(version: str = DEFAULT_VERSION) -> Path:
+    """Return the directory holding the server's runtime jars, fetching them once per machine.
+
+    Maven resolves ``cassandra-all`` and its runtime dependencies into a fresh temporary folder
+    that is renamed into place only when complete, and a marker is written last; an interrupted
+    fetch therefore leaves no half-filled ``lib/`` that would be taken for a good one.
+    """
+    if not re.fullmatch(r"[0-9A-Za-z.\-]+", version):
+        raise ServerError(f"invalid Cassandra version {version!r}")
+    base = jar_cache_dir(version)
+    lib = base / "lib"
+    if (base / _COMPLETE_MARKER).is_file() and lib.is_dir():
+        return lib
+    base.mkdir(parents=True, exist_ok=True)
+    # Two processes (e.g. two test runs) may fetch at once: serialise them on a lock file.
+    with locked(base / ".lock"):
+        if (base / _COMPLETE_MARKER).is_file() and lib.is_dir():
+            return lib
+        _run_maven(base, version, lib)
+    return lib
+
+
+def _run_maven(base: Path, version: str, lib: Path) -> None:
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise ServerError(
+            "Maven (mvn) is not on PATH: it is needed once to fetch the Cassandra jars "
+            "(or set CASSANDRA_HOME to an existing Cassandra 5.0 installation)"
+        )
+    (base / _COMPLETE_MARKER).unlink(missing_ok=True)
+    (base / "pom.xml").write_text(_POM.format(version=version))
+    staging = base / f"lib.partial-{os.getpid()}"
+    for stale in (lib, *base.glob("lib.partial-*")):  # leftovers of an interrupted fetch
+        shutil.rmtree(stale, ignore_errors=True)
+    cmd = [
+        mvn, "-B", "-q", "-f", str(base / "pom.xml"),
+        "dependency:copy-dependencies", "-DincludeScope=runtime",
+        f"-DoutputDirectory={staging}",
+    ]
+    log.info("fetching Cassandra %s jars with Maven into %s", version, lib)
+    started = time.monotonic()
+    env = {**os.environ, "JAVA_HOME": str(find_java_home())}  # Maven itself needs a JDK too
+    proc = subprocess.run(cmd, cwd=base, env=env, check=False, capture_output=True, text=True)
+    if proc.returncode != 0 or not any(staging.glob("cassandra-all-*.jar")):
+        shutil.rmtree(staging, ignore_errors=True)
+        # Maven 3.8 colours some lines even in batch mode: strip the escape codes.
+        output = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr).strip()
+        raise ServerError(
+            f"Maven could not fetch org.apache.cassandra:cassandra-all:{version} "
+            f"(exit {proc.returncode}); command: {' '.join(cmd)}\n{tail_text(output, 60)}"
+        )
+    staging.rename(lib)
+    (base / _COMPLETE_MARKER).write_text(f"{len(list(lib.glob('*.jar')))} jars\n")
+    log.info("fetched %d jars in %.1f s", len(list(lib.glob("*.jar"))), time.monotonic() - started)
+
+
+@dataclasses.dataclass(frozen=True)
+class Installation:
+    """Where the server's classes come from and the JVM options that go with them."""
+
+    classpath: str
+    jvm_options: tuple[str, ...]
+    source: str  # for messages: "maven:<lib dir>" or "CASSANDRA_HOME=<dir>"
+
+
+def installation(version: str = DEFAULT_VERSION) -> Installation:
+    """CASSANDRA_HOME when set (the user's own tarball), else the Maven jars, fetched if needed."""
+    home = os.environ.get("CASSANDRA_HOME")
+    if home:
+        return _home_installation(Path(home).expanduser().resolve())
+    lib = fetch_jars(version)
+    return Installation(
+        classpath=f"{lib}/*",
+        jvm_options=JVM17_MODULE_FLAGS + JVM17_OTHER_FLAGS,
+        source=f"maven:{lib}",
+    )
+
+
+def _home_installation(home: Path) -> Installation:
+    lib, options_file = home / "lib", home / "conf" / "jvm17-server.options"
+    if not any(lib.glob("apache-cassandra-*.jar")) and not any(lib.glob("cassandra-all-*.jar")):
+        raise ServerError(f"CASSANDRA_HOME={home}: no Cassandra jar in {lib}")
+    if not options_file.is_file():
+        raise ServerError(
+            f"CASSANDRA_HOME={home}: {options_file} is missing (a Cassandra 5.0 install is needed)"
+        )
+    return Installation(
+        classpath=f"{lib}/*",
+        jvm_options=tuple(parse_jvm_options(options_file.read_text())),
+        source=f"CASSANDRA_HOME={home}",
+    )
+
+
+def parse_jvm_options(text: str) -> list[str]:
+    """Options from a Cassandra ``jvm*.options`` file: one per line, ``#`` starts a comment.
+
+    ``--add-opens a=b`` lines hold two arguments; heap sizes are left to the launcher.
+    """
+    options: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith(("-Xms", "-Xmx", "-Xmn")):
+            continue
+        options.extend(line.split(None, 1))
+    return options
+
+
+
+def java_major_version(java_home: Path) -> int | None:
+    """The feature version of a JDK (17 for 17.0.15), from its ``release`` file or ``-version``."""
+    release = java_home / "release"
+    text = release.read_text(errors="replace") if release.is_file() else ""
+    match = re.search(r'^JAVA_VERSION="([^"]+)"', text, re.MULTILINE)
+    if not match:
+        java = java_home / "bin" / "java"
+        if not java.is_file():
+            return None
+        try:
+            proc = subprocess.run(
+                [str(java), "-version"], check=False, capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        match = re.search(r'version "([^"]+)"', proc.stderr)
+        if not match:
+            return None
+    parts = match.group(1).split(".")
+    if parts[0] == "1" and len(parts) > 1:  # "1.8.0_392": the pre-JDK 9 scheme
+        return int(parts[1])
+    major = re.match(r"\d+", parts[0])
+    return int(major.group()) if major else None
+
+
+def _java_ok(java_home: Path) -> bool:
+    version = java_major_version(java_home)
+    in_range = version is not None and JAVA_MIN <= version <= JAVA_MAX
+    return in_range and (java_home / "bin" / "java").is_file()
+
+
+def find_java_home() -> Path:
+    """A JDK that can run Cassandra 5.0: JAVA_HOME if 11..23, else a system JDK 17, else PATH's.
+
+    Never a newer JDK even when it is the default one: Cassandra 5.0 does not start on JDK > 23.
+    """
+    candidates: list[Path] = []
+    if os.environ.get("JAVA_HOME"):
+        java_home = Path(os.environ["JAVA_HOME"])
+        if not _java_ok(java_home):
+            log.info("JAVA_HOME=%s (JDK %s) cannot run Cassandra 5.0: looking for JDK 17",
+                     java_home, java_major_version(java_home))
+        candidates.append(java_home)
+    candidates += sorted(Path("/usr/lib/jvm").glob("java-17-openjdk*"))
+    candidates += sorted(Path("/usr/lib/jvm").glob("*17*"))
+    on_path = shutil.which("java")
+    if on_path:
+        candidates.append(Path(on_path).resolve().parent.parent)
+    for home in candidates:
+        if _java_ok(home):
+            return home.resolve()
+    seen = ", ".join(f"{c} (JDK {java_major_version(c)})" for c in candidates) or "none"
+    raise ServerError(
+        f"no JDK {JAVA_MIN}..{JAVA_MAX} found for Cassandra 5.0 (install JDK 17 and/or set "
+        f"JAVA_HOME to it); looked at: {seen}"
+    )
+
