@@ -1,9 +1,12 @@
 """Run inside a fresh venv where only the built wheel (and its dependencies) is installed:
-start a local server, write a few rows, read them back through fn.crs4.cassandra."""
+start a local server, write a few rows, read them back through fn.crs4.cassandra; the demo's
+tables file and the command line must be there too (they ship in the package)."""
 
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -13,11 +16,16 @@ from nvidia.dali import fn, pipeline_def
 
 import cassandra_dali
 from cassandra_dali import server
+from cassandra_dali.dataset import TABLES_CQL
 
 
 def main() -> None:
     print("cassandra_dali from", Path(cassandra_dali.__file__).parent)
     print("driver:", cassandra_dali.driver_info())
+    assert TABLES_CQL.is_file() and "CREATE TABLE" in TABLES_CQL.read_text(), TABLES_CQL
+    help_text = subprocess.run([sys.executable, "-m", "cassandra_dali.cli", "--help"],
+                               check=True, capture_output=True, text=True).stdout
+    assert all(group in help_text for group in ("server", "data", "schema", "demo")), help_text
     with tempfile.TemporaryDirectory(prefix="wheel-smoke-") as directory:
         info = server.start(server.ServerConfig(dir=Path(directory), heap="768M"))
         try:
