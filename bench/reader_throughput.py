@@ -2,6 +2,7 @@
 cassandra-driver, on the same rows, in one run.
 
     python bench/reader_throughput.py [--host H --port P] [--samples 3000] [--epochs 3]
+    python bench/reader_throughput.py --checksum     (also: the cost of checksum_col)
 
 Without --port it starts a local server (cassandra_dali.server) in a temporary directory.
 Prints images/s and MB/s per epoch for both, and the ratio; writes a JSON next to --out.
@@ -26,6 +27,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 from cassandra_dali import server
 from cassandra_dali.client import Connection
 from cassandra_dali.client.cluster import make_cluster
+from cassandra_dali.dataset import checksums
 from cassandra_dali.sources import CassandraSource
 from nvidia.dali import pipeline_def
 
@@ -39,18 +41,19 @@ def write_rows(session: Any, count: int, seed: int) -> tuple[list[str], int]:
     )
     session.execute(f"DROP TABLE IF EXISTS {KEYSPACE}.data")
     session.execute(
-        f"CREATE TABLE {KEYSPACE}.data (id uuid PRIMARY KEY, label int, data blob) "
+        f"CREATE TABLE {KEYSPACE}.data (id uuid PRIMARY KEY, label int, data blob, crc32c int) "
         "WITH compression = {'enabled': 'false'}"
     )
     rng = np.random.default_rng(seed)
-    insert = session.prepare(f"INSERT INTO {KEYSPACE}.data (id, label, data) VALUES (?, ?, ?)")
+    insert = session.prepare(
+        f"INSERT INTO {KEYSPACE}.data (id, label, data, crc32c) VALUES (?, ?, ?, ?)")
     ids, total = [], 0
     for start in range(0, count, 500):
         rows = []
         for i in range(start, min(count, start + 500)):
             blob = rng.bytes(int(rng.integers(20_000, 100_000)))
             u = uuid.UUID(bytes=rng.bytes(16), version=4)
-            rows.append((u, i % 10, blob))
+            rows.append((u, i % 10, blob, checksums.crc32c(blob)))
             ids.append(str(u))
             total += len(blob)
         execute_concurrent_with_args(session, insert, rows, concurrency=32, raise_on_first_error=True)
@@ -135,6 +138,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved measured rounds")
     parser.add_argument("--warmup-rounds", type=int, default=2,
                         help="untimed rounds of both readers first (server JIT warm-up)")
+    parser.add_argument("--checksum", action="store_true",
+                        help="also measure the operator verifying every sample (checksum_col)")
     parser.add_argument("--sweep", action="store_true",
                         help="also measure the operator over io_threads x prefetch_buffers")
     args = parser.parse_args()
@@ -154,10 +159,13 @@ def main() -> None:
             bench_operator(args.host, args.port, ids, args.batch, 2)
             bench_python_driver(args.host, args.port, ids, 1, args.concurrency)
         # Interleaved rounds: a change in load (compaction, GC, neighbours) hits both alike.
-        op, py = [], []
+        op, py, verified = [], [], []
         for _ in range(args.rounds):
             op += steady(bench_operator(args.host, args.port, ids, args.batch, args.epochs))
             py += steady(bench_python_driver(args.host, args.port, ids, args.epochs, args.concurrency))
+            if args.checksum:
+                verified += steady(bench_operator(args.host, args.port, ids, args.batch,
+                                                  args.epochs, checksum_col="crc32c"))
         sweep = []
         if args.sweep:
             for io_threads in (1, 2, 4):
@@ -176,13 +184,26 @@ def main() -> None:
     print(f"{'reader':<34}{'images/s':>18}{'MB/s':>16}")
     for name, s in [("fn.crs4.cassandra", s_op), ("python cassandra-driver (concurrent)", s_py)]:
         print(f"{name:<34}{s['images_s']:>10.0f} ± {s['images_s_std']:<5.0f}{s['mb_s']:>9.1f} ± {s['mb_s_std']:<5.1f}")
+    checksum: dict[str, Any] = {}
+    if args.checksum:
+        s_ck = summary(verified)
+        block = np.random.default_rng(1).bytes(64 << 20)
+        started = time.perf_counter()
+        cassandra_dali._native.crc32c(block)
+        crc_gb_s = len(block) / (time.perf_counter() - started) / 1e9
+        print(f"{'fn.crs4.cassandra, checksum_col':<34}{s_ck['images_s']:>10.0f} ± "
+              f"{s_ck['images_s_std']:<5.0f}{s_ck['mb_s']:>9.1f} ± {s_ck['mb_s_std']:<5.1f}")
+        print(f"ratio verified / unverified: {s_ck['images_s'] / s_op['images_s']:.3f}x; "
+              f"CRC32C alone: {crc_gb_s:.1f} GB/s on one core")
+        checksum = {"verified": {"epochs": verified, **s_ck}, "crc32c_gb_s": crc_gb_s,
+                    "ratio_verified": s_ck["images_s"] / s_op["images_s"]}
     ratio = s_op["images_s"] / s_py["images_s"]
     print(f"ratio fn.crs4.cassandra / python driver: {ratio:.2f}x ({args.rounds} rounds x epochs 2..{args.epochs}, batch {args.batch})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "machine": machine(), "samples": len(ids), "bytes": total, "batch": args.batch,
         "operator": {"epochs": op, **s_op}, "python_driver": {"epochs": py, **s_py}, "ratio": ratio,
-        "sweep": sweep,
+        "sweep": sweep, "checksum": checksum,
     }, indent=2))
     print(f"wrote {args.out}")
 

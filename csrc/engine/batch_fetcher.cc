@@ -8,6 +8,7 @@
 #include <random>
 #include <thread>
 
+#include "engine/crc32c.h"
 #include "engine/errors.h"
 
 namespace cassandra_dali {
@@ -29,6 +30,12 @@ bool IsRetryable(CassError rc) {
     default:
       return false;
   }
+}
+
+std::string Hex32(uint32_t value) {
+  char text[11];
+  std::snprintf(text, sizeof text, "0x%08x", value);
+  return text;
 }
 
 }  // namespace
@@ -257,6 +264,28 @@ void BatchFetcher::CopyRow(Batch::Request *request, const CassResult *result) {
     if (!ok) {
       RecordFailure(request, false,
                     "label column '" + table.label_col + "' is null for " + Describe(request));
+      return;
+    }
+  }
+  if (!table.checksum_col.empty()) {
+    const int column = table.label_type == LabelType::kNone ? 1 : 2;
+    const CassValue *stored = api.cass_row_get_column(row, column);
+    int32_t expected = 0;
+    if (!stored || api.cass_value_is_null(stored) ||
+        api.cass_value_get_int32(stored, &expected) != CASS_OK) {
+      RecordFailure(request, false,
+                    "checksum column '" + table.checksum_col + "' is null for " +
+                        Describe(request) + " (was it ingested with --checksum?)");
+      return;
+    }
+    const uint32_t actual = Crc32c(bytes, size);
+    if (actual != static_cast<uint32_t>(expected)) {
+      RecordFailure(request, false,
+                    "checksum mismatch for " + Describe(request) + ": column '" +
+                        table.checksum_col + "' says CRC32C " +
+                        Hex32(static_cast<uint32_t>(expected)) + ", the " +
+                        std::to_string(size) + " bytes read have " + Hex32(actual) +
+                        ": the stored sample is not the one ingested");
       return;
     }
   }

@@ -19,6 +19,10 @@ const std::vector<ArgumentDecl> &ReaderArguments() {
       {"label_type", S("int"),
        "'int' (int column, output int32 [1]), 'blob' (blob column, output uint8 bytes; 'image' "
        "is accepted as an alias) or 'none' (output empty int32 [0])."},
+      {"checksum_col", S(),
+       "Int column holding each sample's CRC32C (the ingest's --checksum writes it): every "
+       "sample read is checked against it and a mismatch raises, naming the UUID. Empty: no "
+       "check."},
       {"username", S(), "User for PasswordAuthenticator."},
       {"password", S(),
        "Password for PasswordAuthenticator, in clear: a serialized pipeline holds it. Prefer "
@@ -91,7 +95,7 @@ ReaderSettings SettingsFromArguments(
   }
   ReaderSettings s;
   s.table = MakeTableSpec(str("table"), str("id_col"), str("data_col"), str("label_col"),
-                          str("label_type"));
+                          str("label_type"), str("checksum_col"));
   auto &c = s.connection;
   c.contact_points = std::get<std::vector<std::string>>(get("cassandra_ips"));
   c.port = num("cassandra_port");

@@ -186,7 +186,7 @@ std::string CanonicalIdentifier(const std::string &name, const std::string &what
 
 TableSpec MakeTableSpec(const std::string &table, const std::string &id_col,
                         const std::string &data_col, const std::string &label_col,
-                        const std::string &label_type) {
+                        const std::string &label_type, const std::string &checksum_col) {
   TableSpec spec;
   auto dot = table.find('.');
   if (table.empty() || dot == std::string::npos) {
@@ -200,6 +200,7 @@ TableSpec MakeTableSpec(const std::string &table, const std::string &id_col,
   if (spec.label_type != LabelType::kNone) {
     spec.label_col = CanonicalIdentifier(label_col, "label_col");
   }
+  if (!checksum_col.empty()) spec.checksum_col = CanonicalIdentifier(checksum_col, "checksum_col");
   return spec;
 }
 
@@ -377,11 +378,15 @@ void Session::CheckSchema() {
   } else if (table_.label_type == LabelType::kBlob) {
     check(table_.label_col, "label_col (label_type blob)", {CASS_VALUE_TYPE_BLOB});
   }
+  if (!table_.checksum_col.empty()) {
+    check(table_.checksum_col, "checksum_col (CRC32C)", {CASS_VALUE_TYPE_INT});
+  }
 }
 
 void Session::Prepare() {
   std::string columns = Quote(table_.data_col);
   if (table_.label_type != LabelType::kNone) columns += ", " + Quote(table_.label_col);
+  if (!table_.checksum_col.empty()) columns += ", " + Quote(table_.checksum_col);
   const std::string query = "SELECT " + columns + " FROM " + Quote(table_.keyspace) + "." +
                             Quote(table_.table) + " WHERE " + Quote(table_.id_col) + " = ?";
   CassFuturePtr preparing(api_.cass_session_prepare(session_.get(), query.c_str()));

@@ -62,6 +62,7 @@ struct TableSpec {
   std::string data_col = "data";
   std::string label_col = "label";
   LabelType label_type = LabelType::kInt;
+  std::string checksum_col;  // int column holding each sample's CRC32C; empty: not verified
 
   std::string QualifiedName() const { return keyspace + "." + table; }
 };
@@ -71,7 +72,7 @@ struct TableSpec {
 // refused, so arguments can never inject CQL.
 TableSpec MakeTableSpec(const std::string &table, const std::string &id_col,
                         const std::string &data_col, const std::string &label_col,
-                        const std::string &label_type);
+                        const std::string &label_type, const std::string &checksum_col = "");
 
 // Validates one identifier and returns its canonical form: unquoted names are case-insensitive
 // (lower-cased), quoted ones keep their case. `what` names the argument in errors.

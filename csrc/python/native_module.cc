@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/crc32c.h"
 #include "engine/errors.h"
 #include "engine/reader_arguments.h"
 #include "engine/loaders.h"
@@ -137,6 +138,19 @@ PYBIND11_MODULE(_native, m) {
       },
       "Sample buffers allocated so far in this process, by every reader (operator or Reader).");
   m.def("canonical_identifier", &CanonicalIdentifier, py::arg("name"), py::arg("what") = "name");
+  m.def(
+      "crc32c",
+      [](py::buffer data) {
+        py::buffer_info info = data.request();
+        if (info.ndim > 1 || (info.ndim == 1 && info.strides[0] != info.itemsize)) {
+          throw py::value_error("crc32c needs contiguous bytes");
+        }
+        const auto *bytes = static_cast<const uint8_t *>(info.ptr);
+        const size_t size = static_cast<size_t>(info.size * info.itemsize);
+        py::gil_scoped_release release;  // large samples: let other threads run
+        return Crc32c(bytes, size);
+      },
+      py::arg("data"), "CRC32C (Castagnoli) of a bytes-like object, as the reader checks it.");
 
   m.def(
       "shard_layout",

@@ -31,13 +31,14 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from ..client import ConnectionFailed
     from ..client.cql_files import CqlSyntaxError
     from ..dataset.ingest import IngestError
+    from ..dataset.splits import SplitError
     from ..gpus import GpuError
     from ..readloop import LoopError
     from ..server import ServerError
 
     errors: tuple[type[BaseException], ...] = (
-        ServerError, IngestError, ConnectionFailed, LoopError, CqlSyntaxError, GpuError,
-        FileNotFoundError,
+        ServerError, IngestError, SplitError, ConnectionFailed, LoopError, CqlSyntaxError,
+        GpuError, FileNotFoundError,
     )
     try:  # server-side refusals (unknown table, bad CQL)
         from cassandra import (

@@ -5,6 +5,8 @@
   ``examples/imagenette/extract_serial.py`` does (``data ingest-spark``: ``extract_spark.py``);
 - ``data uuids --metadata-table ... --rows-fn ...``: ``cache_uuids.py``
   (:mod:`cassandra_dali.client.token_scan`, :mod:`cassandra_dali.dataset.rows_files`);
+- ``data split --metadata-table ... --out DIR``: train/val or k-fold rows files
+  (:mod:`cassandra_dali.dataset.splits`);
 - ``data read``: ``loop_read.py`` (:mod:`cassandra_dali.readloop`).
 
 The example scripts call :func:`cassandra_dali.cli.script_main` with the name of one of these
@@ -19,7 +21,7 @@ from typing import Any
 
 from ..client import token_scan
 from ..dataset import images, rows_files
-from . import ingest, read
+from . import ingest, read, split
 from .options import add_connection_arguments, connection_from_args
 
 # --------------------------------------------------------------------------------------------
@@ -110,6 +112,11 @@ COMMANDS: dict[
         ingest.run_spark,
     ),
     "uuids": ("scan a metadata table's UUIDs into a rows file", _add_uuids, _uuids),
+    "split": (
+        "draw train/val rows files, or k folds, from a metadata table (seeded, stratified)",
+        split.add_arguments,
+        split.run,
+    ),
     "read": (
         "read a dataset with DALI and report the throughput",
         read.add_arguments,

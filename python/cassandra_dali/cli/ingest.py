@@ -75,6 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="first list the ids already in the metadata table and skip them "
         "(faster resume); by default rows are rewritten, identically",
     )
+    parser.add_argument(
+        "--checksum",
+        action="store_true",
+        help="also store each sample's CRC32C (column crc32c of the data table, added if "
+        "missing); read with checksum_col='crc32c' to have every sample verified",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_connection_arguments(parser)
 
@@ -91,6 +97,7 @@ def config_from_args(args: argparse.Namespace) -> IngestConfig:
             skip_existing=args.skip_existing,
             max_bytes_in_flight=args.max_bytes_in_flight,
             retry_budget_s=args.retry_budget,
+            checksum=args.checksum,
         )
     except ValueError as error:
         raise IngestError(str(error)) from None

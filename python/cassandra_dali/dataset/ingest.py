@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..client import Connection, cql_table
 from ..client.token_scan import scan_ids
+from . import checksums
 from .row_writer import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_BYTES_IN_FLIGHT,
@@ -81,6 +82,7 @@ class IngestConfig:
     skip_existing: bool = False
     max_bytes_in_flight: int = DEFAULT_MAX_BYTES_IN_FLIGHT
     retry_budget_s: float = DEFAULT_RETRY_BUDGET_S
+    checksum: bool = False  # store each sample's CRC32C in the data table's crc32c column
 
     def __post_init__(self) -> None:
         cql_table(self.data_table)
@@ -249,8 +251,16 @@ def read_sample(sample: Sample, max_size: int) -> bytes:
 
 
 def _open_writer(session: Session, config: IngestConfig) -> RowWriter:
+    columns = "id, label, data"
+    if config.checksum:
+        try:
+            checksums.ensure_column(session, config.data_table)
+        except ValueError as error:
+            raise IngestError(str(error)) from None
+        columns += f", {checksums.CHECKSUM_COLUMN}"
+    markers = ", ".join("?" * len(columns.split(", ")))
     insert_data = _prepare(
-        session, f"INSERT INTO {cql_table(config.data_table)} (id, label, data) VALUES (?, ?, ?)"
+        session, f"INSERT INTO {cql_table(config.data_table)} ({columns}) VALUES ({markers})"
     )
     insert_meta = _prepare(
         session,
@@ -327,7 +337,10 @@ def write_samples(
                 summary.skipped.append(problem)
                 _advance(bar, writer, summary, started)
                 continue
-            writer.submit(sample, sample.id, (sample.id, sample.label, data),
+            values: tuple[Any, ...] = (sample.id, sample.label, data)
+            if config.checksum:
+                values += (checksums.crc32c(data),)
+            writer.submit(sample, sample.id, values,
                           (sample.id, sample.label, sample.or_label, sample.or_split), len(data))
             _advance(bar, writer, summary, started)
     finally:
