@@ -39,6 +39,7 @@ import numpy as np
 from cassandra_dali import readloop, server
 from cassandra_dali.client import Connection, cql_files, token_scan
 from cassandra_dali.dataset import images, ingest, rows_files
+from cassandra_dali.sharding import shard_layout
 from nvidia.dali import types as dali_types
 
 KEYSPACE = "bench_readers"
@@ -159,9 +160,8 @@ class DriverLoop:
         self.pipe = pipe()
         self.pipe.build()
         # The count fn.crs4.cassandra runs with one shard: ceil(N / batch) batches.
-        self.batches = cassandra_dali._native.shard_layout(len(ids), 1, 0, batch_size)[
-            "batches_per_epoch"
-        ]
+        self.batches = shard_layout(len(ids), shard_id=0, num_shards=1,
+                                    batch_size=batch_size)["batches_per_epoch"]
 
     def run_epoch(self, epoch: int) -> readloop.EpochStat:
         total, started = 0, time.perf_counter()

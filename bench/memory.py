@@ -75,7 +75,7 @@ def measure(host: str, port: int, case: str, epochs: int) -> dict[str, Any]:
     @pipeline_def(batch_size=batch, num_threads=2, device_id=None, prefetch_queue_depth=2)
     def pipe() -> Any:
         return CassandraSource(f"{KEYSPACE}.t{index}", uuids=ids,
-                               connection=Connection(host, port)).read(shuffle=False)
+                               connection=Connection(host, port)).read()
 
     p = pipe()
     p.build()
@@ -104,14 +104,10 @@ def main() -> int:
     if args.case:
         print(json.dumps(measure(args.host, args.port, args.case, args.epochs)))
         return 0
-    from cassandra_dali import server
+    from bench_server import server_for  # imports DALI: not in the measured child's way
 
-    own = None
-    if args.port is None:
-        own = server.cache_root() / "servers" / "bench-memory"
-        info = server.start(server.ServerConfig(dir=own, heap="2G", cluster_name="bench"))
-        args.host, args.port = info.host, info.port
-    try:
+    with server_for(args.host, args.port, "memory") as conn:
+        args.host, args.port = conn.host, conn.port
         write_tables(args.host, args.port)
         results = []
         for case in CASES:
@@ -120,9 +116,6 @@ def main() -> int:
                  "--epochs", str(args.epochs), "--case", case],
                 capture_output=True, text=True, check=True)
             results.append(json.loads(child.stdout.strip().splitlines()[-1]))
-    finally:
-        if own is not None:
-            server.stop(own)
     print(f"{'case':<22}{'batch MiB':>10}{'built MiB':>11}{'peak MiB':>10}{'above':>8}"
           f"{'x batch':>9}{'samples/s':>11}")
     for r in results:

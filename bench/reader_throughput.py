@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -23,11 +22,12 @@ from typing import Any
 
 import cassandra_dali
 import numpy as np
+from bench_server import server_for
 from cassandra.concurrent import execute_concurrent_with_args
-from cassandra_dali import server
 from cassandra_dali.client import Connection
 from cassandra_dali.client.cluster import make_cluster
 from cassandra_dali.dataset import checksums
+from cassandra_dali.sharding import shard_layout
 from cassandra_dali.sources import CassandraSource
 from nvidia.dali import pipeline_def
 
@@ -67,11 +67,11 @@ def bench_operator(
     def pipe() -> tuple[Any, Any]:
         source = CassandraSource(f"{KEYSPACE}.data", uuids=ids,
                                  connection=Connection(host, port), options=reader_args)
-        return source.read(shuffle=False)
+        return source.read()
 
     p = pipe()
     p.build()
-    batches = cassandra_dali._native.shard_layout(len(ids), 1, 0, batch)["batches_per_epoch"]
+    batches = shard_layout(len(ids), shard_id=0, num_shards=1, batch_size=batch)["batches_per_epoch"]
     results = []
     for _ in range(epochs):
         start, nbytes = time.perf_counter(), 0
@@ -144,12 +144,8 @@ def main() -> None:
                         help="also measure the operator over io_threads x prefetch_buffers")
     args = parser.parse_args()
 
-    temp = None
-    if args.port is None:
-        temp = tempfile.TemporaryDirectory(prefix="bench-cassandra-")
-        info = server.start(server.ServerConfig(dir=Path(temp.name), heap="2G"))
-        args.host, args.port = info.host, info.port
-    try:
+    with server_for(args.host, args.port, "reader") as conn:
+        args.host, args.port = conn.host, conn.port
         cluster = make_cluster(args.host, args.port, protocol_version=None)
         ids, total = write_rows(cluster.connect(), args.samples, seed=0)
         cluster.shutdown()
@@ -176,10 +172,6 @@ def main() -> None:
                     sweep.append({"io_threads": io_threads, "prefetch_buffers": prefetch, **s})
                     print(f"io_threads={io_threads} prefetch_buffers={prefetch}: "
                           f"{s['images_s']:.0f} images/s, {s['mb_s']:.1f} MB/s")
-    finally:
-        if temp is not None:
-            server.stop(Path(temp.name))
-            temp.cleanup()
     s_op, s_py = summary(op), summary(py)
     print(f"{'reader':<34}{'images/s':>18}{'MB/s':>16}")
     for name, s in [("fn.crs4.cassandra", s_op), ("python cassandra-driver (concurrent)", s_py)]:

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import cassandra_dali
 import numpy as np
 import pytest
 from cassandra_dali.client import Connection, token_scan
 from cassandra_dali.dataset import rows_files
+from cassandra_dali.sharding import shard_layout
 from cassandra_dali.sources import CassandraSource
 from nvidia.dali import pipeline_def
 from workflow_helpers import (
@@ -69,7 +69,7 @@ def test_every_file_reads_back_byte_exact(
 
     p = pipe()
     p.build()
-    layout = cassandra_dali._native.shard_layout(N_TRAIN, 1, 0, batch_size)
+    layout = shard_layout(N_TRAIN, shard_id=0, num_shards=1, batch_size=batch_size)
     seen: dict[str, int] = {}
     for _ in range(layout["batches_per_epoch"]):
         data, labels = p.run()

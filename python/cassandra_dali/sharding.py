@@ -49,7 +49,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name}={value!r} is not an integer") from None
 
 
-def shard_layout(epoch_size: int, shard_id: int, num_shards: int,
+def shard_layout(epoch_size: int, *, shard_id: int, num_shards: int,
                  batch_size: int) -> dict[str, int]:
     """Shard ``shard_id`` of ``num_shards`` over ``[0, epoch_size)``: contiguous slices whose
     sizes differ by at most one, each padded to the largest (DALI's ``pad_last_batch``). Keys:
@@ -71,4 +71,5 @@ def shard_batches(meta: Mapping[str, Any], batch_size: int, *, drop_last: bool) 
 
 
 def _layout(meta: Mapping[str, Any], batch_size: int) -> dict[str, int]:
-    return shard_layout(meta["epoch_size"], meta["shard_id"], meta["number_of_shards"], batch_size)
+    return shard_layout(meta["epoch_size"], shard_id=meta["shard_id"],
+                        num_shards=meta["number_of_shards"], batch_size=batch_size)

@@ -40,7 +40,7 @@ def build_parser(groups: Sequence[ModuleType] | None = None) -> argparse.Argumen
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(args.verbose)
+    configure_logging(args.verbose, prefix=getattr(args, "log_prefix", ""))
     return run_guarded(args.func, args, "cassandra-dali")
 
 

@@ -54,11 +54,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
 def run_guarded(func: Callable[[argparse.Namespace], int | None], args: argparse.Namespace,
                 name: str) -> int:
     """Run a command; the errors a user can fix become one line on stderr and exit status 1."""
+    expected = user_errors()  # before the command: an import failing here must not mask its error
     try:
         return int(func(args) or 0)
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except user_errors() as error:
+    except expected as error:
         print(f"{name}: error: {error}", file=sys.stderr)
         return EXIT_ERROR

@@ -170,4 +170,4 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--bs", type=int, default=32, help="batch size (%(default)s)")
     parser.add_argument("--epochs", type=int, default=4, help="(%(default)s)")
     parser.add_argument("--heap", default="1G", help="Cassandra heap (%(default)s)")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, log_prefix="    ")  # library messages indented under steps
