@@ -8,8 +8,11 @@ replicas that own each range.
 
 from __future__ import annotations
 
+import collections
+import itertools
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from .. import _native
 from .identifiers import cql_table, quote_identifier
@@ -66,3 +69,27 @@ def scan_ids(
         # Iterating a ResultSet fetches its further pages synchronously.
         ids.update(row[0] for row in rows)
     return sorted(ids, key=str)
+
+
+def scan_in_ring_order(
+    session: Session,
+    statement: Any,
+    *,
+    splits: int = DEFAULT_SPLITS,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> Iterator[Any]:
+    """The rows of a prepared ``... WHERE token(k) > ? AND token(k) <= ?`` over every range, in
+    ring order. At most ``concurrency`` ranges are fetched ahead, one page each, so memory is
+    bounded by pages, not by the table (the driver's concurrent helpers run ahead of a slow
+    consumer and keep every finished range's first page)."""
+    ranges = iter(token_ranges(splits))
+    ahead = collections.deque(
+        session.execute_async(statement, bounds)
+        for bounds in itertools.islice(ranges, concurrency)
+    )
+    while ahead:
+        rows = ahead.popleft().result()
+        following = next(ranges, None)
+        if following is not None:
+            ahead.append(session.execute_async(statement, following))
+        yield from rows  # further pages of this range are fetched as they are reached

@@ -8,9 +8,10 @@ fold ``j`` of ``k`` gets ranks ``[j*n//k, (j+1)*n//k)``. So splits are disjoint,
 the selected rows, stratified to the row, and reproducible from the seed.
 
 Memory stays bounded whatever the table's size: the cut points are found by radix selection
-over three token-range scans (as :func:`cassandra_dali.client.token_scan.scan_ids` walks the
-ring): counts per stratum and key bucket, then the keys of the few buckets holding a cut, then
-the rows streamed into their files. Files list rows in token order, which depends on the data
+over three token-range scans in ring order, a few ranges fetched ahead
+(:func:`cassandra_dali.client.token_scan.scan_in_ring_order`): counts per stratum and key
+bucket, then the keys of the few buckets holding a cut, then the rows streamed into their
+files. Memory: 4096 counts per stratum, about n/4096 keys per cut, and the pages in flight. Files list rows in token order, which depends on the data
 only, so the same table and seed give the same files byte for byte.
 """
 
@@ -31,12 +32,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _native
 from .._files import write_atomically
 from ..client import cql_table, quote_identifier
-from ..client.token_scan import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_FETCH_SIZE,
-    DEFAULT_SPLITS,
-    token_ranges,
-)
+from ..client.token_scan import DEFAULT_FETCH_SIZE, scan_in_ring_order
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
@@ -113,8 +109,6 @@ def _column(name: str | None, what: str) -> str | None:
 
 def _rows(session: Session, spec: SplitSpec) -> Iterator[tuple[uuid.UUID, Any, Any]]:
     """(UUID, stratum, label) of every selected row, in token order (ranges in ring order)."""
-    from cassandra.concurrent import execute_concurrent_with_args
-
     ident = _column(spec.id_col, "id column")
     stratify, label = _column(spec.stratify, "stratify column"), _column(spec.label_col, "label")
     extra = [c for c in dict.fromkeys((stratify, label)) if c is not None]
@@ -126,15 +120,10 @@ def _rows(session: Session, spec: SplitSpec) -> Iterator[tuple[uuid.UUID, Any, A
     statement = session.prepare(query)
     statement.fetch_size = DEFAULT_FETCH_SIZE
     statement.is_idempotent = True
-    results = execute_concurrent_with_args(
-        session, statement, token_ranges(DEFAULT_SPLITS), concurrency=DEFAULT_CONCURRENCY,
-        raise_on_first_error=True, results_generator=True,  # in the ranges' order
-    )
     at = {name: i + 1 for i, name in enumerate(extra)}
-    for _, rows in results:
-        for row in rows:
-            yield (row[0], row[at[stratify]] if stratify else None,
-                   row[at[label]] if label else None)
+    for row in scan_in_ring_order(session, statement):
+        yield (row[0], row[at[stratify]] if stratify else None,
+               row[at[label]] if label else None)
 
 
 def _bucket(key: int) -> int:
