@@ -92,14 +92,15 @@ class CassandraSelfFeed : public CassandraOpBase {
       if (!uuid_texts.empty() && !rows_file.empty()) {
         throw ArgumentError("give either source_uuids or source_uuids_file, not both");
       }
-      std::vector<UuidBytes> uuids =
-          rows_file.empty() ? ParseUuidList(uuid_texts) : ReadUuidFile(rows_file);
-      if (uuids.empty()) {
+      std::shared_ptr<const UuidList> uuids = rows_file.empty()
+                                                  ? UuidList::InMemory(ParseUuidList(uuid_texts))
+                                                  : UuidList::FromFile(rows_file);
+      if (uuids->size() == 0) {
         throw ArgumentError(rows_file.empty()
                                 ? std::string("source_uuids is empty: nothing to read")
                                 : "rows file '" + Printable(rows_file, 4096) + "' holds no UUIDs");
       }
-      ShardLayout layout(static_cast<int64_t>(uuids.size()), spec.GetArgument<int>("num_shards"),
+      ShardLayout layout(uuids->size(), spec.GetArgument<int>("num_shards"),
                          spec.GetArgument<int>("shard_id"), max_batch_size_);
       // Every rank must draw the same permutation, so it never comes from DALI's per-op
       // `seed`: that one derives from the pipeline's seed, which training scripts commonly set
@@ -250,7 +251,9 @@ of batches and shards never overlap. DALI iterators with `reader_name` trim the 
     .AddOptionalArg("source_uuids", "UUIDs of the samples, as strings.",
                     std::vector<std::string>())
     .AddOptionalArg("source_uuids_file",
-                    "Rows file from the UUID cache tool: one UUID per line.", std::string(""))
+                    "Rows file from the UUID cache tool: text, one UUID per line; or binary "
+                    "(cassandra-dali data uuids --binary), read where it lies: any length, no "
+                    "memory per rank.", std::string(""))
     .AddOptionalArg("shard_id", "This reader's shard.", 0)
     .AddOptionalArg("num_shards", "Number of shards (ranks).", 1)
     .AddOptionalArg("shuffle_every_epoch", "Draw a new permutation every epoch.", true)

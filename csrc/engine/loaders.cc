@@ -7,7 +7,8 @@
 namespace cassandra_dali {
 
 PrefetchingLoader::PrefetchingLoader(std::shared_ptr<const Session> session,
-                                     std::vector<UuidBytes> uuids, const EpochOrder &order,
+                                     std::shared_ptr<const UuidList> uuids,
+                                     const EpochOrder &order,
                                      int prefetch_buffers, int64_t prefetch_bytes,
                                      bool loop_forever, const FetchOptions &options)
     : uuids_(std::move(uuids)),
@@ -18,7 +19,7 @@ PrefetchingLoader::PrefetchingLoader(std::shared_ptr<const Session> session,
       fetcher_(std::move(session), options) {
   if (prefetch_buffers_ < 0) throw ArgumentError("prefetch_buffers must be >= 0");
   if (prefetch_bytes_ < 0) throw ArgumentError("prefetch_bytes must be >= 0");
-  if (static_cast<int64_t>(uuids_.size()) != order_.layout().dataset_size) {
+  if (uuids_->size() != order_.layout().dataset_size) {
     throw ArgumentError("internal: UUID list and shard layout disagree on the dataset size");
   }
   for (int i = 0; i < prefetch_buffers_ + 1 + kBatchesHeldDownstream; ++i) {
@@ -29,9 +30,8 @@ PrefetchingLoader::PrefetchingLoader(std::shared_ptr<const Session> session,
 void PrefetchingLoader::StartNextBatch() {
   Batch *batch = free_.front();
   order_.BatchIndices(issue_epoch_, issue_batch_, indices_);
-  batch->uuids.resize(indices_.size());
   batch->source_index = indices_;
-  for (size_t k = 0; k < indices_.size(); ++k) batch->uuids[k] = uuids_[indices_[k]];
+  uuids_->Gather(indices_, batch->uuids);
   fetcher_.Start(batch);  // may throw: the slot then stays free and the position unchanged
   free_.pop_front();
   in_flight_.push_back(batch);

@@ -9,6 +9,7 @@
 
 #include "engine/batch_fetcher.h"
 #include "engine/sample_order.h"
+#include "engine/uuid_list.h"
 
 namespace cassandra_dali {
 
@@ -27,7 +28,7 @@ class PrefetchingLoader {
  public:
   // `prefetch_bytes` caps the bytes of the batches read ahead (0: no cap beyond
   // `prefetch_buffers`); at least one batch is always read ahead.
-  PrefetchingLoader(std::shared_ptr<const Session> session, std::vector<UuidBytes> uuids,
+  PrefetchingLoader(std::shared_ptr<const Session> session, std::shared_ptr<const UuidList> uuids,
                     const EpochOrder &order, int prefetch_buffers, int64_t prefetch_bytes,
                     bool loop_forever, const FetchOptions &options);
 
@@ -47,7 +48,7 @@ class PrefetchingLoader {
   void StartNextBatch();
   int PrefetchDepth() const;  // batches to keep in flight, within the byte budget
 
-  std::vector<UuidBytes> uuids_;
+  std::shared_ptr<const UuidList> uuids_;
   EpochOrder order_;
   int prefetch_buffers_;
   int64_t prefetch_bytes_;

@@ -1,6 +1,5 @@
 #include "engine/sample_order.h"
 
-#include <numeric>
 #include <string>
 
 #include "engine/errors.h"
@@ -13,11 +12,6 @@ uint64_t SplitMix64(uint64_t &state) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
-}
-
-// Uniform in [0, bound), Lemire's multiply-shift (its bias is below 2^-32 for our sizes).
-uint64_t Below(uint64_t &state, uint64_t bound) {
-  return static_cast<uint64_t>((static_cast<__uint128_t>(SplitMix64(state)) * bound) >> 64);
 }
 
 }  // namespace
@@ -43,38 +37,52 @@ int64_t ShardLayout::BatchesPerEpoch() const {
   return (largest_shard + batch_size - 1) / batch_size;
 }
 
-std::vector<int64_t> EpochPermutation(int64_t size, uint64_t seed, int64_t epoch) {
-  std::vector<int64_t> perm(size);
-  std::iota(perm.begin(), perm.end(), 0);
-  uint64_t state = seed ^ (0xD1B54A32D192ED03ull * static_cast<uint64_t>(epoch + 1));
-  for (int64_t i = size - 1; i > 0; --i) {
-    std::swap(perm[i], perm[Below(state, static_cast<uint64_t>(i) + 1)]);
+IndexPermutation::IndexPermutation(int64_t size, uint64_t key) : size_(size) {
+  int bits = 2;
+  while (bits < 62 && (int64_t{1} << bits) < size) bits += 2;
+  half_bits_ = bits / 2;
+  half_mask_ = (uint64_t{1} << half_bits_) - 1;
+  uint64_t state = key;
+  for (auto &round_key : round_keys_) round_key = SplitMix64(state);
+}
+
+uint64_t IndexPermutation::Feistel(uint64_t value) const {
+  uint64_t left = value >> half_bits_, right = value & half_mask_;
+  for (uint64_t round_key : round_keys_) {
+    uint64_t mixed = right ^ round_key;
+    const uint64_t f = SplitMix64(mixed) & half_mask_;
+    const uint64_t next = left ^ f;
+    left = right;
+    right = next;
   }
-  return perm;
+  return (left << half_bits_) | right;
+}
+
+int64_t IndexPermutation::operator()(int64_t index) const {
+  // Cycle walking: a bijection of the larger domain, applied again until it lands in range,
+  // is a bijection of [0, size).
+  uint64_t value = static_cast<uint64_t>(index);
+  do {
+    value = Feistel(value);
+  } while (value >= static_cast<uint64_t>(size_));
+  return static_cast<int64_t>(value);
+}
+
+IndexPermutation EpochPermutation(int64_t size, uint64_t seed, int64_t epoch) {
+  return IndexPermutation(size, seed ^ (0xD1B54A32D192ED03ull * static_cast<uint64_t>(epoch + 1)));
 }
 
 EpochOrder::EpochOrder(const ShardLayout &layout, bool shuffle_every_epoch, uint64_t seed)
     : layout_(layout), shuffle_(shuffle_every_epoch), seed_(seed) {}
 
-void EpochOrder::PrepareEpoch(int64_t epoch) {
-  if (epoch == prepared_epoch_) return;
-  if (shuffle_) {
-    permutation_ = EpochPermutation(layout_.dataset_size, seed_, epoch);
-  } else if (permutation_.empty()) {
-    permutation_.resize(layout_.dataset_size);
-    std::iota(permutation_.begin(), permutation_.end(), 0);
-  }
-  prepared_epoch_ = epoch;
-}
-
-void EpochOrder::BatchIndices(int64_t epoch, int64_t batch, std::vector<int64_t> &out) {
-  PrepareEpoch(epoch);
+void EpochOrder::BatchIndices(int64_t epoch, int64_t batch, std::vector<int64_t> &out) const {
   out.resize(layout_.batch_size);
   const int64_t begin = layout_.Begin(), size = layout_.Size();
+  const IndexPermutation permutation = EpochPermutation(layout_.dataset_size, seed_, epoch);
   for (int64_t k = 0; k < layout_.batch_size; ++k) {
     int64_t position = batch * layout_.batch_size + k;
     if (position >= size) position = size - 1;  // padding: repeat the shard's last sample
-    out[k] = permutation_[begin + position];
+    out[k] = shuffle_ ? permutation(begin + position) : begin + position;
   }
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/crc32c.h"
+#include "engine/uuid_list.h"
 #include "engine/errors.h"
 #include "engine/reader_arguments.h"
 #include "engine/loaders.h"
@@ -122,8 +123,14 @@ PYBIND11_MODULE(_native, m) {
   m.def(
       "read_uuid_file",
       [](const std::string &path) {
+        auto list = UuidList::FromFile(path);  // text or binary, as the reader opens it
+        std::vector<int64_t> all(static_cast<size_t>(list->size()));
+        for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
+        std::vector<UuidBytes> uuids;
+        list->Gather(all, uuids);
         std::vector<std::string> out;
-        for (const auto &u : ReadUuidFile(path)) out.push_back(FormatUuid(u));
+        out.reserve(uuids.size());
+        for (const auto &u : uuids) out.push_back(FormatUuid(u));
         return out;
       },
       py::arg("path"));

@@ -60,6 +60,12 @@ def _add_uuids(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows-fn", required=True, help="rows file to write (one UUID per line)")
     parser.add_argument("--id-col", default="id", help="(%(default)s)")
     parser.add_argument(
+        "--binary",
+        action="store_true",
+        help="write a binary rows file (16 bytes per UUID): the reader reads it where it lies "
+        "instead of loading it, for lists of any length",
+    )
+    parser.add_argument(
         "--splits",
         type=int,
         default=token_scan.DEFAULT_SPLITS,
@@ -91,6 +97,7 @@ def _uuids(args: argparse.Namespace) -> int:
         args.rows_fn,
         ids,
         comment=f"{len(ids)} ids of {args.metadata_table} at {conn.contact_point}",
+        binary=args.binary,
     )
     print(f"{count} UUIDs from {args.metadata_table} written to {args.rows_fn}")
     return 0

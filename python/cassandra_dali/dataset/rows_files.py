@@ -1,8 +1,11 @@
 """Sample UUIDs: derived from paths at ingest, kept in rows files.
 
 A *rows file* is what ``fn.crs4.cassandra(source_uuids_file=...)`` reads: text, one UUID per
-line, blank lines and ``#`` comments ignored. Files written here are sorted, so the same table
-always gives the same file (the reader shuffles by itself). The UUIDs of a table are listed
+line, blank lines and ``#`` comments ignored; or binary (``binary=True``: a 16-byte header, then
+16 bytes per UUID), which the reader does not load but reads where it lies, so a list of a
+hundred million rows costs a rank no memory and the ranks of a node share it through the page
+cache. Files written here are sorted, so the same table always gives the same file (the reader
+shuffles by itself). The UUIDs of a table are listed
 with :func:`cassandra_dali.client.token_scan.scan_ids`.
 """
 
@@ -10,8 +13,11 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
 
 from .. import _native
 from .._files import write_atomically
@@ -29,9 +35,15 @@ def sample_uuid(relative_path: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, "/".join(parts))
 
 
-def write_rows_file(path: Path | str, ids: Iterable[uuid.UUID | str], comment: str = "") -> int:
-    """Write ids (sorted, one per line) atomically; returns how many were written."""
+BINARY_MAGIC = b"CDROWS01"  # then the count (uint64, little-endian), then 16 bytes per UUID
+
+
+def write_rows_file(path: Path | str, ids: Iterable[uuid.UUID | str], comment: str = "", *,
+                    binary: bool = False) -> int:
+    """Write ids (sorted, one per line; or binary) atomically; returns how many were written."""
     path = Path(path)
+    if binary:
+        return write_binary_rows_file(path, sorted({uuid.UUID(str(u)).bytes for u in ids}))
     unique = sorted({str(uuid.UUID(str(u))) for u in ids})
     lines = [f"# {line}" for line in comment.splitlines()] if comment else []
     lines += unique
@@ -40,6 +52,24 @@ def write_rows_file(path: Path | str, ids: Iterable[uuid.UUID | str], comment: s
     return len(unique)
 
 
+def write_binary_rows_file(path: Path | str, ids: Sequence[bytes] | np.ndarray) -> int:
+    """A binary rows file from UUIDs as 16-byte strings, or as a ``uint8`` array of shape
+    ``(n, 16)`` (written in one go: how a list of a hundred million is made); in the order
+    given."""
+    array = (np.asarray(ids, dtype=np.uint8).reshape(-1, 16) if isinstance(ids, np.ndarray)
+             else np.frombuffer(b"".join(ids), dtype=np.uint8).reshape(-1, 16))
+    header = BINARY_MAGIC + len(array).to_bytes(8, "little")
+
+    def write(out: BinaryIO) -> None:
+        out.write(header)
+        out.write(memoryview(np.ascontiguousarray(array)).cast("B"))
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(Path(path), write)
+    return len(array)
+
+
 def read_rows_file(path: Path | str) -> list[str]:
-    """The UUIDs of a rows file, in file order, parsed exactly as ``fn.crs4.cassandra`` does."""
+    """The UUIDs of a rows file (text or binary), in file order, read exactly as
+    ``fn.crs4.cassandra`` reads them."""
     return list(_native.read_uuid_file(str(path)))
