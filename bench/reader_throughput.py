@@ -60,6 +60,17 @@ def write_rows(session: Any, count: int, seed: int) -> tuple[list[str], int]:
     return ids, total
 
 
+SERVER_PID: int | None = None  # the server started here: its CPU time is measured
+
+
+def server_cpu_s() -> float:
+    """CPU seconds (user + system) the server has used so far; 0 when it is not ours."""
+    if SERVER_PID is None:
+        return 0.0
+    fields = Path(f"/proc/{SERVER_PID}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_operator(
     host: str, port: int, ids: list[str], batch: int, epochs: int, **reader_args: Any
 ) -> list[dict[str, float]]:
@@ -74,12 +85,13 @@ def bench_operator(
     batches = shard_layout(len(ids), shard_id=0, num_shards=1, batch_size=batch)["batches_per_epoch"]
     results = []
     for _ in range(epochs):
-        start, nbytes = time.perf_counter(), 0
+        start, nbytes, cpu = time.perf_counter(), 0, server_cpu_s()
         for _ in range(batches):
             data, _label = p.run()
             nbytes += sum(data[i].shape()[0] for i in range(len(data)))
         elapsed = time.perf_counter() - start
-        results.append({"images_s": batches * batch / elapsed, "mb_s": nbytes / elapsed / 1e6})
+        results.append({"images_s": batches * batch / elapsed, "mb_s": nbytes / elapsed / 1e6,
+                        "server_cpu_s_per_1000": (server_cpu_s() - cpu) / (batches * batch) * 1e3})
     return results
 
 
@@ -90,12 +102,13 @@ def bench_python_driver(host: str, port: int, ids: list[str], epochs: int, concu
     params = [(uuid.UUID(u),) for u in ids]
     results = []
     for _ in range(epochs):
-        start, nbytes = time.perf_counter(), 0
+        start, nbytes, cpu = time.perf_counter(), 0, server_cpu_s()
         for ok, rows in execute_concurrent_with_args(session, select, params, concurrency=concurrency):
             assert ok, rows
             nbytes += len(rows.one().data)
         elapsed = time.perf_counter() - start
-        results.append({"images_s": len(ids) / elapsed, "mb_s": nbytes / elapsed / 1e6})
+        results.append({"images_s": len(ids) / elapsed, "mb_s": nbytes / elapsed / 1e6,
+                        "server_cpu_s_per_1000": (server_cpu_s() - cpu) / len(ids) * 1e3})
     cluster.shutdown()
     return results
 
@@ -107,7 +120,10 @@ def steady(runs: list[dict[str, float]]) -> list[dict[str, float]]:
 def summary(steady: list[dict[str, float]]) -> dict[str, float]:
     ips = [r["images_s"] for r in steady]
     mbs = [r["mb_s"] for r in steady]
+    cpu = [r.get("server_cpu_s_per_1000", 0.0) for r in steady]
     return {
+        "server_cpu_s_per_1000": statistics.mean(cpu),
+        "server_cpu_s_per_1000_std": statistics.pstdev(cpu),
         "images_s": statistics.mean(ips),
         "images_s_std": statistics.pstdev(ips),
         "mb_s": statistics.mean(mbs),
@@ -144,8 +160,10 @@ def main() -> None:
                         help="also measure the operator over io_threads x prefetch_buffers")
     args = parser.parse_args()
 
+    global SERVER_PID
     with server_for(args.host, args.port, "reader") as conn:
         args.host, args.port = conn.host, conn.port
+        SERVER_PID = getattr(conn, "pid", None)
         cluster = make_cluster(args.host, args.port, protocol_version=None)
         ids, total = write_rows(cluster.connect(), args.samples, seed=0)
         cluster.shutdown()
@@ -173,9 +191,11 @@ def main() -> None:
                     print(f"io_threads={io_threads} prefetch_buffers={prefetch}: "
                           f"{s['images_s']:.0f} images/s, {s['mb_s']:.1f} MB/s")
     s_op, s_py = summary(op), summary(py)
-    print(f"{'reader':<34}{'images/s':>18}{'MB/s':>16}")
+    print(f"{'reader':<34}{'images/s':>18}{'MB/s':>16}{'server CPU-s/1000 rows':>26}")
     for name, s in [("fn.crs4.cassandra", s_op), ("python cassandra-driver (concurrent)", s_py)]:
-        print(f"{name:<34}{s['images_s']:>10.0f} ± {s['images_s_std']:<5.0f}{s['mb_s']:>9.1f} ± {s['mb_s_std']:<5.1f}")
+        print(f"{name:<34}{s['images_s']:>10.0f} ± {s['images_s_std']:<5.0f}{s['mb_s']:>9.1f} ± "
+              f"{s['mb_s_std']:<5.1f}{s['server_cpu_s_per_1000']:>14.3f} ± "
+              f"{s['server_cpu_s_per_1000_std']:.3f}")
     checksum: dict[str, Any] = {}
     if args.checksum:
         s_ck = summary(verified)

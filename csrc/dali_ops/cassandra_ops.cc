@@ -108,8 +108,11 @@ class CassandraSelfFeed : public CassandraOpBase {
       uint64_t seed = spec.GetArgument<int64_t>("shuffle_seed");
       EpochOrder order(layout, spec.GetArgument<bool>("shuffle_every_epoch"), seed);
       reader_ = std::make_unique<PrefetchingLoader>(
-          Connect(), std::move(uuids), order, spec.GetArgument<int>("prefetch_buffers"),
-          spec.GetArgument<int64_t>("prefetch_bytes"), spec.GetArgument<bool>("loop_forever"),
+          Connect(), std::move(uuids), order,
+          PrefetchLimits{spec.GetArgument<int>("prefetch_buffers"),
+                         spec.GetArgument<int>("max_prefetch_buffers"),
+                         spec.GetArgument<int64_t>("prefetch_bytes")},
+          spec.GetArgument<bool>("loop_forever"),
           fetch_);
     });
   }
@@ -264,11 +267,18 @@ of batches and shards never overlap. DALI iterators with `reader_name` trim the 
                     "Run epochs back to back; if false, pipe.run() raises StopIteration at the "
                     "end of each epoch.",
                     true)
-    .AddOptionalArg("prefetch_buffers", "Batches read ahead.", 2)
+    .AddOptionalArg("prefetch_buffers",
+                    "Batches read ahead at least. The depth grows from there while pipe.run() "
+                    "has to wait for data (a long round trip, a slow server) and shrinks back "
+                    "when it does not, up to max_prefetch_buffers and within prefetch_bytes.",
+                    2)
+    .AddOptionalArg("max_prefetch_buffers",
+                    "Cap on the batches read ahead; equal to prefetch_buffers: a fixed depth.",
+                    64)
     .AddOptionalArg("prefetch_bytes",
                     "Cap on the bytes of the batches read ahead (the depth then follows the "
-                    "batch size, at least one batch); 0: prefetch_buffers alone.",
-                    static_cast<int64_t>(1) << 30)
+                    "batch size, at least one batch); 0: no byte cap.",
+                    static_cast<int64_t>(256) << 20)
     .AddParent("crs4__cassandra_base");
 
 DALI_SCHEMA(crs4__cassandra_interactive)

@@ -152,6 +152,7 @@ void BatchFetcher::Start(Batch *batch) {
     batch->failures_.clear();
     batch->pending_ = n;
     batch->next_slot_ = 0;
+    batch->started_ = std::chrono::steady_clock::now();
   }
   for (int i = 0; i < n; ++i) {
     batch->requests_[i] = {this, batch, i};
@@ -303,7 +304,10 @@ void BatchFetcher::Finish(Batch::Request *request) noexcept {
   Batch &batch = *request->batch;
   {
     std::lock_guard<std::mutex> lock(batch.mutex_);
-    if (--batch.pending_ == 0) batch.done_cv_.notify_all();
+    if (--batch.pending_ == 0) {
+      batch.landed_ = std::chrono::steady_clock::now();
+      batch.done_cv_.notify_all();
+    }
   }
   Batch::Request *next = nullptr;
   {
@@ -404,6 +408,11 @@ void BatchFetcher::Wait(Batch *batch) {
 
 std::chrono::milliseconds BatchFetcher::LandingBound() const {
   return std::chrono::milliseconds(session_->options().request_timeout_ms + 30000);
+}
+
+bool BatchFetcher::Landed(Batch *batch) const {
+  std::lock_guard<std::mutex> lock(batch->mutex_);
+  return batch->pending_ == 0;
 }
 
 bool BatchFetcher::Settle(Batch *batch) {

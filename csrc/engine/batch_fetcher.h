@@ -48,7 +48,7 @@ class SampleBuffer {
 
 struct FetchOptions {
   bool out_of_order = false;  // fill batch slots in arrival order (labels stay with their data)
-  int max_in_flight = 1024;   // requests in flight per reader; below the driver's I/O queue
+  int max_in_flight = 16384;  // requests in flight per reader; the driver's I/O queue holds them
   // Transient failures (timeouts, unavailable or overloaded replicas, a server restarting) are
   // retried for this long per batch: long enough to ride through a node restart.
   int retry_budget_ms = 60000;
@@ -64,6 +64,11 @@ class BatchFetcher;
 class Batch {
  public:
   int size() const { return static_cast<int>(uuids.size()); }
+  // From Start to the last read landing (retries included): the read-ahead's measure of the
+  // link. Meaningful once the batch is complete.
+  double LatencySeconds() const {
+    return std::chrono::duration<double>(landed_ - started_).count();
+  }
 
   std::vector<UuidBytes> uuids;        // in request order
   std::vector<int64_t> source_index;   // each request's position in the source list (or -1)
@@ -92,6 +97,7 @@ class Batch {
   int pending_ = 0;
   std::atomic<int> next_slot_{0};
   std::vector<Failure> failures_;
+  std::chrono::steady_clock::time_point started_, landed_;
 };
 
 class BatchFetcher {
@@ -112,6 +118,10 @@ class BatchFetcher {
   // retry budget is spent; throws MissingRowError or ReadError naming the UUID, the table, how
   // long it tried and what to do. Never blocks much longer than the budget.
   void Wait(Batch *batch);
+
+  // Whether every read of the batch has ended (successfully or not): Wait would not block on
+  // the network.
+  bool Landed(Batch *batch) const;
 
   // Waits (bounded) for the batch's reads to end and forgets its failures: for batches whose
   // contents are not wanted any more. False if reads were still pending at the bound.

@@ -8,21 +8,25 @@ namespace cassandra_dali {
 
 PrefetchingLoader::PrefetchingLoader(std::shared_ptr<const Session> session,
                                      std::shared_ptr<const UuidList> uuids,
-                                     const EpochOrder &order,
-                                     int prefetch_buffers, int64_t prefetch_bytes,
+                                     const EpochOrder &order, const PrefetchLimits &limits,
                                      bool loop_forever, const FetchOptions &options)
     : uuids_(std::move(uuids)),
       order_(order),
-      prefetch_buffers_(prefetch_buffers),
-      prefetch_bytes_(prefetch_bytes),
+      limits_(limits),
+      depth_(limits.min_batches),
       loop_forever_(loop_forever),
       fetcher_(std::move(session), options) {
-  if (prefetch_buffers_ < 0) throw ArgumentError("prefetch_buffers must be >= 0");
-  if (prefetch_bytes_ < 0) throw ArgumentError("prefetch_bytes must be >= 0");
+  if (limits_.min_batches < 0) throw ArgumentError("prefetch_buffers must be >= 0");
+  if (limits_.max_batches < limits_.min_batches) {
+    throw ArgumentError("max_prefetch_buffers (" + std::to_string(limits_.max_batches) +
+                        ") must be >= prefetch_buffers (" +
+                        std::to_string(limits_.min_batches) + ")");
+  }
+  if (limits_.max_bytes < 0) throw ArgumentError("prefetch_bytes must be >= 0");
   if (uuids_->size() != order_.layout().dataset_size) {
     throw ArgumentError("internal: UUID list and shard layout disagree on the dataset size");
   }
-  for (int i = 0; i < prefetch_buffers_ + 1 + kBatchesHeldDownstream; ++i) {
+  for (; slots_ < limits_.min_batches + 1 + kBatchesHeldDownstream; ++slots_) {
     free_.push_back(fetcher_.NewBatch());
   }
 }
@@ -63,11 +67,21 @@ const Batch *PrefetchingLoader::Next() {
     in_flight_.pop_front();
     failed_ = batch;  // until it is complete: whatever throws below, the next call retries it
   }
+  Adapt(!fetcher_.Landed(batch));
   const int depth = PrefetchDepth();
-  while (static_cast<int>(in_flight_.size()) < depth && !free_.empty()) StartNextBatch();
+  while (static_cast<int>(in_flight_.size()) < depth) {
+    if (free_.empty()) {
+      // Slots beyond the first ones appear as the depth grows: max_batches + 1 + held at most.
+      if (slots_ >= limits_.max_batches + 1 + kBatchesHeldDownstream) break;
+      free_.push_back(fetcher_.NewBatch());
+      ++slots_;
+    }
+    StartNextBatch();
+  }
   fetcher_.Wait(batch);
   failed_ = nullptr;
-  if (prefetch_bytes_ > 0) {  // the byte budget's unit; not needed without a budget
+  Observe(*batch);
+  if (limits_.max_bytes > 0) {  // the byte budget's unit; not needed without a budget
     batch_bytes_ = 0;
     for (int i = 0; i < batch->size(); ++i) {
       batch_bytes_ += batch->data[i].size() + batch->label_blob[i].size();
@@ -81,11 +95,54 @@ const Batch *PrefetchingLoader::Next() {
   return batch;
 }
 
+namespace {
+constexpr size_t kLatencyWindow = 64;
+}  // namespace
+
+void PrefetchingLoader::Observe(const Batch &landed) {
+  const auto now = std::chrono::steady_clock::now();
+  if (last_return_ != std::chrono::steady_clock::time_point{}) {
+    const double interval = std::chrono::duration<double>(now - last_return_).count();
+    interval_s_ = interval_s_ == 0 ? interval : 0.9 * interval_s_ + 0.1 * interval;
+  }
+  last_return_ = now;
+  if (latencies_s_.size() < kLatencyWindow) {
+    latencies_s_.push_back(landed.LatencySeconds());
+  } else {
+    latencies_s_[next_latency_++ % kLatencyWindow] = landed.LatencySeconds();
+  }
+}
+
+double PrefetchingLoader::NeededDepth() const {
+  if (interval_s_ <= 0 || latencies_s_.empty()) return -1;
+  const double shortest = *std::min_element(latencies_s_.begin(), latencies_s_.end());
+  return shortest / interval_s_;
+}
+
+void PrefetchingLoader::Adapt(bool waited) {
+  const double needed = NeededDepth();
+  const double enough = 1.5 * needed + 1;
+  if (waited) ++waits_;
+  if (waited && (needed < 0 || depth_ < enough)) {
+    depth_ = std::min(limits_.max_batches, depth_ + std::max(1, depth_ / 2));
+    above_in_a_row_ = ready_in_a_row_ = 0;
+    return;
+  }
+  above_in_a_row_ = needed >= 0 && depth_ > enough + 1 ? above_in_a_row_ + 1 : 0;
+  ready_in_a_row_ = waited ? 0 : ready_in_a_row_ + 1;
+  if (depth_ > limits_.min_batches &&
+      (above_in_a_row_ >= 8 || ready_in_a_row_ >= 4 * depth_ + 16)) {
+    // Well above what the link needs, or ready long enough to be sure one batch less keeps up
+    // (a wait brings it back at once).
+    --depth_;
+    above_in_a_row_ = ready_in_a_row_ = 0;
+  }
+}
+
 int PrefetchingLoader::PrefetchDepth() const {
-  if (prefetch_bytes_ == 0 || batch_bytes_ == 0) return prefetch_buffers_;
-  const int64_t fits = prefetch_bytes_ / batch_bytes_;
-  return static_cast<int>(std::clamp<int64_t>(fits, std::min(1, prefetch_buffers_),
-                                              prefetch_buffers_));
+  if (limits_.max_bytes == 0 || batch_bytes_ == 0) return depth_;
+  const int64_t fits = limits_.max_bytes / batch_bytes_;
+  return static_cast<int>(std::clamp<int64_t>(fits, std::min(1, depth_), depth_));
 }
 
 void PrefetchingLoader::Seek(const ReaderPosition &position) {

@@ -3,6 +3,7 @@
 // with batches prefetched ahead, and a direct one given UUIDs batch by batch.
 #pragma once
 
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <vector>
@@ -24,13 +25,25 @@ struct ReaderPosition {
   int64_t batch = 0;
 };
 
+// How far ahead a self-fed loader reads. The depth adapts between `min_batches` and
+// `max_batches`, never past `max_bytes` of read-ahead data (0: no byte cap; at least one batch
+// is always read ahead). By Little's law the link needs rate x latency batches in flight: the
+// depth grows (by half) when the consumer has to wait for a batch and is not already above
+// 1.5 x (batches consumed per second) x (the shortest recent batch latency) + 1, and shrinks
+// by one when it is well above that, or after a long run of batches that were ready. A long
+// round trip then fills the pipe by itself, while a server that is simply slower than the
+// consumer (its latency is queueing, not distance) does not make the read-ahead grow.
+struct PrefetchLimits {
+  int min_batches = 2;
+  int max_batches = 64;
+  int64_t max_bytes = int64_t{256} << 20;
+};
+
 class PrefetchingLoader {
  public:
-  // `prefetch_bytes` caps the bytes of the batches read ahead (0: no cap beyond
-  // `prefetch_buffers`); at least one batch is always read ahead.
   PrefetchingLoader(std::shared_ptr<const Session> session, std::shared_ptr<const UuidList> uuids,
-                    const EpochOrder &order, int prefetch_buffers, int64_t prefetch_bytes,
-                    bool loop_forever, const FetchOptions &options);
+                    const EpochOrder &order, const PrefetchLimits &limits, bool loop_forever,
+                    const FetchOptions &options);
 
   // The next complete batch, valid until the following call; nullptr once at the end of each
   // epoch when not looping forever. Reads for the next `prefetch_buffers` batches, across epoch
@@ -44,14 +57,30 @@ class PrefetchingLoader {
   // Continues from `position`: reads in flight are waited for (bounded) and dropped.
   void Seek(const ReaderPosition &position);
 
+  // Batches read ahead now (what the adaptation settled on), and how often the consumer had
+  // to wait for one.
+  int prefetch_depth() const { return depth_; }
+  int64_t waits() const { return waits_; }
+
  private:
   void StartNextBatch();
+  void Adapt(bool waited);
+  void Observe(const Batch &landed);  // the consumption rate and the batch latencies
+  double NeededDepth() const;         // Little's law; -1 while nothing is measured yet
   int PrefetchDepth() const;  // batches to keep in flight, within the byte budget
 
   std::shared_ptr<const UuidList> uuids_;
   EpochOrder order_;
-  int prefetch_buffers_;
-  int64_t prefetch_bytes_;
+  PrefetchLimits limits_;
+  int depth_;                // the adaptive depth, in [min_batches, max_batches]
+  int ready_in_a_row_ = 0;   // batches found landed when asked for, since the last change
+  int above_in_a_row_ = 0;   // calls with the depth well above what the link needs
+  int64_t waits_ = 0;
+  std::chrono::steady_clock::time_point last_return_{};
+  double interval_s_ = 0;                 // EWMA of the time between two batches returned
+  std::vector<double> latencies_s_;       // of the last kLatencyWindow batches, a ring
+  size_t next_latency_ = 0;
+  int slots_ = 0;            // batches allocated
   int64_t batch_bytes_ = 0;  // bytes of the last batch read: the budget's unit
   bool loop_forever_;
   BatchFetcher fetcher_;

@@ -56,8 +56,9 @@ const std::vector<ArgumentDecl> &ReaderArguments() {
        "restart. Past it, reading raises; resume from the last checkpoint."},
       {"max_retries", -1, "Optional cap on retry rounds per batch; -1: only retry_budget_ms."},
       {"retry_backoff_ms", 100, "First retry delay; doubled each round up to 2 s, with jitter."},
-      {"max_requests_in_flight", 1024,
-       "Cap on reads in flight per reader; the rest wait in a queue."},
+      {"max_requests_in_flight", 16384,
+       "Cap on reads in flight per reader; the rest wait in a queue. The prefetch depth and "
+       "its byte budget are what normally bound them."},
       {"ooo", false,
        "Out of order: fill each batch in arrival order (labels stay with their data); the "
        "order within a batch is then not reproducible."},
