@@ -61,6 +61,7 @@ def write_rows(session: Any, count: int, seed: int) -> tuple[list[str], int]:
 
 
 SERVER_PID: int | None = None  # the server started here: its CPU time is measured
+IDLE_CPU_PER_S = 0.0  # the server's own background use (GC, flushes), measured while idle
 
 
 def server_cpu_s() -> float:
@@ -90,8 +91,9 @@ def bench_operator(
             data, _label = p.run()
             nbytes += sum(data[i].shape()[0] for i in range(len(data)))
         elapsed = time.perf_counter() - start
+        busy = server_cpu_s() - cpu - IDLE_CPU_PER_S * elapsed
         results.append({"images_s": batches * batch / elapsed, "mb_s": nbytes / elapsed / 1e6,
-                        "server_cpu_s_per_1000": (server_cpu_s() - cpu) / (batches * batch) * 1e3})
+                        "server_cpu_s_per_1000": busy / (batches * batch) * 1e3})
     return results
 
 
@@ -107,8 +109,9 @@ def bench_python_driver(host: str, port: int, ids: list[str], epochs: int, concu
             assert ok, rows
             nbytes += len(rows.one().data)
         elapsed = time.perf_counter() - start
+        busy = server_cpu_s() - cpu - IDLE_CPU_PER_S * elapsed
         results.append({"images_s": len(ids) / elapsed, "mb_s": nbytes / elapsed / 1e6,
-                        "server_cpu_s_per_1000": (server_cpu_s() - cpu) / len(ids) * 1e3})
+                        "server_cpu_s_per_1000": busy / len(ids) * 1e3})
     cluster.shutdown()
     return results
 
@@ -160,7 +163,7 @@ def main() -> None:
                         help="also measure the operator over io_threads x prefetch_buffers")
     args = parser.parse_args()
 
-    global SERVER_PID
+    global SERVER_PID, IDLE_CPU_PER_S
     with server_for(args.host, args.port, "reader") as conn:
         args.host, args.port = conn.host, conn.port
         SERVER_PID = getattr(conn, "pid", None)
@@ -168,6 +171,11 @@ def main() -> None:
         ids, total = write_rows(cluster.connect(), args.samples, seed=0)
         cluster.shutdown()
         print(f"{len(ids)} rows, {total / 1e6:.1f} MB, mean {total / len(ids) / 1e3:.1f} KB")
+        if SERVER_PID is not None:
+            cpu, idle_started = server_cpu_s(), time.perf_counter()
+            time.sleep(5)
+            IDLE_CPU_PER_S = (server_cpu_s() - cpu) / (time.perf_counter() - idle_started)
+            print(f"server idle: {IDLE_CPU_PER_S:.3f} CPU-s/s (subtracted from the figures)")
         # A fresh server's JIT is cold: the first reads run 2x slower, whoever makes them.
         for _ in range(args.warmup_rounds):
             bench_operator(args.host, args.port, ids, args.batch, 2)
@@ -215,7 +223,7 @@ def main() -> None:
     args.out.write_text(json.dumps({
         "machine": machine(), "samples": len(ids), "bytes": total, "batch": args.batch,
         "operator": {"epochs": op, **s_op}, "python_driver": {"epochs": py, **s_py}, "ratio": ratio,
-        "sweep": sweep, "checksum": checksum,
+        "sweep": sweep, "checksum": checksum, "server_idle_cpu_per_s": IDLE_CPU_PER_S,
     }, indent=2))
     print(f"wrote {args.out}")
 
