@@ -24,6 +24,7 @@ import cassandra_dali
 import numpy as np
 from bench_server import server_for
 from cassandra.concurrent import execute_concurrent_with_args
+from cassandra_dali import server
 from cassandra_dali.client import Connection
 from cassandra_dali.client.cluster import make_cluster
 from cassandra_dali.dataset import checksums
@@ -66,10 +67,7 @@ IDLE_CPU_PER_S = 0.0  # the server's own background use (GC, flushes), measured 
 
 def server_cpu_s() -> float:
     """CPU seconds (user + system) the server has used so far; 0 when it is not ours."""
-    if SERVER_PID is None:
-        return 0.0
-    fields = Path(f"/proc/{SERVER_PID}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return (server.cpu_seconds(SERVER_PID) or 0.0) if SERVER_PID is not None else 0.0
 
 
 def bench_operator(

@@ -98,10 +98,17 @@ def test_loop_read_both_readers(
         "2",
         "--json",
         str(tmp_path / "c.json"),
+        "--metrics-file",
+        str(tmp_path / "reader.prom"),
         *conn_flags(conn),
     ).stdout
     assert "epoch 0:" in out and "epoch 1:" in out and "images/s" in out and "MB/s" in out
     assert "epoch 0 left out as warm-up" in out
+    # The reader's counters: printed, and written for Prometheus.
+    assert f"Reader ({ingested}.data_train): " in out and "read latency p50" in out
+    metrics = (tmp_path / "reader.prom").read_text()
+    assert "# TYPE cassandra_dali_rows_total counter" in metrics
+    assert f'cassandra_dali_errors_total{{rank="0",reader="Reader",table="{ingested}.data_train"}} 0' in metrics
     out = run_script(
         "loop_read.py",
         "--reader=file",
@@ -116,6 +123,7 @@ def test_loop_read_both_readers(
 
     figures = json.loads((tmp_path / "c.json").read_text())
     assert figures["batches_per_epoch"] == 5 and figures["images_per_s"] > 0
+    assert figures["reader_stats"]["rows"] >= 2 * 5 * 8 and figures["reader_stats"]["errors"] == 0
 
 
 def test_loop_read_use_gpu_without_gpu(root: Path) -> None:

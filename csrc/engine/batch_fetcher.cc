@@ -100,7 +100,11 @@ void Batch::Resize(int n) {
 }
 
 BatchFetcher::BatchFetcher(std::shared_ptr<const Session> session, FetchOptions options)
-    : session_(std::move(session)), options_(options) {
+    : session_(std::move(session)),
+      options_(options),
+      telemetry_(RegisterReader(
+          options_.reader_name.empty() ? session_->table().QualifiedName() : options_.reader_name,
+          session_->table().QualifiedName())) {
   if (options_.max_in_flight < 1) throw ArgumentError("max_requests_in_flight must be >= 1");
   if (options_.retry_budget_ms < 0) throw ArgumentError("retry_budget_ms must be >= 0");
   if (options_.max_retries < -1) {
@@ -178,6 +182,8 @@ void BatchFetcher::Issue(Batch::Request *request, bool retry) {
 
 void BatchFetcher::Execute(Batch::Request *request) {
   const auto &api = session_->api();
+  request->issued = std::chrono::steady_clock::now();
+  telemetry_->in_flight.fetch_add(1, std::memory_order_relaxed);
   CassFuturePtr future;
   try {
     future = session_->StartRead(ToCassUuid(request->batch->uuids[request->index]));
@@ -205,6 +211,7 @@ std::string BatchFetcher::Describe(const Batch::Request *request) const {
 
 void BatchFetcher::RecordFailure(Batch::Request *request, bool retryable,
                                  std::string message) noexcept {
+  telemetry_->errors.fetch_add(1, std::memory_order_relaxed);
   try {
     std::lock_guard<std::mutex> lock(request->batch->mutex_);
     request->batch->failures_.push_back({request->index, retryable, std::move(message)});
@@ -216,6 +223,7 @@ void BatchFetcher::RecordFailure(Batch::Request *request, bool retryable,
 // Runs on a driver I/O thread: short, never throws, copies the bytes before the result is freed.
 void BatchFetcher::Complete(Batch::Request *request, CassFuture *future) noexcept {
   const auto &api = session_->api();
+  telemetry_->read_latency.Record(std::chrono::steady_clock::now() - request->issued);
   try {
     CassError rc = api.cass_future_error_code(future);
     if (rc != CASS_OK) {
@@ -293,6 +301,8 @@ void BatchFetcher::CopyRow(Batch::Request *request, const CassResult *result) {
   Batch &batch = *request->batch;
   const int slot = options_.out_of_order ? batch.next_slot_++ : request->index;
   std::memcpy(batch.data[slot].Prepare(size), bytes, size);
+  telemetry_->rows.fetch_add(1, std::memory_order_relaxed);
+  telemetry_->bytes.fetch_add(static_cast<int64_t>(size), std::memory_order_relaxed);
   if (table.label_type == LabelType::kBlob) {
     std::memcpy(batch.label_blob[slot].Prepare(label_size), label_bytes, label_size);
   }
@@ -301,6 +311,7 @@ void BatchFetcher::CopyRow(Batch::Request *request, const CassResult *result) {
 }
 
 void BatchFetcher::Finish(Batch::Request *request) noexcept {
+  telemetry_->in_flight.fetch_sub(1, std::memory_order_relaxed);
   Batch &batch = *request->batch;
   {
     std::lock_guard<std::mutex> lock(batch.mutex_);
@@ -402,6 +413,8 @@ void BatchFetcher::Wait(Batch *batch) {
       std::lock_guard<std::mutex> lock(batch->mutex_);
       batch->pending_ = static_cast<int>(failures.size());
     }
+    telemetry_->retries.fetch_add(static_cast<int64_t>(failures.size()),
+                                  std::memory_order_relaxed);
     for (const auto &f : failures) Issue(&batch->requests_[f.request], /*retry=*/true);
   }
 }

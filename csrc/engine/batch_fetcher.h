@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/session.h"
+#include "engine/telemetry.h"
 #include "engine/uuid.h"
 
 namespace cassandra_dali {
@@ -54,6 +55,7 @@ struct FetchOptions {
   int retry_budget_ms = 60000;
   int max_retries = -1;          // an extra cap on retry rounds; -1: only the budget counts
   int retry_backoff_ms = 100;    // first delay; doubled each round up to kMaxBackoffMs, jittered
+  std::string reader_name;       // the reader's telemetry is listed under it ("": the table)
 };
 
 constexpr int kMaxBackoffMs = 2000;
@@ -83,6 +85,7 @@ class Batch {
     BatchFetcher *fetcher;
     Batch *batch;
     int index;
+    std::chrono::steady_clock::time_point issued{};  // handed to the driver, for its latency
   };
   struct Failure {
     int request;
@@ -128,6 +131,7 @@ class BatchFetcher {
   bool Settle(Batch *batch);
 
   const Session &session() const { return *session_; }
+  ReaderTelemetry &telemetry() const { return *telemetry_; }
 
  private:
   static void OnReadDone(CassFuture *future, void *data);
@@ -145,6 +149,7 @@ class BatchFetcher {
 
   std::shared_ptr<const Session> session_;
   FetchOptions options_;
+  std::shared_ptr<ReaderTelemetry> telemetry_;
   std::vector<std::unique_ptr<Batch>> batches_;
 
   std::mutex mutex_;

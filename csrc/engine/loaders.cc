@@ -67,7 +67,8 @@ const Batch *PrefetchingLoader::Next() {
     in_flight_.pop_front();
     failed_ = batch;  // until it is complete: whatever throws below, the next call retries it
   }
-  Adapt(!fetcher_.Landed(batch));
+  const bool waited = !fetcher_.Landed(batch);
+  Adapt(waited);
   const int depth = PrefetchDepth();
   while (static_cast<int>(in_flight_.size()) < depth) {
     if (free_.empty()) {
@@ -78,9 +79,20 @@ const Batch *PrefetchingLoader::Next() {
     }
     StartNextBatch();
   }
+  const auto wait_started = std::chrono::steady_clock::now();
   fetcher_.Wait(batch);
   failed_ = nullptr;
   Observe(*batch);
+  auto &telemetry = fetcher_.telemetry();
+  telemetry.batches.fetch_add(1, std::memory_order_relaxed);
+  telemetry.prefetch_depth.store(depth_, std::memory_order_relaxed);
+  if (waited) {
+    telemetry.consumer_waits.fetch_add(1, std::memory_order_relaxed);
+    telemetry.consumer_wait_ns.fetch_add(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                             wait_started).count(),
+        std::memory_order_relaxed);
+  }
   if (limits_.max_bytes > 0) {  // the byte budget's unit; not needed without a budget
     batch_bytes_ = 0;
     for (int i = 0; i < batch->size(); ++i) {
@@ -184,8 +196,16 @@ const Batch *DirectLoader::Read(const std::vector<UuidBytes> &uuids) {
   next_ = (next_ + 1) % static_cast<int>(slots_.size());
   batch->uuids = uuids;
   batch->source_index.assign(uuids.size(), -1);
+  const auto started = std::chrono::steady_clock::now();
   fetcher_.Start(batch);
   fetcher_.Wait(batch);
+  auto &telemetry = fetcher_.telemetry();  // a direct read is waited for whole
+  telemetry.batches.fetch_add(1, std::memory_order_relaxed);
+  telemetry.consumer_waits.fetch_add(1, std::memory_order_relaxed);
+  telemetry.consumer_wait_ns.fetch_add(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                           started).count(),
+      std::memory_order_relaxed);
   return batch;
 }
 

@@ -61,6 +61,7 @@ class PrefetchingLoader {
   // to wait for one.
   int prefetch_depth() const { return depth_; }
   int64_t waits() const { return waits_; }
+  const ReaderTelemetry &telemetry() const { return fetcher_.telemetry(); }
 
  private:
   void StartNextBatch();
@@ -98,6 +99,8 @@ class DirectLoader {
 
   // Reads the rows of `uuids`; the batch is reused kBatchesHeldDownstream + 1 calls later.
   const Batch *Read(const std::vector<UuidBytes> &uuids);
+
+  const ReaderTelemetry &telemetry() const { return fetcher_.telemetry(); }
 
  private:
   BatchFetcher fetcher_;

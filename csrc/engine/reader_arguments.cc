@@ -62,6 +62,11 @@ const std::vector<ArgumentDecl> &ReaderArguments() {
       {"ooo", false,
        "Out of order: fill each batch in arrival order (labels stay with their data); the "
        "order within a batch is then not reproducible."},
+      {"telemetry_name", S(),
+       "Name the reader's counters are listed under (cassandra_dali.telemetry); empty: the "
+       "table. cassandra_dali.sources sets it to the operator's name= (which DALI does not "
+       "pass to the operator).",
+       false, false},
       {"driver_path", S(),
        "Path of the DataStax driver library (libcassandra.so.2); empty: $CASSANDRA_DALI_DRIVER, "
        "the system's, then the acsylla wheel's."},
@@ -124,6 +129,7 @@ ReaderSettings SettingsFromArguments(
   auto &f = s.fetch;
   f.out_of_order = flag("ooo");
   f.max_in_flight = num("max_requests_in_flight");
+  f.reader_name = str("telemetry_name");
   f.retry_budget_ms = num("retry_budget_ms");
   f.max_retries = num("max_retries");
   f.retry_backoff_ms = num("retry_backoff_ms");

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/crc32c.h"
+#include "engine/telemetry.h"
 #include "engine/uuid_list.h"
 #include "engine/errors.h"
 #include "engine/reader_arguments.h"
@@ -46,6 +47,28 @@ const char *PythonTypeName() {
   return "a list of str";
 }
 
+// A reader's counters as a dict (the keys of cassandra_dali.telemetry.ReaderStats).
+py::dict TelemetryDict(const ReaderTelemetry &t) {
+  py::dict d;
+  d["name"] = t.name;
+  d["table"] = t.table;
+  d["seconds"] =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t.created).count();
+  d["rows"] = t.rows.load();
+  d["bytes"] = t.bytes.load();
+  d["in_flight"] = t.in_flight.load();
+  d["retries"] = t.retries.load();
+  d["errors"] = t.errors.load();
+  d["batches"] = t.batches.load();
+  d["consumer_waits"] = t.consumer_waits.load();
+  d["consumer_wait_seconds"] = t.consumer_wait_ns.load() / 1e9;
+  d["prefetch_depth"] = t.prefetch_depth.load();
+  d["reads"] = t.read_latency.Count();
+  d["latency_p50_seconds"] = t.read_latency.Quantile(0.5);
+  d["latency_p99_seconds"] = t.read_latency.Quantile(0.99);
+  return d;
+}
+
 class PyReader {
  public:
   PyReader(const ConnectionOptions &connection, const TableSpec &table, const FetchOptions &fetch)
@@ -54,6 +77,8 @@ class PyReader {
     reader_ = std::make_unique<DirectLoader>(std::make_shared<const Session>(connection, table),
                                              fetch);
   }
+
+  const ReaderTelemetry &telemetry() const { return reader_->telemetry(); }
 
   py::tuple Read(const std::vector<std::string> &texts) {
     std::vector<UuidBytes> uuids = ParseUuidList(texts);
@@ -134,6 +159,14 @@ PYBIND11_MODULE(_native, m) {
         return out;
       },
       py::arg("path"));
+  m.def(
+      "reader_telemetry",
+      [] {
+        py::list out;
+        for (const auto &t : LiveReaders()) out.append(TelemetryDict(*t));
+        return out;
+      },
+      "The counters of every reader alive in this process (DALI operators and Reader).");
   m.def(
       "sample_buffer_allocations",
       [] {
@@ -248,6 +281,8 @@ PYBIND11_MODULE(_native, m) {
                                                settings.fetch);
            }),
            py::arg("table"))
+      .def("telemetry", [](const PyReader &r) { return TelemetryDict(r.telemetry()); },
+           "This reader's counters (see cassandra_dali.telemetry).")
       .def("read", &PyReader::Read, py::arg("uuids"),
            "Reads the rows of `uuids`; returns (data: list of uint8 arrays, labels: int32 array "
            "| list of uint8 arrays | None, ids: the UUIDs in output order).");

@@ -4,7 +4,7 @@ Two readers over the same images: ``cassandra`` (``fn.crs4.cassandra`` over a ro
 ``file`` (DALI's ``fn.readers.file`` over the class folders), so the two can be compared on one
 machine. The loop runs the pipeline for a whole number of batches per epoch (every shard runs
 the same number, padded), sums the bytes of the encoded data it got, and prints images/s and
-MB/s per epoch and their mean ± std over the epochs; when there are several epochs, epoch 0 is
+MB/s per epoch and over all epochs (± the per-epoch std); when there are several, epoch 0 is
 left out of the mean as warm-up (connections, caches, thread start).
 
 Sharding follows the variables torchrun sets: ``RANK`` and ``WORLD_SIZE`` give the shard,
@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import telemetry
 from .client import Connection, qualified_table
 from .gpus import GpuError, dali_gpu_count, device_index
 from .sharding import Ranks, batches_per_epoch
@@ -104,6 +105,7 @@ class LoopResult:
     batches_per_epoch: int
     ranks: Ranks
     epochs: list[EpochStat]
+    reader_stats: telemetry.ReaderStats | None = None  # the Cassandra reader's counters
 
     @property
     def measured(self) -> list[EpochStat]:
@@ -111,8 +113,15 @@ class LoopResult:
         return self.epochs[1:] if len(self.epochs) > 1 else self.epochs
 
     def mean_std(self, attribute: str) -> tuple[float, float]:
-        values = [getattr(e, attribute) for e in self.measured]
-        return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+        """``images_per_s`` or ``mb_per_s`` over the measured epochs: all they read over all
+        the time they took (not a mean of per-epoch rates, which short epochs, read ahead by
+        the reader, would inflate), and the standard deviation of the per-epoch rates."""
+        measured = self.measured
+        seconds = sum(e.seconds for e in measured)
+        total = (sum(e.images for e in measured) if attribute == "images_per_s"
+                 else sum(e.bytes for e in measured) / 1e6)
+        values = [getattr(e, attribute) for e in measured]
+        return total / seconds, (statistics.stdev(values) if len(values) > 1 else 0.0)
 
     def which_epochs(self) -> str:
         count = len(self.epochs)
@@ -139,6 +148,8 @@ class LoopResult:
             "mb_per_s": mbs,
             "mb_per_s_std": mbs_std,
             "warmup_excluded": len(self.epochs) > 1,
+            "reader_stats": (dataclasses.asdict(self.reader_stats)
+                             if self.reader_stats is not None else None),
         }
 
 
@@ -255,6 +266,7 @@ def run(config: LoopConfig, report: Callable[[str], None] = print) -> LoopResult
     )
     record = open(per_rank_path(config.record, ranks), "w") if config.record else None
     stats: list[EpochStat] = []
+    counters: list[telemetry.ReaderStats] = []
     try:
         for epoch in range(config.epochs):
             stat = loop.run_epoch(epoch, record if epoch == 0 else None)
@@ -265,16 +277,20 @@ def run(config: LoopConfig, report: Callable[[str], None] = print) -> LoopResult
                 f"{stat.seconds:.2f} s: {stat.images_per_s:.0f} images/s, "
                 f"{stat.mb_per_s:.1f} MB/s{warm}"
             )
+        counters = [s for s in telemetry.readers(READER_NAME) if s.table == config.data_table]
     finally:
         if record is not None:
             record.close()
         loop.close()
-    result = LoopResult(config.reader, config.batch_size, loop.batches, ranks, stats)
+    for reader in counters[-1:]:  # this loop's reader: the last one started under its name
+        report(f"{prefix}{telemetry.summary(reader)}")
+    result = LoopResult(config.reader, config.batch_size, loop.batches, ranks, stats,
+                        counters[-1] if counters else None)
     ips, ips_std = result.mean_std("images_per_s")
     mbs, mbs_std = result.mean_std("mb_per_s")
     report(
         f"{prefix}{config.reader}: {ips:.0f} ± {ips_std:.0f} images/s, "
-        f"{mbs:.1f} ± {mbs_std:.1f} MB/s (mean ± std over {result.which_epochs()})"
+        f"{mbs:.1f} ± {mbs_std:.1f} MB/s (over {result.which_epochs()}; ± per-epoch std)"
     )
     return result
 

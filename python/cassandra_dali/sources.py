@@ -25,6 +25,8 @@ def cassandra_node(arguments: Mapping[str, Any], name: str = READER_NAME) -> tup
     """``fn.crs4.cassandra(**arguments)``: the one place the operator is instantiated."""
     import nvidia.dali.fn as fn  # the package's import loaded the plugin: fn.crs4 exists
 
+    # The operator is not told its name= by DALI: passed again, its telemetry is found by it.
+    arguments = {"telemetry_name": name, **arguments}
     data, labels = fn.crs4.cassandra(name=name, **arguments)  # type: ignore[attr-defined]
     return data, labels
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"    {count} UUIDs in {rows_fn}")
 
         results = {}
+        bound = ""
         common = dict(batch_size=args.bs, epochs=args.epochs, connection=conn)
         for number, reader, command, config_args in (
             (
@@ -134,12 +136,19 @@ def run(args: argparse.Namespace) -> int:
                 command,
             ):
                 loop = readloop.LoopConfig(reader=reader, **common, **config_args)  # type: ignore[arg-type]
+                started, server_cpu = time.monotonic(), server.cpu_seconds(info.pid or 0)
+                own_cpu = time.process_time()
                 results[reader] = readloop.run(loop, report=lambda line: print("    " + line))
+                if reader == "cassandra":
+                    bound = _what_bounds(time.monotonic() - started, server_cpu,
+                                         server.cpu_seconds(info.pid or 0),
+                                         time.process_time() - own_cpu)
     finally:
         with step(8, "stopping Cassandra", f"cassandra-dali server stop --dir {server_dir}"):
             server.stop(server_dir)
 
-    print("\nthroughput on this machine (mean ± std over epochs 1.., epoch 0 is warm-up):")
+    print("\nthroughput on this machine (epochs 1.. together, ± per-epoch std; epoch 0 is "
+          "warm-up):")
     print(f"    {'reader':<26} {'images/s':>16} {'MB/s':>14}")
     for reader, name in (("cassandra", "fn.crs4.cassandra"), ("file", "fn.readers.file")):
         ips, ips_std = results[reader].mean_std("images_per_s")
@@ -153,8 +162,22 @@ def run(args: argparse.Namespace) -> int:
         f"    cassandra / file: {ratio:.2f} (the file reader reads a local disk through the "
         "page cache; Cassandra goes through the network stack and the server)"
     )
+    print(f"    {bound}")
     print("\nnext: examples/imagenette/README.md walks through the same steps by hand.")
     return 0
+
+
+def _what_bounds(wall_s: float, server_before: float | None, server_after: float | None,
+                 reader_cpu_s: float) -> str:
+    """One line on what limits the Cassandra figure on this machine."""
+    cores = os.cpu_count() or 1
+    if server_before is None or server_after is None:
+        return f"what bounds it: the server and the reader share this machine's {cores} cores"
+    server_share = (server_after - server_before) / wall_s / cores
+    reader_share = reader_cpu_s / wall_s / cores
+    return (f"what bounds it: the server and the reader share this machine's {cores} cores; "
+            f"while reading, the server used {server_share:.0%} of them and the reader "
+            f"{reader_share:.0%} (a server of its own reads faster: docs/benchmarks.md)")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -167,7 +190,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--train-per-class", type=int, default=50, help="(%(default)s)")
     parser.add_argument("--val-per-class", type=int, default=10, help="(%(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="(%(default)s)")
-    parser.add_argument("--bs", type=int, default=32, help="batch size (%(default)s)")
-    parser.add_argument("--epochs", type=int, default=4, help="(%(default)s)")
+    parser.add_argument("--bs", type=int, default=64, help="batch size (%(default)s)")
+    parser.add_argument("--epochs", type=int, default=12,
+                        help="epochs; the first is warm-up, left out of the mean (%(default)s)")
     parser.add_argument("--heap", default="1G", help="Cassandra heap (%(default)s)")
     parser.set_defaults(func=run, log_prefix="    ")  # library messages indented under steps

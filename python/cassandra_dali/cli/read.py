@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from .. import telemetry
 from ..readloop import READERS, LoopConfig, LoopError, per_rank_path, run
 from ..sharding import Ranks
 from .options import add_connection_arguments, connection_from_args
@@ -68,6 +69,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "PATH.RANK, or {rank} in PATH, with several ranks",
     )
     parser.add_argument(
+        "--metrics-file",
+        default="",
+        metavar="PATH",
+        help="write the reader's counters at the end in the Prometheus text format (per rank, "
+        "as --record), e.g. for node_exporter's textfile collector",
+    )
+    parser.add_argument(
         "--json",
         default="",
         metavar="PATH",
@@ -98,6 +106,9 @@ def config_from_args(args: argparse.Namespace, ranks: Ranks | None = None) -> Lo
 
 def run_from_args(args: argparse.Namespace) -> int:
     result = run(config_from_args(args))
+    if args.metrics_file and result.reader_stats is not None:
+        Path(per_rank_path(args.metrics_file, result.ranks)).write_text(
+            telemetry.prometheus_text([result.reader_stats], rank=str(result.ranks.rank)))
     if args.json:
         text = json.dumps(result.to_json(), indent=2) + "\n"
         Path(per_rank_path(args.json, result.ranks)).write_text(text)

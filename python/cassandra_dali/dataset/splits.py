@@ -11,8 +11,9 @@ Memory stays bounded whatever the table's size: the cut points are found by radi
 over three token-range scans in ring order, a few ranges fetched ahead
 (:func:`cassandra_dali.client.token_scan.scan_in_ring_order`): counts per stratum and key
 bucket, then the keys of the few buckets holding a cut, then the rows streamed into their
-files. Memory: 4096 counts per stratum, about n/4096 keys per cut, and the pages in flight. Files list rows in token order, which depends on the data
-only, so the same table and seed give the same files byte for byte.
+files. Memory: 4096 counts per stratum, about n/4096 keys per cut, and the pages in flight.
+Files list rows in token order, which depends on the data only, so the same table and seed
+give the same files byte for byte.
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ from .layout import (
     default_server_dir,
 )
 from .process import (
+    cpu_seconds,
     java_command,
     log_tail,
     query_release_version,
@@ -79,6 +80,7 @@ __all__ = [
     "ServerStatus",
     "TlsMaterial",
     "cache_root",
+    "cpu_seconds",
     "default_server_dir",
     "ensure_tls",
     "fetch_jars",

@@ -74,6 +74,16 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used so far, from /proc; None if unknown. The
+    benches and the demo use it to say what a figure cost the server."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _is_our_server(pid: int, directory: Path) -> bool:
     """The pid is alive and is the Cassandra of this directory (PIDs get reused)."""
     if not _pid_alive(pid):

@@ -16,6 +16,7 @@ import torchvision
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from .. import telemetry
 from ..gpus import GpuError
 from . import checkpoint, distributed, schedule
 from .data import Loader, PipelineOptions, Source, training_loader, validation_loader
@@ -239,6 +240,8 @@ class Trainer:
                 epoch, _mean(train.losses), train.images_per_s, train.seconds, train.data_wait_s,
                 result.loss, result.top1, result.top5, result.samples,
             )
+            for reader in telemetry.readers():  # Cassandra readers only; none reading files
+                log.info("reader %s", telemetry.summary(reader))
             self.json.write_many("iter", [
                 {"epoch": epoch, "step": i, "loss": loss} for i, loss in enumerate(train.losses)
             ])

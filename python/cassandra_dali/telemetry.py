@@ -1,0 +1,124 @@
+"""What the readers of this process are doing: rows and bytes read, read latency p50/p99, reads
+in flight, retries, errors, how long the consumer waited for data, and the read-ahead depth.
+
+Every reader (an ``fn.crs4.cassandra`` operator, listed under its ``name=``, or a
+:class:`cassandra_dali.Reader`, under its table) keeps counters from its start, updated as reads
+complete; :func:`readers` reads them at any time, :func:`rates` turns two snapshots into
+rows/s and bytes/s, :func:`summary` says it in one line (the read loop and the trainer print
+it) and :func:`prometheus_text` writes the Prometheus text exposition format (for
+node_exporter's textfile collector, or an HTTP handler of your own).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from . import _native
+
+
+@dataclasses.dataclass(frozen=True)
+class ReaderStats:
+    name: str
+    table: str
+    seconds: float  # since the reader started
+    rows: int
+    bytes: int
+    reads: int
+    in_flight: int
+    retries: int
+    errors: int
+    batches: int
+    consumer_waits: int
+    consumer_wait_seconds: float
+    prefetch_depth: int
+    latency_p50_seconds: float
+    latency_p99_seconds: float
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.bytes / self.seconds if self.seconds > 0 else 0.0
+
+
+def readers(name: str | None = None) -> list[ReaderStats]:
+    """The live readers of this process (those named ``name`` only, if given)."""
+    fields = {f.name for f in dataclasses.fields(ReaderStats)}
+    stats = [ReaderStats(**{k: v for k, v in d.items() if k in fields})
+             for d in _native.reader_telemetry()]
+    return [s for s in stats if name is None or s.name == name]
+
+
+def of(reader: Any) -> ReaderStats:
+    """The counters of a :class:`cassandra_dali.Reader`."""
+    fields = {f.name for f in dataclasses.fields(ReaderStats)}
+    return ReaderStats(**{k: v for k, v in reader.telemetry().items() if k in fields})
+
+
+def rates(before: ReaderStats, after: ReaderStats) -> dict[str, float]:
+    """rows/s, bytes/s and consumer wait share between two snapshots of one reader."""
+    elapsed = after.seconds - before.seconds
+    if elapsed <= 0:
+        return {"rows_per_s": 0.0, "bytes_per_s": 0.0, "consumer_wait_share": 0.0}
+    return {
+        "rows_per_s": (after.rows - before.rows) / elapsed,
+        "bytes_per_s": (after.bytes - before.bytes) / elapsed,
+        "consumer_wait_share": (after.consumer_wait_seconds - before.consumer_wait_seconds)
+        / elapsed,
+    }
+
+
+def summary(stats: ReaderStats) -> str:
+    """One line: what the read loop and the trainer print at the end of an epoch."""
+    return (
+        f"{stats.name} ({stats.table}): {stats.rows:,} rows, {stats.bytes / 1e6:,.1f} MB "
+        f"({stats.rows_per_s:,.0f} rows/s overall); read latency p50 "
+        f"{stats.latency_p50_seconds * 1e3:.1f} ms, p99 {stats.latency_p99_seconds * 1e3:.1f} ms; "
+        f"{stats.in_flight} in flight, read-ahead {stats.prefetch_depth} batches; "
+        f"{stats.retries} retries, {stats.errors} errors; the consumer waited "
+        f"{stats.consumer_wait_seconds:.2f} s over {stats.consumer_waits} of {stats.batches} "
+        "batches"
+    )
+
+
+_METRICS: Sequence[tuple[str, str, str, str]] = (
+    # (metric, type, help, field)
+    ("cassandra_dali_rows_total", "counter", "Rows read.", "rows"),
+    ("cassandra_dali_bytes_total", "counter", "Sample bytes read.", "bytes"),
+    ("cassandra_dali_reads_total", "counter", "Reads completed (failed ones included).", "reads"),
+    ("cassandra_dali_retries_total", "counter", "Reads issued again after a transient failure.",
+     "retries"),
+    ("cassandra_dali_errors_total", "counter", "Reads that failed.", "errors"),
+    ("cassandra_dali_batches_total", "counter", "Batches handed to the consumer.", "batches"),
+    ("cassandra_dali_consumer_wait_seconds_total", "counter",
+     "Time the consumer waited for data.", "consumer_wait_seconds"),
+    ("cassandra_dali_reads_in_flight", "gauge", "Reads in flight now.", "in_flight"),
+    ("cassandra_dali_prefetch_depth", "gauge", "Batches read ahead (adaptive).",
+     "prefetch_depth"),
+    ("cassandra_dali_read_latency_p50_seconds", "gauge", "Median read latency since start.",
+     "latency_p50_seconds"),
+    ("cassandra_dali_read_latency_p99_seconds", "gauge", "99th percentile read latency.",
+     "latency_p99_seconds"),
+)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def prometheus_text(stats: Iterable[ReaderStats] | None = None, **labels: str) -> str:
+    """The readers' counters in the Prometheus text exposition format (0.0.4); ``labels``
+    (e.g. ``rank="3"``) are added to every sample."""
+    stats = list(readers() if stats is None else stats)
+    lines = []
+    for metric, kind, help_text, field in _METRICS:
+        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} {kind}"]
+        for s in stats:
+            tags = {"reader": s.name, "table": s.table, **labels}
+            rendered = ",".join(f'{k}="{_label(str(v))}"' for k, v in sorted(tags.items()))
+            lines.append(f"{metric}{{{rendered}}} {getattr(s, field)}")
+    return "\n".join(lines) + "\n"

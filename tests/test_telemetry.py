@@ -1,0 +1,79 @@
+"""Reader telemetry (issue 11): the counters of an fn.crs4.cassandra operator, found by its
+name, and of a Reader, checked against what was read; errors counted; the Prometheus text."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import cassandra_dali
+import pytest
+from cassandra_dali import server, telemetry
+from reader_helpers import Dataset, reader_kwargs, run_batches, write_dataset
+from cassandra_dali.sources import cassandra_node
+from nvidia.dali import pipeline_def
+
+SIZE, BATCH = 120, 8
+
+
+@pytest.fixture(scope="module")
+def dataset(cql_session: Any, keyspace: str) -> Iterator[Dataset]:
+    yield write_dataset(cql_session, keyspace, SIZE, seed=4)
+
+
+def test_operator_counters_by_name(cassandra_server: server.ServerInfo, dataset: Dataset) -> None:
+    table = f"{dataset.keyspace}.data_int"
+    args = reader_kwargs(cassandra_server, table, source_uuids=dataset.ids)
+
+    @pipeline_def(batch_size=BATCH, num_threads=1, device_id=None, prefetch_queue_depth=2)
+    def pipe() -> Any:
+        return cassandra_node(args, name="CountedReader")
+
+    p = pipe()
+    p.build()
+    outputs = run_batches(p, 20)
+    (stats,) = telemetry.readers("CountedReader")
+    consumed = sum(len(data) for data, _ in outputs)
+    served = sum(len(blob) for data, _ in outputs for blob in data)
+    assert stats.table == table
+    # DALI runs ahead of the user (its prefetch queue) and the reader ahead of DALI.
+    assert consumed <= stats.batches * BATCH and stats.batches >= 20
+    assert stats.rows >= consumed and stats.reads >= stats.rows
+    assert stats.bytes >= served > 0
+    assert stats.errors == 0 and stats.retries == 0 and stats.in_flight >= 0
+    assert 0 < stats.latency_p50_seconds <= stats.latency_p99_seconds < 10
+    assert stats.prefetch_depth >= 2 and stats.seconds > 0 and stats.rows_per_s > 0
+    later = telemetry.readers("CountedReader")[0]
+    assert later.rows >= stats.rows and telemetry.rates(stats, later)["rows_per_s"] >= 0
+    del p
+    assert telemetry.readers("CountedReader") == []  # gone with its pipeline
+
+
+def test_reader_counters_and_errors(cassandra_server: server.ServerInfo,
+                                    dataset: Dataset) -> None:
+    reader = cassandra_dali.Reader(f"{dataset.keyspace}.data_int",
+                                   cassandra_port=cassandra_server.port)
+    reader.read(dataset.ids[:10])
+    stats = telemetry.of(reader)
+    assert (stats.rows, stats.batches, stats.errors) == (10, 1, 0)
+    assert stats.bytes == sum(len(b) for b in dataset.blobs[:10])
+    assert stats.consumer_waits == 1 and stats.consumer_wait_seconds > 0
+    with pytest.raises(cassandra_dali.MissingRowError):
+        reader.read([str(uuid.uuid4())])
+    assert telemetry.of(reader).errors == 1
+    assert "1 errors" in telemetry.summary(telemetry.of(reader))
+
+
+def test_prometheus_text() -> None:
+    stats = telemetry.ReaderStats(
+        name='Re"ader', table="ks.t", seconds=2.0, rows=10, bytes=2048, reads=11, in_flight=3,
+        retries=1, errors=1, batches=2, consumer_waits=1, consumer_wait_seconds=0.5,
+        prefetch_depth=4, latency_p50_seconds=0.001, latency_p99_seconds=0.01)
+    text = telemetry.prometheus_text([stats], rank="0")
+    sample = re.compile(r'^[a-z_][a-z0-9_]*\{([a-z]+="(\\.|[^"\\])*",?)+\} [0-9.e-]+$')
+    for line in text.splitlines():
+        assert line.startswith("# ") or sample.match(line), line
+    assert 'cassandra_dali_rows_total{rank="0",reader="Re\\"ader",table="ks.t"} 10' in text
+    assert "# TYPE cassandra_dali_reads_in_flight gauge" in text
