@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.cassandra-dali-installed
 SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc cmake -type f 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: all install test gpu-check sanitize fuzz demo bench bench-gpu clean distclean cassandra-jars \
+.PHONY: all install test gpu-check sanitize fuzz demo bench bench-gpu minio clean distclean cassandra-jars \
 	wheel wheel-check
 
 all: install
@@ -25,7 +25,7 @@ $(STAMP): $(SOURCES) | $(PY)
 	$(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml','rb'))['build-system']['requires']))" > $(BUILD)/requirements-build.txt
 	$(PY) -m pip install -q -r $(BUILD)/requirements-build.txt
 	$(PY) -m pip install -q --no-build-isolation -Cbuild-dir=$(BUILD) \
-	  -Ccmake.define.CASSANDRA_DALI_TESTS=ON -e '.[test,train,spark]'
+	  -Ccmake.define.CASSANDRA_DALI_TESTS=ON -e '.[test,train,spark,bench]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -56,6 +56,10 @@ demo: install cassandra-jars
 bench: install cassandra-jars
 	$(PY) bench/compare_readers.py
 	$(PY) bench/reader_throughput.py
+
+# MinIO for bench/compare_readers.py's S3 comparison: built once from the Go module proxy.
+minio: install
+	$(PY) bench/s3_store.py
 
 bench-gpu: install cassandra-jars
 	$(PY) bench/gpu_pipeline.py

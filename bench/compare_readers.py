@@ -36,6 +36,7 @@ from typing import Any
 
 import cassandra_dali
 import numpy as np
+import s3_store
 from cassandra_dali import readloop, server
 from cassandra_dali.client import Connection, cql_files, token_scan
 from cassandra_dali.dataset import images, ingest, rows_files
@@ -49,6 +50,7 @@ LABELS = {
     "cassandra": "fn.crs4.cassandra",
     "file": "fn.readers.file",
     "driver": "cassandra-driver + external_source",
+    "s3": "fn.readers.file, s3:// (MinIO)",
 }
 
 
@@ -262,6 +264,12 @@ def machine(conn: Connection) -> dict[str, Any]:
     }
 
 
+def _server_pid(own_dir: Path | None) -> int | None:
+    if own_dir is None:
+        return None
+    return server.status(own_dir).pid
+
+
 def summarise(stats: list[readloop.EpochStat]) -> dict[str, Any]:
     ips = [s.images_per_s for s in stats]
     mbs = [s.mb_per_s for s in stats]
@@ -291,7 +299,7 @@ def plot(results: dict[str, dict[str, Any]], title: str, path: Path) -> None:
             values,
             yerr=errors,
             capsize=4,
-            color=["#2b6cb0", "#718096", "#c05621"][: len(names)],
+            color=["#2b6cb0", "#718096", "#c05621", "#2f855a"][: len(names)],
         )
         ax.bar_label(bars, labels=[f"{v:.0f}" for v in values], padding=3)
         ax.set_ylabel(unit)
@@ -343,6 +351,11 @@ def main() -> None:
         "--heap", default="2G", help="heap of the server started here (%(default)s)"
     )
     parser.add_argument(
+        "--s3", action=argparse.BooleanOptionalAction, default=None,
+        help="also read the JPEGs from MinIO with s3:// paths (default: when `make minio` "
+        "has built it)",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=REPO / "bench" / "results" / "compare_readers",
@@ -361,8 +374,12 @@ def main() -> None:
         info = server.start(server.ServerConfig(dir=own_dir, heap=args.heap, cluster_name="bench"))
         args.host, args.port = info.host, info.port
     conn = Connection(host=args.host, port=args.port)
+    store = None
     try:
         conn, ids, rows_fn = ingest_and_list(conn, args.root, own_dir, args.heap)
+        if args.s3 or (args.s3 is None and s3_store.minio_binary() is not None):
+            store = s3_store.MinioStore(server.cache_root() / "bench" / "minio", args.root)
+            os.environ.update(store.environment)  # DALI's S3 client reads them
         host_info = machine(conn)
         loaders: dict[str, Callable[[], Any]] = {
             "cassandra": lambda: readloop.Loop(
@@ -388,6 +405,20 @@ def main() -> None:
                 conn, f"{KEYSPACE}.data_train", ids, args.bs, args.concurrency
             ),
         }
+        if store is not None:
+            loaders["s3"] = lambda: readloop.Loop(
+                readloop.LoopConfig(
+                    reader="file",
+                    file_root=f"s3://{s3_store.BUCKET}/train",
+                    batch_size=args.bs,
+                    epochs=args.epochs,
+                    connection=conn,
+                )
+            )
+        # The servers' CPU per image read, for each reader (its run's share, net of idle).
+        pids = {"cassandra": getattr(conn, "pid", None) or _server_pid(own_dir),
+                "s3": store.pid if store is not None else None}
+        server_cpu: dict[str, list[float]] = {name: [] for name in loaders}
         # Rounds (A B C, A B C, ...) rather than one long run each: a load change on a shared
         # machine then hits every reader alike. Each run's epoch 0 is warm-up, left out, and so are
         # the warm-up rounds: a freshly started JVM serves reads several times slower until its
@@ -397,11 +428,16 @@ def main() -> None:
             warmup_round = round_ < args.warmup_rounds
             for name, make in loaders.items():
                 loop = make()
+                pid = pids["s3" if name == "s3" else "cassandra"]
                 try:
                     for epoch in range(args.epochs):
+                        cpu = server.cpu_seconds(pid) if pid else None
                         stat = loop.run_epoch(epoch)
                         if epoch > 0 and not warmup_round:
                             measured[name].append(stat)
+                            after = server.cpu_seconds(pid) if pid else None
+                            if cpu is not None and after is not None:
+                                server_cpu[name].append((after - cpu) / stat.images * 1e3)
                         report(
                             f"round {round_} {LABELS[name]:<36} epoch {epoch}: "
                             f"{stat.images_per_s:7.0f} images/s {stat.mb_per_s:7.1f} MB/s"
@@ -410,21 +446,32 @@ def main() -> None:
                 finally:
                     loop.close()
     finally:
+        if store is not None:
+            store.close()
         if own_dir is not None:
             server.stop(own_dir)
 
     figures = {name: summarise(stats) for name, stats in measured.items()}
+    for name, values in server_cpu.items():
+        if values:
+            figures[name]["server_cpu_s_per_1000_images"] = statistics.fmean(values)
     ops = figures["cassandra"]["images_per_s"]
     ratios = {
         "cassandra_over_file": ops / figures["file"]["images_per_s"],
         "cassandra_over_driver": ops / figures["driver"]["images_per_s"],
     }
-    print(f"\n{'reader':<38}{'images/s':>18}{'MB/s':>18}")
+    if "s3" in figures:
+        ratios["cassandra_over_s3"] = ops / figures["s3"]["images_per_s"]
+    print(f"\n{'reader':<38}{'images/s':>18}{'MB/s':>18}{'server CPU-s/1000 images':>28}")
     for name, f in figures.items():
+        cpu = f.get("server_cpu_s_per_1000_images")
         print(
             f"{LABELS[name]:<38}{f['images_per_s']:>10.0f} ± {f['images_per_s_std']:<6.0f}"
             f"{f['mb_per_s']:>9.1f} ± {f['mb_per_s_std']:<6.1f}"
+            + (f"{cpu:>16.3f}" if cpu is not None and name != "file" else "")
         )
+    if "s3" in ratios:
+        print(f"fn.crs4.cassandra / fn.readers.file over S3: {ratios['cassandra_over_s3']:.2f}x")
     print(
         f"fn.crs4.cassandra / fn.readers.file: {ratios['cassandra_over_file']:.2f}x; "
         f"fn.crs4.cassandra / driver loader: {ratios['cassandra_over_driver']:.2f}x "

@@ -22,14 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_server import server_for
 from cassandra_dali.client import Connection
 from cassandra_dali.client.cluster import make_cluster
 from cassandra_dali.sharding import shard_layout
 from cassandra_dali.sources import CassandraSource
-from nvidia.dali import pipeline_def
-
-from bench_server import server_for
 from delay_proxy import DelayProxy
+from nvidia.dali import pipeline_def
 
 KEYSPACE = "bench_latency"
 BATCH = 128

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from bench_server import server_for
 
 KEYSPACE = "bench_long_list"

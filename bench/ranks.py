@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cassandra_dali import server
-
 from bench_server import server_for
+from cassandra_dali import server
 
 KEYSPACE = "bench_ranks"
 

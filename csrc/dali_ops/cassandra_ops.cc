@@ -110,7 +110,12 @@ class CassandraSelfFeed : public CassandraOpBase {
       reader_ = std::make_unique<PrefetchingLoader>(
           Connect(), std::move(uuids), order,
           PrefetchLimits{spec.GetArgument<int>("prefetch_buffers"),
-                         spec.GetArgument<int>("max_prefetch_buffers"),
+                         // Left out, the cap makes room for a larger prefetch_buffers given
+                         // alone (valid before the depth adapted).
+                         spec.HasArgument("max_prefetch_buffers")
+                             ? spec.GetArgument<int>("max_prefetch_buffers")
+                             : std::max(spec.GetArgument<int>("max_prefetch_buffers"),
+                                        spec.GetArgument<int>("prefetch_buffers")),
                          spec.GetArgument<int64_t>("prefetch_bytes")},
           spec.GetArgument<bool>("loop_forever"),
           fetch_);

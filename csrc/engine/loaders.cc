@@ -49,6 +49,7 @@ const Batch *PrefetchingLoader::Next() {
   if (!loop_forever_ && consumed_batch_ == order_.layout().BatchesPerEpoch()) {
     consumed_batch_ = 0;
     ++consumed_epoch_;
+    last_return_ = {};  // the consumer may do other things now: not a measure of its pace
     return nullptr;
   }
   if (last_) {
@@ -56,9 +57,11 @@ const Batch *PrefetchingLoader::Next() {
     last_ = nullptr;
   }
   Batch *batch;
+  bool waited = true;
   if (failed_) {
     // The batch that failed last time is read again (whole): an epoch never loses samples, and
-    // the position stays where a checkpoint of the failed run would resume.
+    // the position stays where a checkpoint of the failed run would resume. (An outage, not
+    // the link: no adaptation on it.)
     batch = failed_;
     fetcher_.Start(batch);
   } else {
@@ -66,9 +69,9 @@ const Batch *PrefetchingLoader::Next() {
     batch = in_flight_.front();
     in_flight_.pop_front();
     failed_ = batch;  // until it is complete: whatever throws below, the next call retries it
+    waited = !fetcher_.Landed(batch);
+    Adapt(waited);
   }
-  const bool waited = !fetcher_.Landed(batch);
-  Adapt(waited);
   const int depth = PrefetchDepth();
   while (static_cast<int>(in_flight_.size()) < depth) {
     if (free_.empty()) {
@@ -85,7 +88,7 @@ const Batch *PrefetchingLoader::Next() {
   Observe(*batch);
   auto &telemetry = fetcher_.telemetry();
   telemetry.batches.fetch_add(1, std::memory_order_relaxed);
-  telemetry.prefetch_depth.store(depth_, std::memory_order_relaxed);
+  telemetry.prefetch_depth.store(PrefetchDepth(), std::memory_order_relaxed);
   if (waited) {
     telemetry.consumer_waits.fetch_add(1, std::memory_order_relaxed);
     telemetry.consumer_wait_ns.fetch_add(
@@ -142,7 +145,7 @@ void PrefetchingLoader::Adapt(bool waited) {
   }
   above_in_a_row_ = needed >= 0 && depth_ > enough + 1 ? above_in_a_row_ + 1 : 0;
   ready_in_a_row_ = waited ? 0 : ready_in_a_row_ + 1;
-  if (depth_ > limits_.min_batches &&
+  if (depth_ > limits_.min_batches && !waited &&  // never shrink while the consumer waits
       (above_in_a_row_ >= 8 || ready_in_a_row_ >= 4 * depth_ + 16)) {
     // Well above what the link needs, or ready long enough to be sure one batch less keeps up
     // (a wait brings it back at once).
@@ -177,6 +180,7 @@ void PrefetchingLoader::Seek(const ReaderPosition &position) {
     fetcher_.Settle(batch);
     free_.push_back(batch);
   }
+  last_return_ = {};
   consumed_epoch_ = issue_epoch_ = position.epoch;
   consumed_batch_ = issue_batch_ = position.batch;
   if (issue_batch_ == order_.layout().BatchesPerEpoch()) {  // at a StopIteration boundary

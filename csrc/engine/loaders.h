@@ -30,9 +30,10 @@ struct ReaderPosition {
 // is always read ahead). By Little's law the link needs rate x latency batches in flight: the
 // depth grows (by half) when the consumer has to wait for a batch and is not already above
 // 1.5 x (batches consumed per second) x (the shortest recent batch latency) + 1, and shrinks
-// by one when it is well above that, or after a long run of batches that were ready. A long
-// round trip then fills the pipe by itself, while a server that is simply slower than the
-// consumer (its latency is queueing, not distance) does not make the read-ahead grow.
+// by one when it is well above that, or after a long run of batches that were ready (never
+// while the consumer waits). A long round trip then fills the pipe by itself. Behind a server
+// that is simply slower than the consumer, batch latency includes queueing and the depth can
+// still climb to its caps: max_batches and max_bytes bound that memory.
 struct PrefetchLimits {
   int min_batches = 2;
   int max_batches = 64;

@@ -26,6 +26,10 @@ ShardLayout::ShardLayout(int64_t size, int shards, int shard, int batch)
                         std::to_string(num_shards - 1) + ")");
   }
   if (batch_size < 1) throw ArgumentError("batch size must be >= 1");
+  if (dataset_size > (int64_t{1} << 62)) {
+    throw ArgumentError("the UUID list holds " + std::to_string(size) +
+                        " samples; at most 2^62 are supported");
+  }
   if (num_shards > dataset_size) {
     throw ArgumentError("num_shards " + std::to_string(num_shards) + " is larger than the " +
                         std::to_string(dataset_size) + " samples in the UUID list");

@@ -50,8 +50,9 @@ void ReadAt(int fd, void *buffer, size_t size, int64_t offset, const std::string
     const ssize_t got = ::pread(fd, bytes, size, offset);
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) {
+      const std::string why = got < 0 ? std::strerror(errno) : "it ends early";
       throw ArgumentError("cannot read " + Named(path) + " at byte " + std::to_string(offset) +
-                          ": " + (got < 0 ? std::strerror(errno) : "it ends early"));
+                          ": " + why);
     }
     bytes += got;
     size -= static_cast<size_t>(got);
@@ -64,7 +65,8 @@ class BinaryFileList final : public UuidList {
   explicit BinaryFileList(const std::string &path)
       : path_(path), fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
     if (fd_.get() < 0) {
-      throw ArgumentError("cannot open " + Named(path) + ": " + std::strerror(errno));
+      const std::string why = std::strerror(errno);
+      throw ArgumentError("cannot open " + Named(path) + ": " + why);
     }
     char header[kBinaryRowsHeader];
     ReadAt(fd_.get(), header, sizeof header, 0, path);

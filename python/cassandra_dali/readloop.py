@@ -78,7 +78,8 @@ class LoopConfig:
                 raise LoopError(str(error)) from None
             if not Path(self.rows_fn).is_file():
                 raise LoopError(f"rows file {self.rows_fn} not found (make it with cache_uuids.py)")
-        elif not Path(self.file_root).is_dir():
+        elif not self.file_root.startswith("s3://") and not Path(self.file_root).is_dir():
+            # (s3:// roots are DALI's to list, with the AWS_* variables of the environment)
             raise LoopError(f"--file-root {self.file_root!r} is not a directory")
 
 
@@ -277,7 +278,8 @@ def run(config: LoopConfig, report: Callable[[str], None] = print) -> LoopResult
                 f"{stat.seconds:.2f} s: {stat.images_per_s:.0f} images/s, "
                 f"{stat.mb_per_s:.1f} MB/s{warm}"
             )
-        counters = [s for s in telemetry.readers(READER_NAME) if s.table == config.data_table]
+        table = ".".join(qualified_table(config.data_table)) if config.data_table else ""
+        counters = [s for s in telemetry.readers(READER_NAME) if s.table == table]
     finally:
         if record is not None:
             record.close()

@@ -131,8 +131,10 @@ def _bucket(key: int) -> int:
     return key >> (_KEY_BITS - BUCKET_BITS)
 
 
-def _thresholds(session: Session, spec: SplitSpec) -> dict[Any, list[tuple[int, bytes]]]:
-    """Per stratum, the key of the first row of each group after the first (passes 1 and 2)."""
+def _thresholds(session: Session, spec: SplitSpec
+                ) -> tuple[dict[Any, list[tuple[int, bytes]]], dict[Any, int]]:
+    """Per stratum, the key of the first row of each group after the first (passes 1 and 2),
+    and the stratum's size."""
     histograms: dict[Any, Counter[int]] = defaultdict(Counter)
     for sample_id, stratum, _ in _rows(session, spec):
         histograms[stratum][_bucket(sample_key(spec.seed, sample_id)[0])] += 1
@@ -152,23 +154,31 @@ def _thresholds(session: Session, spec: SplitSpec) -> dict[Any, list[tuple[int, 
     keys: dict[Any, dict[int, list[tuple[int, bytes]]]] = defaultdict(lambda: defaultdict(list))
     for sample_id, stratum, _ in _rows(session, spec):
         key = sample_key(spec.seed, sample_id)
-        if _bucket(key[0]) in wanted[stratum]:
+        if _bucket(key[0]) in wanted.get(stratum, {}):
             keys[stratum][_bucket(key[0])].append(key)
     thresholds: dict[Any, list[tuple[int, bytes]]] = {}
     for stratum, by_bucket in wanted.items():
         found = []
         for bucket, ranks in sorted(by_bucket.items()):
             ordered = sorted(keys[stratum][bucket])
+            if ranks[-1] >= len(ordered):
+                raise _changed(spec)
             found += [ordered[rank] for rank in ranks]
         thresholds[stratum] = found  # fewer than cuts when a stratum is too small: groups empty
-    return thresholds
+    return thresholds, {stratum: sum(h.values()) for stratum, h in histograms.items()}
+
+
+def _changed(spec: SplitSpec) -> SplitError:
+    return SplitError(f"{spec.metadata_table} changed while it was being split (its scans "
+                      "disagree): run the split again once writes to it have stopped")
 
 
 def split(session: Session, spec: SplitSpec, out_dir: Path | str) -> dict[str, Any]:
     """Write the split's rows files and ``split.json`` into ``out_dir``; return the manifest."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    thresholds = _thresholds(session, spec)
+    thresholds, sizes = _thresholds(session, spec)
+    seen: Counter[Any] = Counter()
     names = spec.files()
     temporary = {name: out / f".{name}.{os.getpid()}.tmp" for name, _ in names}
     counts: dict[str, Counter[str]] = {name: Counter() for name, _ in names}
@@ -179,14 +189,19 @@ def split(session: Session, spec: SplitSpec, out_dir: Path | str) -> dict[str, A
         for handle in handles.values():
             handle.write(header)
         for sample_id, stratum, label in _rows(session, spec):
+            if stratum not in thresholds:
+                raise _changed(spec)  # a stratum the first scans did not see
+            seen[stratum] += 1
             key = sample_key(spec.seed, sample_id)
-            group = bisect.bisect_right(thresholds.get(stratum, []), key)
+            group = bisect.bisect_right(thresholds[stratum], key)
             for name, groups in names:
                 if group in groups:
                     handles[name].write(f"{sample_id}\n")
                     counts[name][str(label)] += 1
         for handle in handles.values():
             handle.close()
+        if seen != sizes:
+            raise _changed(spec)
         for name, path in temporary.items():
             os.replace(path, out / name)
     finally:
