@@ -470,7 +470,7 @@ def main() -> None:
             f"{f['mb_per_s']:>9.1f} ± {f['mb_per_s_std']:<6.1f}"
             + (f"{cpu:>16.3f}" if cpu is not None and name != "file" else "")
         )
-    if "s3" in ratios:
+    if "cassandra_over_s3" in ratios:
         print(f"fn.crs4.cassandra / fn.readers.file over S3: {ratios['cassandra_over_s3']:.2f}x")
     print(
         f"fn.crs4.cassandra / fn.readers.file: {ratios['cassandra_over_file']:.2f}x; "
