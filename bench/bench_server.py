@@ -1,11 +1,14 @@
-"""The server a bench reads: the one at --host/--port, or one started for the run (in the
-cache's servers/bench-NAME, so its jars and JIT-friendly settings are reused) and stopped after."""
+"""What the benches share: the server they read (the one at --host/--port, or one started for
+the run in the cache's servers/bench-NAME and stopped after) and a table of random rows."""
 
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
+import numpy as np
 from cassandra_dali import server
 from cassandra_dali.client import Connection
 
@@ -21,3 +24,24 @@ def server_for(host: str, port: int | None, name: str, heap: str = "2G") -> Iter
         yield info
     finally:
         server.stop(directory)
+
+
+def write_random_rows(session: Any, keyspace: str, rows: int, row_bytes: int,
+                      seed: int = 0) -> list[uuid.UUID]:
+    """A fresh ``keyspace.data (id uuid, label int, data blob)`` (compression off) holding
+    ``rows`` rows of random bytes (nothing compresses); returns their ids."""
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    session.execute(f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
+                    "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+    session.execute(f"DROP TABLE IF EXISTS {keyspace}.data")
+    session.execute(f"CREATE TABLE {keyspace}.data (id uuid PRIMARY KEY, label int, data blob) "
+                    "WITH compression = {'enabled': 'false'}")
+    insert = session.prepare(f"INSERT INTO {keyspace}.data (id, label, data) VALUES (?, ?, ?)")
+    rng = np.random.default_rng(seed)
+    ids = [uuid.UUID(bytes=rng.bytes(16), version=4) for _ in range(rows)]
+    for ok, result in execute_concurrent_with_args(
+            session, insert, ((u, i, rng.bytes(row_bytes)) for i, u in enumerate(ids)),
+            concurrency=32, results_generator=True):
+        assert ok, result
+    return ids

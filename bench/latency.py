@@ -21,8 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from bench_server import server_for
+from bench_server import server_for, write_random_rows
 from cassandra_dali.client import Connection
 from cassandra_dali.client.cluster import make_cluster
 from cassandra_dali.sharding import shard_layout
@@ -38,26 +37,6 @@ READERS: dict[str, dict[str, Any]] = {
     "fixed depth 2 (before)": {"prefetch_buffers": 2, "max_prefetch_buffers": 2},
     "tuned (prefetch 32)": {"prefetch_buffers": 32, "max_prefetch_buffers": 32},
 }
-
-
-def write_rows(conn: Connection, rows: int, size: int) -> list[str]:
-    from cassandra.concurrent import execute_concurrent_with_args
-
-    session = conn.connect()
-    session.execute(f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication = "
-                    "{'class': 'SimpleStrategy', 'replication_factor': 1}")
-    session.execute(f"DROP TABLE IF EXISTS {KEYSPACE}.data")
-    session.execute(f"CREATE TABLE {KEYSPACE}.data (id uuid PRIMARY KEY, label int, data blob) "
-                    "WITH compression = {'enabled': 'false'}")
-    insert = session.prepare(f"INSERT INTO {KEYSPACE}.data (id, label, data) VALUES (?, ?, ?)")
-    rng = np.random.default_rng(0)
-    ids = [uuid.UUID(bytes=rng.bytes(16), version=4) for _ in range(rows)]
-    for ok, result in execute_concurrent_with_args(
-            session, insert, ((u, i, rng.bytes(size)) for i, u in enumerate(ids)),
-            concurrency=64, results_generator=True):
-        assert ok, result
-    session.cluster.shutdown()
-    return [str(u) for u in ids]
 
 
 def reader_rates(host: str, port: int, ids: list[str], epochs: int, **options: Any) -> list[float]:
@@ -116,7 +95,9 @@ def main() -> None:
     results: dict[str, Any] = {"rows": args.rows, "row_bytes": args.row_bytes, "batch": BATCH,
                                "rtt_ms": args.rtt, "rows_per_s": {}}
     with server_for(args.host, args.port, "latency") as conn:
-        ids = write_rows(conn, args.rows, args.row_bytes)
+        session = conn.connect()
+        ids = [str(u) for u in write_random_rows(session, KEYSPACE, args.rows, args.row_bytes)]
+        session.cluster.shutdown()
         reader_rates(conn.host, conn.port, ids, 2)  # the server's JIT, untimed
         direct = statistics.fmean(reader_rates(conn.host, conn.port, ids, args.epochs)[1:])
         proxy = DelayProxy(conn.host, conn.port, 0)

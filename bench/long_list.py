@@ -17,12 +17,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_server import server_for
+from bench_server import server_for, write_random_rows
 
 KEYSPACE = "bench_long_list"
 
@@ -55,24 +54,6 @@ print(json.dumps({"build_seconds": built_s, "read_seconds": read_s, "before": be
 """
 
 
-def write_table(session: Any, count: int) -> np.ndarray:
-    from cassandra.concurrent import execute_concurrent_with_args
-
-    session.execute(f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication = "
-                    "{'class': 'SimpleStrategy', 'replication_factor': 1}")
-    session.execute(f"DROP TABLE IF EXISTS {KEYSPACE}.data")
-    session.execute(f"CREATE TABLE {KEYSPACE}.data (id uuid PRIMARY KEY, label int, data blob) "
-                    "WITH compression = {'enabled': 'false'}")
-    insert = session.prepare(f"INSERT INTO {KEYSPACE}.data (id, label, data) VALUES (?, ?, ?)")
-    rng = np.random.default_rng(0)
-    ids = [uuid.UUID(bytes=rng.bytes(16), version=4) for _ in range(count)]
-    for ok, result in execute_concurrent_with_args(
-            session, insert, ((u, i, rng.bytes(2048)) for i, u in enumerate(ids)),
-            concurrency=64, results_generator=True):
-        assert ok, result
-    return np.frombuffer(b"".join(u.bytes for u in ids), dtype=np.uint8).reshape(-1, 16)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,7 +71,8 @@ def main() -> None:
     with server_for(args.host, args.port, "long-list") as conn, \
             tempfile.TemporaryDirectory(prefix="long-list-") as work:
         session = conn.connect()
-        real = write_table(session, args.real)
+        real_ids = write_random_rows(session, KEYSPACE, args.real, 2048)
+        real = np.frombuffer(b"".join(u.bytes for u in real_ids), dtype=np.uint8).reshape(-1, 16)
         session.cluster.shutdown()
         lists = {"empty": Path(work) / "real.rowsb", "long": Path(work) / "long.rowsb"}
         rows_files.write_binary_rows_file(lists["empty"], real)

@@ -17,12 +17,10 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from bench_server import server_for
+from bench_server import server_for, write_random_rows
 from cassandra_dali import server
 
 KEYSPACE = "bench_ranks"
@@ -53,24 +51,6 @@ print(json.dumps({"seconds": time.perf_counter() - started,
 """
 
 
-def write_rows(session: Any, rows: int, size: int) -> list[uuid.UUID]:
-    from cassandra.concurrent import execute_concurrent_with_args
-
-    session.execute(f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication = "
-                    "{'class': 'SimpleStrategy', 'replication_factor': 1}")
-    session.execute(f"DROP TABLE IF EXISTS {KEYSPACE}.data")
-    session.execute(f"CREATE TABLE {KEYSPACE}.data (id uuid PRIMARY KEY, label int, data blob) "
-                    "WITH compression = {'enabled': 'false'}")
-    insert = session.prepare(f"INSERT INTO {KEYSPACE}.data (id, label, data) VALUES (?, ?, ?)")
-    rng = np.random.default_rng(0)
-    ids = [uuid.UUID(bytes=rng.bytes(16), version=4) for _ in range(rows)]
-    for ok, result in execute_concurrent_with_args(
-            session, insert, ((u, i, rng.bytes(size)) for i, u in enumerate(ids)),
-            concurrency=32, results_generator=True):
-        assert ok, result
-    return ids
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -87,7 +67,7 @@ def main() -> None:
     results: dict[str, Any] = {"rows": args.rows, "row_bytes": args.row_bytes, "runs": []}
     with server_for(args.host, args.port, "ranks") as conn:
         session = conn.connect()
-        ids = write_rows(session, args.rows, args.row_bytes)
+        ids = write_random_rows(session, KEYSPACE, args.rows, args.row_bytes)
         session.cluster.shutdown()
         rows_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-ranks-{os.getpid()}.rows"
         rows_files.write_rows_file(rows_path, ids)
