@@ -26,22 +26,34 @@ def server_for(host: str, port: int | None, name: str, heap: str = "2G") -> Iter
         server.stop(directory)
 
 
-def write_random_rows(session: Any, keyspace: str, rows: int, row_bytes: int,
-                      seed: int = 0) -> list[uuid.UUID]:
-    """A fresh ``keyspace.data (id uuid, label int, data blob)`` (compression off) holding
-    ``rows`` rows of random bytes (nothing compresses); returns their ids."""
+def write_random_rows(session: Any, keyspace: str, rows: int, row_bytes: int | tuple[int, int],
+                      seed: int = 0) -> tuple[list[uuid.UUID], int]:
+    """A fresh ``keyspace.data (id uuid, label int, data blob, crc32c int)`` (compression off)
+    holding ``rows`` rows of random bytes (nothing compresses), ``row_bytes`` each or drawn in
+    [low, high); labels ``i % 10``, the CRC32C filled. Returns the ids and the bytes written."""
     from cassandra.concurrent import execute_concurrent_with_args
+    from cassandra_dali.dataset import checksums
 
     session.execute(f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
                     "{'class': 'SimpleStrategy', 'replication_factor': 1}")
     session.execute(f"DROP TABLE IF EXISTS {keyspace}.data")
-    session.execute(f"CREATE TABLE {keyspace}.data (id uuid PRIMARY KEY, label int, data blob) "
-                    "WITH compression = {'enabled': 'false'}")
-    insert = session.prepare(f"INSERT INTO {keyspace}.data (id, label, data) VALUES (?, ?, ?)")
+    session.execute(f"CREATE TABLE {keyspace}.data (id uuid PRIMARY KEY, label int, data blob, "
+                    "crc32c int) WITH compression = {'enabled': 'false'}")
+    insert = session.prepare(
+        f"INSERT INTO {keyspace}.data (id, label, data, crc32c) VALUES (?, ?, ?, ?)")
     rng = np.random.default_rng(seed)
     ids = [uuid.UUID(bytes=rng.bytes(16), version=4) for _ in range(rows)]
-    for ok, result in execute_concurrent_with_args(
-            session, insert, ((u, i, rng.bytes(row_bytes)) for i, u in enumerate(ids)),
-            concurrency=32, results_generator=True):
+    total = 0
+
+    def values() -> Iterator[tuple[Any, ...]]:
+        nonlocal total
+        for i, sample_id in enumerate(ids):
+            size = row_bytes if isinstance(row_bytes, int) else int(rng.integers(*row_bytes))
+            blob = rng.bytes(size)
+            total += size
+            yield sample_id, i % 10, blob, checksums.crc32c(blob)
+
+    for ok, result in execute_concurrent_with_args(session, insert, values(), concurrency=32,
+                                                   results_generator=True):
         assert ok, result
-    return ids
+    return ids, total

@@ -284,7 +284,7 @@ def main() -> None:
                     connection=conn,
                 )
             )
-        # The servers' CPU per image read, for each reader (its run's share, net of idle).
+        # The servers' CPU per image read, for each reader (its epochs' share; idle use included).
         pids = {"cassandra": getattr(conn, "pid", None) or _server_pid(own_dir),
                 "s3": store.pid if store is not None else None}
         server_cpu: dict[str, list[float]] = {name: [] for name in loaders}

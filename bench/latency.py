@@ -96,7 +96,7 @@ def main() -> None:
                                "rtt_ms": args.rtt, "rows_per_s": {}}
     with server_for(args.host, args.port, "latency") as conn:
         session = conn.connect()
-        ids = [str(u) for u in write_random_rows(session, KEYSPACE, args.rows, args.row_bytes)]
+        ids = [str(u) for u in write_random_rows(session, KEYSPACE, args.rows, args.row_bytes)[0]]
         session.cluster.shutdown()
         reader_rates(conn.host, conn.port, ids, 2)  # the server's JIT, untimed
         direct = statistics.fmean(reader_rates(conn.host, conn.port, ids, args.epochs)[1:])

@@ -71,7 +71,7 @@ def main() -> None:
     with server_for(args.host, args.port, "long-list") as conn, \
             tempfile.TemporaryDirectory(prefix="long-list-") as work:
         session = conn.connect()
-        real_ids = write_random_rows(session, KEYSPACE, args.real, 2048)
+        real_ids, _ = write_random_rows(session, KEYSPACE, args.real, 2048)
         real = np.frombuffer(b"".join(u.bytes for u in real_ids), dtype=np.uint8).reshape(-1, 16)
         session.cluster.shutdown()
         lists = {"empty": Path(work) / "real.rowsb", "long": Path(work) / "long.rowsb"}

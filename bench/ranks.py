@@ -67,7 +67,7 @@ def main() -> None:
     results: dict[str, Any] = {"rows": args.rows, "row_bytes": args.row_bytes, "runs": []}
     with server_for(args.host, args.port, "ranks") as conn:
         session = conn.connect()
-        ids = write_random_rows(session, KEYSPACE, args.rows, args.row_bytes)
+        ids, _ = write_random_rows(session, KEYSPACE, args.rows, args.row_bytes)
         session.cluster.shutdown()
         rows_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-ranks-{os.getpid()}.rows"
         rows_files.write_rows_file(rows_path, ids)

@@ -22,47 +22,16 @@ from typing import Any
 
 import cassandra_dali
 import numpy as np
-from bench_server import server_for
+from bench_server import server_for, write_random_rows
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra_dali import server
 from cassandra_dali.client import Connection
 from cassandra_dali.client.cluster import make_cluster
-from cassandra_dali.dataset import checksums
 from cassandra_dali.sharding import shard_layout
 from cassandra_dali.sources import CassandraSource
 from nvidia.dali import pipeline_def
 
 KEYSPACE = "bench_reader"
-
-
-def write_rows(session: Any, count: int, seed: int) -> tuple[list[str], int]:
-    session.execute(
-        f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication = "
-        "{'class': 'SimpleStrategy', 'replication_factor': 1}"
-    )
-    session.execute(f"DROP TABLE IF EXISTS {KEYSPACE}.data")
-    session.execute(
-        f"CREATE TABLE {KEYSPACE}.data (id uuid PRIMARY KEY, label int, data blob, crc32c int) "
-        "WITH compression = {'enabled': 'false'}"
-    )
-    rng = np.random.default_rng(seed)
-    insert = session.prepare(
-        f"INSERT INTO {KEYSPACE}.data (id, label, data, crc32c) VALUES (?, ?, ?, ?)")
-    ids, total = [], 0
-    for start in range(0, count, 500):
-        rows = []
-        for i in range(start, min(count, start + 500)):
-            blob = rng.bytes(int(rng.integers(20_000, 100_000)))
-            u = uuid.UUID(bytes=rng.bytes(16), version=4)
-            rows.append((u, i % 10, blob, checksums.crc32c(blob)))
-            ids.append(str(u))
-            total += len(blob)
-        execute_concurrent_with_args(session, insert, rows, concurrency=32, raise_on_first_error=True)
-    return ids, total
-
-
-SERVER_PID: int | None = None  # the server started here: its CPU time is measured
-IDLE_CPU_PER_S = 0.0  # the server's own background use (GC, flushes), measured while idle
 
 
 def server_cpu_s() -> float:
@@ -166,7 +135,9 @@ def main() -> None:
         args.host, args.port = conn.host, conn.port
         SERVER_PID = getattr(conn, "pid", None)
         cluster = make_cluster(args.host, args.port, protocol_version=None)
-        ids, total = write_rows(cluster.connect(), args.samples, seed=0)
+        written, total = write_random_rows(cluster.connect(), KEYSPACE, args.samples,
+                                           (20_000, 100_000))
+        ids = [str(u) for u in written]
         cluster.shutdown()
         print(f"{len(ids)} rows, {total / 1e6:.1f} MB, mean {total / len(ids) / 1e3:.1f} KB")
         if SERVER_PID is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cassandra_dali import _native, server
+from cassandra_dali import _native, server, telemetry
 from reader_helpers import Dataset, cassandra_pipeline, reader_kwargs, run_batches, sha, write_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -33,6 +33,10 @@ def test_every_sample_once_across_a_long_link(cassandra_server: server.ServerInf
             proxy, f"{dataset.keyspace}.data_int", source_uuids=dataset.ids))
         layout = _native.shard_layout(SIZE, 1, 0, BATCH)
         outputs = run_batches(pipe, 2 * layout["batches_per_epoch"])
+        (stats,) = [s for s in telemetry.readers("Reader")
+                    if s.table == f"{dataset.keyspace}.data_int"]
+        # The link, not the server, made the consumer wait: the read-ahead went past its start.
+        assert stats.consumer_waits > 0 and stats.prefetch_depth > 2, stats
     finally:
         proxy.close()
     labels = [int(label[0]) for _, batch_labels in outputs for label in batch_labels]

@@ -103,7 +103,8 @@ BatchFetcher::BatchFetcher(std::shared_ptr<const Session> session, FetchOptions 
     : session_(std::move(session)),
       options_(options),
       telemetry_(RegisterReader(
-          options_.reader_name.empty() ? session_->table().QualifiedName() : options_.reader_name,
+          options_.telemetry_name.empty() ? session_->table().QualifiedName()
+                                          : options_.telemetry_name,
           session_->table().QualifiedName())) {
   if (options_.max_in_flight < 1) throw ArgumentError("max_requests_in_flight must be >= 1");
   if (options_.retry_budget_ms < 0) throw ArgumentError("retry_budget_ms must be >= 0");

@@ -55,7 +55,7 @@ struct FetchOptions {
   int retry_budget_ms = 60000;
   int max_retries = -1;          // an extra cap on retry rounds; -1: only the budget counts
   int retry_backoff_ms = 100;    // first delay; doubled each round up to kMaxBackoffMs, jittered
-  std::string reader_name;       // the reader's telemetry is listed under it ("": the table)
+  std::string telemetry_name;    // the reader's telemetry is listed under it ("": the table)
 };
 
 constexpr int kMaxBackoffMs = 2000;

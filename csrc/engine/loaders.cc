@@ -137,7 +137,6 @@ double PrefetchingLoader::NeededDepth() const {
 void PrefetchingLoader::Adapt(bool waited) {
   const double needed = NeededDepth();
   const double enough = 1.5 * needed + 1;
-  if (waited) ++waits_;
   if (waited && (needed < 0 || depth_ < enough)) {
     depth_ = std::min(limits_.max_batches, depth_ + std::max(1, depth_ / 2));
     above_in_a_row_ = ready_in_a_row_ = 0;

@@ -47,8 +47,8 @@ class PrefetchingLoader {
                     const FetchOptions &options);
 
   // The next complete batch, valid until the following call; nullptr once at the end of each
-  // epoch when not looping forever. Reads for the next `prefetch_buffers` batches, across epoch
-  // boundaries, are in flight meanwhile. A batch whose reads failed (the error is thrown) is
+  // epoch when not looping forever. Reads for the next batches (the adaptive depth), across
+  // epoch boundaries, are in flight meanwhile. A batch whose reads failed (the error is thrown) is
   // not consumed: the next call reads it again.
   const Batch *Next();
 
@@ -58,11 +58,7 @@ class PrefetchingLoader {
   // Continues from `position`: reads in flight are waited for (bounded) and dropped.
   void Seek(const ReaderPosition &position);
 
-  // Batches read ahead now (what the adaptation settled on), and how often the consumer had
-  // to wait for one.
-  int prefetch_depth() const { return depth_; }
-  int64_t waits() const { return waits_; }
-  const ReaderTelemetry &telemetry() const { return fetcher_.telemetry(); }
+
 
  private:
   void StartNextBatch();
@@ -77,7 +73,6 @@ class PrefetchingLoader {
   int depth_;                // the adaptive depth, in [min_batches, max_batches]
   int ready_in_a_row_ = 0;   // batches found landed when asked for, since the last change
   int above_in_a_row_ = 0;   // calls with the depth well above what the link needs
-  int64_t waits_ = 0;
   std::chrono::steady_clock::time_point last_return_{};
   double interval_s_ = 0;                 // EWMA of the time between two batches returned
   std::vector<double> latencies_s_;       // of the last kLatencyWindow batches, a ring

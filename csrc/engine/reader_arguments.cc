@@ -129,7 +129,7 @@ ReaderSettings SettingsFromArguments(
   auto &f = s.fetch;
   f.out_of_order = flag("ooo");
   f.max_in_flight = num("max_requests_in_flight");
-  f.reader_name = str("telemetry_name");
+  f.telemetry_name = str("telemetry_name");
   f.retry_budget_ms = num("retry_budget_ms");
   f.max_retries = num("max_retries");
   f.retry_backoff_ms = num("retry_backoff_ms");

@@ -40,7 +40,8 @@ struct ShardLayout {
 // A keyed bijection of [0, size): a balanced Feistel network (6 rounds of a SplitMix64 mix) on
 // the smallest 2^(2h) >= size, cycle-walked back into [0, size) (fewer than 4 steps on
 // average). Fully specified here, so every build, compiler and machine, hence every rank,
-// computes the same one; O(1) memory, about 0.1 us per index.
+// computes the same one; O(1) memory, about 60 ns per index (1,000,000 in 61 ms on this
+// project's machine).
 class IndexPermutation {
  public:
   IndexPermutation(int64_t size, uint64_t key);

@@ -29,7 +29,7 @@ class LatencyHistogram {
 };
 
 struct ReaderTelemetry {
-  std::string name;   // the operator's instance name when DALI gives it, else the table
+  std::string name;   // telemetry_name (sources sets it to the operator's name=), else the table
   std::string table;  // keyspace.table
   std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
   std::atomic<int64_t> rows{0};

@@ -47,16 +47,18 @@ class ReaderStats:
 
 def readers(name: str | None = None) -> list[ReaderStats]:
     """The live readers of this process (those named ``name`` only, if given)."""
-    fields = {f.name for f in dataclasses.fields(ReaderStats)}
-    stats = [ReaderStats(**{k: v for k, v in d.items() if k in fields})
-             for d in _native.reader_telemetry()]
+    stats = [_stats(d) for d in _native.reader_telemetry()]
     return [s for s in stats if name is None or s.name == name]
 
 
 def of(reader: Any) -> ReaderStats:
     """The counters of a :class:`cassandra_dali.Reader`."""
+    return _stats(reader.telemetry())
+
+
+def _stats(counters: dict[str, Any]) -> ReaderStats:
     fields = {f.name for f in dataclasses.fields(ReaderStats)}
-    return ReaderStats(**{k: v for k, v in reader.telemetry().items() if k in fields})
+    return ReaderStats(**{k: v for k, v in counters.items() if k in fields})
 
 
 def rates(before: ReaderStats, after: ReaderStats) -> dict[str, float]:

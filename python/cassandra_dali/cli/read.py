@@ -59,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--prefetch-buffers",
         type=int,
         default=2,
-        help="batches fetched ahead by fn.crs4.cassandra (%(default)s)",
+        help="batches fn.crs4.cassandra reads ahead at least; the depth adapts from there "
+        "(%(default)s)",
     )
     parser.add_argument(
         "--record",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import itertools
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import _native
@@ -48,27 +48,28 @@ def scan_ids(
     fetch_size: int = DEFAULT_FETCH_SIZE,
 ) -> list[uuid.UUID]:
     """Every id in ``keyspace.table``, by token ranges, sorted."""
-    from cassandra.concurrent import execute_concurrent_with_args
+    statement = prepare_range_scan(session, table, id_col, fetch_size=fetch_size)
+    ids = {row[0] for row in scan_in_ring_order(session, statement, splits=splits,
+                                                concurrency=concurrency)}
+    return sorted(ids, key=str)
 
-    column = quote_identifier(_native.canonical_identifier(id_col, "id column"))
-    statement = session.prepare(
-        f"SELECT {column} FROM {cql_table(table)} "
-        f"WHERE token({column}) > ? AND token({column}) <= ?"
-    )
+
+def prepare_range_scan(session: Session, table: str, id_col: str, columns: Sequence[str] = (),
+                       where: str | None = None, fetch_size: int = DEFAULT_FETCH_SIZE) -> Any:
+    """``SELECT id_col, columns... FROM table WHERE token(id_col) > ? AND token(id_col) <= ?``
+    (``AND where ... ALLOW FILTERING`` if given), prepared, paged, idempotent. Names are checked
+    and quoted; ``where`` is the caller's CQL."""
+    ident = quote_identifier(_native.canonical_identifier(id_col, "id column"))
+    selected = ", ".join([ident, *(quote_identifier(_native.canonical_identifier(c, "column"))
+                                   for c in columns)])
+    query = (f"SELECT {selected} FROM {cql_table(table)} "
+             f"WHERE token({ident}) > ? AND token({ident}) <= ?")
+    if where is not None:
+        query += f" AND {where} ALLOW FILTERING"
+    statement = session.prepare(query)
     statement.fetch_size = fetch_size
     statement.is_idempotent = True  # a read: let the retry policy retry it
-    ids: set[uuid.UUID] = set()
-    results = execute_concurrent_with_args(
-        session,
-        statement,
-        token_ranges(splits),
-        concurrency=concurrency,
-        raise_on_first_error=True,
-    )
-    for _, rows in results:
-        # Iterating a ResultSet fetches its further pages synchronously.
-        ids.update(row[0] for row in rows)
-    return sorted(ids, key=str)
+    return statement
 
 
 def scan_in_ring_order(

@@ -1,7 +1,8 @@
 """Datasets in Cassandra: a synthetic Imagenette stand-in (:mod:`.images`), the tables they go
 in (:data:`TABLES_CQL`), the serial ingest (:mod:`.ingest`, writing through
-:mod:`.row_writer`) and the Spark one (:mod:`.spark`), and rows files, the UUID lists the reader
-takes (:mod:`.rows_files`)."""
+:mod:`.row_writer`, with optional CRC32C checksums: :mod:`.checksums`) and the Spark one
+(:mod:`.spark`), rows files, the UUID lists the reader takes (:mod:`.rows_files`), and splits
+and folds drawn from the metadata (:mod:`.splits`)."""
 
 from __future__ import annotations
 

@@ -30,10 +30,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import _native
 from .._files import write_atomically
-from ..client import cql_table, quote_identifier
-from ..client.token_scan import DEFAULT_FETCH_SIZE, scan_in_ring_order
+from ..client import cql_table
+from ..client.token_scan import prepare_range_scan, scan_in_ring_order
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
@@ -104,23 +103,11 @@ def sample_key(seed: int, sample_id: uuid.UUID) -> tuple[int, bytes]:
     return int.from_bytes(digest, "big"), sample_id.bytes
 
 
-def _column(name: str | None, what: str) -> str | None:
-    return None if name is None else quote_identifier(_native.canonical_identifier(name, what))
-
-
 def _rows(session: Session, spec: SplitSpec) -> Iterator[tuple[uuid.UUID, Any, Any]]:
     """(UUID, stratum, label) of every selected row, in token order (ranges in ring order)."""
-    ident = _column(spec.id_col, "id column")
-    stratify, label = _column(spec.stratify, "stratify column"), _column(spec.label_col, "label")
+    stratify, label = spec.stratify, spec.label_col  # checked and quoted by prepare_range_scan
     extra = [c for c in dict.fromkeys((stratify, label)) if c is not None]
-    columns = ", ".join([f"{ident}", *extra])
-    query = (f"SELECT {columns} FROM {cql_table(spec.metadata_table)} "
-             f"WHERE token({ident}) > ? AND token({ident}) <= ?")
-    if spec.where is not None:
-        query += f" AND {spec.where} ALLOW FILTERING"
-    statement = session.prepare(query)
-    statement.fetch_size = DEFAULT_FETCH_SIZE
-    statement.is_idempotent = True
+    statement = prepare_range_scan(session, spec.metadata_table, spec.id_col, extra, spec.where)
     at = {name: i + 1 for i, name in enumerate(extra)}
     for row in scan_in_ring_order(session, statement):
         yield (row[0], row[at[stratify]] if stratify else None,
