@@ -8,7 +8,7 @@ import importlib.util
 import itertools
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -19,26 +19,9 @@ from cassandra_dali.training import checkpoint, options, precision, schedule
 from cassandra_dali.training.metrics import correct_topk
 from cassandra_dali.training.trainer import augment_seed, build_model, order_seed
 
-if TYPE_CHECKING:
-    pass
-
-REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = REPO / "examples" / "imagenette"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "imagenette"
 FILE_SCRIPT = EXAMPLES / "distrib_train_from_file.py"
 CASSANDRA_SCRIPT = EXAMPLES / "distrib_train_from_cassandra.py"
-
-# 160 training and 60 validation images: 5 iterations of 2 x 16 per epoch.
-TRAIN_PER_CLASS = 16
-VAL_PER_CLASS = 6
-BATCH = 16
-# A setting that learns within a few epochs on 2 CPU cores (found by trying: the reference's
-# --lr 0.4 at this tiny global batch diverges from scratch).
-SMALL_RUN = [
-    "-a", "resnet18", "--num-classes", "10", "--b", str(BATCH), "--workers", "1", "--lr", "0.1",
-    "--warmup-epochs", "1", "--crop-size", "64", "--val-size", "72", "--print-freq", "100",
-    "--seed", "7",
-]
-RUN_TIMEOUT_S = 300
 
 
 # ----------------------------------------------------------------------------------------------
