@@ -11,9 +11,9 @@ from typing import Any
 import cassandra_dali
 import pytest
 from cassandra_dali import server, telemetry
-from reader_helpers import Dataset, reader_kwargs, run_batches, write_dataset
 from cassandra_dali.sources import cassandra_node
 from nvidia.dali import pipeline_def
+from reader_helpers import Dataset, reader_kwargs, run_batches, write_dataset
 
 SIZE, BATCH = 120, 8
 
@@ -45,6 +45,9 @@ def test_operator_counters_by_name(cassandra_server: server.ServerInfo, dataset:
     assert stats.errors == 0 and stats.retries == 0 and stats.in_flight >= 0
     assert 0 < stats.latency_p50_seconds <= stats.latency_p99_seconds < 10
     assert stats.prefetch_depth >= 2 and stats.seconds > 0 and stats.rows_per_s > 0
+    # Every row read is counted to one node (its primary replica in the token ring).
+    assert stats.reads_by_host, stats.token_ring
+    assert sum(stats.reads_by_host.values()) == stats.rows
     later = telemetry.readers("CountedReader")[0]
     assert later.rows >= stats.rows and telemetry.rates(stats, later)["rows_per_s"] >= 0
     del p
@@ -59,6 +62,7 @@ def test_reader_counters_and_errors(cassandra_server: server.ServerInfo,
     stats = telemetry.of(reader)
     assert (stats.rows, stats.batches, stats.errors) == (10, 1, 0)
     assert stats.bytes == sum(len(b) for b in dataset.blobs[:10])
+    assert sum(stats.reads_by_host.values()) == 10
     assert stats.consumer_waits == 1 and stats.consumer_wait_seconds > 0
     with pytest.raises(cassandra_dali.MissingRowError):
         reader.read([str(uuid.uuid4())])
@@ -77,3 +81,22 @@ def test_prometheus_text() -> None:
         assert line.startswith("# ") or sample.match(line), line
     assert 'cassandra_dali_rows_total{rank="0",reader="Re\\"ader",table="ks.t"} 10' in text
     assert "# TYPE cassandra_dali_reads_in_flight gauge" in text
+    assert "reads_by_host" not in text  # no ring known: no per-host series
+
+
+def test_reads_by_host_in_summary_and_prometheus_text() -> None:
+    stats = telemetry.ReaderStats(
+        name="Reader", table="ks.t", seconds=2.0, rows=300, bytes=2048, reads=300, in_flight=0,
+        retries=0, errors=0, batches=2, consumer_waits=1, consumer_wait_seconds=0.5,
+        prefetch_depth=4, latency_p50_seconds=0.001, latency_p99_seconds=0.01,
+        reads_by_host={"127.0.0.1": 99, "127.0.0.2": 102, "127.0.0.3": 99},
+        token_ring="3 hosts, 48 tokens, SimpleStrategy RF 1")
+    assert telemetry.summary(stats).endswith(
+        "; reads by replica host: 127.0.0.1 33%, 127.0.0.2 34%, 127.0.0.3 33%")
+    text = telemetry.prometheus_text([stats], rank="1")
+    assert "# TYPE cassandra_dali_reads_by_host_total counter" in text
+    assert ('cassandra_dali_reads_by_host_total{host="127.0.0.2",rank="1",reader="Reader",'
+            'table="ks.t"} 102') in text
+    sample = re.compile(r'^[a-z_][a-z0-9_]*\{([a-z]+="(\\.|[^"\\])*",?)+\} [0-9.e-]+$')
+    for line in text.splitlines():
+        assert line.startswith("# ") or sample.match(line), line

@@ -22,6 +22,8 @@ typedef struct CassKeyspaceMeta_ CassKeyspaceMeta;
 typedef struct CassTableMeta_ CassTableMeta;
 typedef struct CassColumnMeta_ CassColumnMeta;
 typedef struct CassDataType_ CassDataType;
+typedef struct CassIterator_ CassIterator;
+typedef struct CassNode_ CassNode;
 
 typedef enum { cass_false = 0, cass_true = 1 } cass_bool_t;
 typedef uint64_t cass_duration_t;  // microseconds
@@ -30,6 +32,13 @@ typedef struct CassUuid_ {
   uint64_t time_and_version;
   uint64_t clock_seq_and_node;
 } CassUuid;
+
+// An IPv4 or IPv6 address, big-endian; passed by value to cass_inet_string.
+typedef struct CassInet_ {
+  uint8_t address[16];
+  uint8_t address_length;  // 4 or 16
+} CassInet;
+#define CASS_INET_STRING_LENGTH 46
 
 typedef enum {
   CASS_CONSISTENCY_ANY = 0x0000,
@@ -75,6 +84,7 @@ typedef int CassError;
 enum : int {
   CASS_OK = 0,
   CASS_ERROR_LIB_REQUEST_QUEUE_FULL = CASS_ERROR_CODE(1, 7),
+  CASS_ERROR_LIB_WRITE_ERROR = CASS_ERROR_CODE(1, 9),
   CASS_ERROR_LIB_NO_HOSTS_AVAILABLE = CASS_ERROR_CODE(1, 10),
   CASS_ERROR_LIB_REQUEST_TIMED_OUT = CASS_ERROR_CODE(1, 14),
   CASS_ERROR_LIB_UNABLE_TO_CONNECT = CASS_ERROR_CODE(1, 22),
@@ -122,6 +132,10 @@ typedef void (*CassFutureCallback)(CassFuture *future, void *data);
   X(cass_session_close, CassFuture *, (CassSession *))                                         \
   X(cass_session_prepare, CassFuture *, (CassSession *, const char *))                         \
   X(cass_session_execute, CassFuture *, (CassSession *, const CassStatement *))                \
+  X(cass_statement_new, CassStatement *, (const char *, size_t))                               \
+  X(cass_statement_bind_string_n, CassError, (CassStatement *, size_t, const char *, size_t))  \
+  X(cass_statement_set_node, CassError, (CassStatement *, const CassNode *))                   \
+  X(cass_future_coordinator, const CassNode *, (CassFuture *))                                 \
   X(cass_session_get_schema_meta, const CassSchemaMeta *, (const CassSession *))              \
   X(cass_future_free, void, (CassFuture *))                                                    \
   X(cass_future_wait_timed, cass_bool_t, (CassFuture *, cass_duration_t))                      \
@@ -144,6 +158,18 @@ typedef void (*CassFutureCallback)(CassFuture *future, void *data);
   X(cass_value_is_null, cass_bool_t, (const CassValue *))                                      \
   X(cass_value_get_bytes, CassError, (const CassValue *, const uint8_t **, size_t *))          \
   X(cass_value_get_int32, CassError, (const CassValue *, int32_t *))                           \
+  X(cass_value_get_string, CassError, (const CassValue *, const char **, size_t *))            \
+  X(cass_value_get_inet, CassError, (const CassValue *, CassInet *))                           \
+  X(cass_inet_string, void, (CassInet, char *))                                                \
+  X(cass_iterator_free, void, (CassIterator *))                                                \
+  X(cass_iterator_next, cass_bool_t, (CassIterator *))                                         \
+  X(cass_iterator_from_result, CassIterator *, (const CassResult *))                           \
+  X(cass_iterator_get_row, const CassRow *, (const CassIterator *))                            \
+  X(cass_iterator_from_collection, CassIterator *, (const CassValue *))                        \
+  X(cass_iterator_get_value, const CassValue *, (const CassIterator *))                        \
+  X(cass_iterator_from_map, CassIterator *, (const CassValue *))                               \
+  X(cass_iterator_get_map_key, const CassValue *, (const CassIterator *))                      \
+  X(cass_iterator_get_map_value, const CassValue *, (const CassIterator *))                    \
   X(cass_uuid_from_string, CassError, (const char *, CassUuid *))                              \
   X(cass_schema_meta_free, void, (const CassSchemaMeta *))                                     \
   X(cass_schema_meta_keyspace_by_name_n, const CassKeyspaceMeta *,                             \

@@ -10,6 +10,7 @@
 
 #include "engine/crc32c.h"
 #include "engine/errors.h"
+#include "engine/token_ring.h"
 
 namespace cassandra_dali {
 namespace {
@@ -26,6 +27,25 @@ bool IsRetryable(CassError rc) {
     case CASS_ERROR_SERVER_OVERLOADED:
     case CASS_ERROR_SERVER_IS_BOOTSTRAPPING:
     case CASS_ERROR_SERVER_READ_TIMEOUT:
+    // A write to a connection that has just closed (a node killed or restarting): the driver
+    // fails the request at once rather than trying the next host (Connection::on_write).
+    // Requests already written when a connection closes are retried by the driver itself on
+    // the next host (idempotent), ending in CASS_ERROR_LIB_NO_HOSTS_AVAILABLE, above.
+    case CASS_ERROR_LIB_WRITE_ERROR:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Errors saying that no replica answered: the rows' replicas are worth naming.
+bool MeansUnavailable(CassError rc) {
+  switch (rc) {
+    case CASS_ERROR_SERVER_UNAVAILABLE:
+    case CASS_ERROR_LIB_NO_HOSTS_AVAILABLE:
+    case CASS_ERROR_SERVER_READ_TIMEOUT:
+    case CASS_ERROR_LIB_REQUEST_TIMED_OUT:
+    case CASS_ERROR_LIB_WRITE_ERROR:
       return true;
     default:
       return false;
@@ -105,7 +125,9 @@ BatchFetcher::BatchFetcher(std::shared_ptr<const Session> session, FetchOptions 
       telemetry_(RegisterReader(
           options_.telemetry_name.empty() ? session_->table().QualifiedName()
                                           : options_.telemetry_name,
-          session_->table().QualifiedName())) {
+          session_->table().QualifiedName(),
+          session_->ring().empty() ? std::vector<std::string>{} : session_->ring().hosts(),
+          session_->ring().Describe())) {
   if (options_.max_in_flight < 1) throw ArgumentError("max_requests_in_flight must be >= 1");
   if (options_.retry_budget_ms < 0) throw ArgumentError("retry_budget_ms must be >= 0");
   if (options_.max_retries < -1) {
@@ -210,12 +232,12 @@ std::string BatchFetcher::Describe(const Batch::Request *request) const {
          session_->table().QualifiedName() + "'";
 }
 
-void BatchFetcher::RecordFailure(Batch::Request *request, bool retryable,
-                                 std::string message) noexcept {
+void BatchFetcher::RecordFailure(Batch::Request *request, bool retryable, std::string message,
+                                 CassError code) noexcept {
   telemetry_->errors.fetch_add(1, std::memory_order_relaxed);
   try {
     std::lock_guard<std::mutex> lock(request->batch->mutex_);
-    request->batch->failures_.push_back({request->index, retryable, std::move(message)});
+    request->batch->failures_.push_back({request->index, retryable, std::move(message), code});
   } catch (...) {
     // Out of memory while reporting: the batch still completes and reports a count mismatch.
   }
@@ -230,7 +252,8 @@ void BatchFetcher::Complete(Batch::Request *request, CassFuture *future) noexcep
     if (rc != CASS_OK) {
       RecordFailure(request, IsRetryable(rc),
                     "reading " + Describe(request) + " at " + session_->options().Endpoint() +
-                        " failed: " + FutureErrorMessage(api, future));
+                        " failed: " + FutureErrorMessage(api, future),
+                    rc);
     } else {
       CassResultPtr result(api.cass_future_get_result(future));
       CopyRow(request, result.get());
@@ -309,6 +332,52 @@ void BatchFetcher::CopyRow(Batch::Request *request, const CassResult *result) {
   }
   batch.label_int[slot] = label_int;
   batch.slot_request[slot] = request->index;
+  if (!telemetry_->hosts.empty()) {
+    const int host = session_->ring().PrimaryReplica(UuidToken(batch.uuids[request->index]));
+    if (host >= 0 && host < static_cast<int>(telemetry_->hosts.size())) {
+      telemetry_->reads_by_host[host].fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+}
+
+std::string BatchFetcher::ReplicaNote(const Batch &batch,
+                                      const std::vector<Batch::Failure> &failures) const {
+  const TokenRing &ring = session_->ring();
+  if (ring.empty() || failures.empty() || !MeansUnavailable(failures.front().code)) return "";
+  const auto &hosts = ring.hosts();
+  auto names = [&](const std::vector<int> &indexes) {
+    std::string text;
+    for (int h : indexes) text += (text.empty() ? "" : ", ") + hosts[h];
+    return text;
+  };
+  const int64_t token = UuidToken(batch.uuids[failures.front().request]);
+  const auto &replicas = ring.Replicas(token);
+  std::string note =
+      replicas.empty()
+          ? "; the row's token range is owned by " + hosts[ring.PrimaryHost(token)] + " (" +
+                ring.replication().Describe() + ")"
+          : "; the row's replicas (" + ring.replication().Factor() + "): " + names(replicas) +
+                ": the data is unavailable while they are down";
+  if (failures.size() > 1 && hosts.size() > 1) {
+    // Which nodes the failing rows live on: usually one node down explains them all.
+    std::vector<int64_t> rows_by_host(hosts.size(), 0);
+    int counted = 0;
+    for (const auto &f : failures) {
+      if (!MeansUnavailable(f.code)) continue;
+      ++counted;
+      const int host = ring.PrimaryReplica(UuidToken(batch.uuids[f.request]));
+      if (host >= 0) ++rows_by_host[host];
+    }
+    std::string tally;
+    for (size_t h = 0; h < hosts.size(); ++h) {
+      if (rows_by_host[h] == 0) continue;
+      tally += (tally.empty() ? "" : ", ") + hosts[h] + " (" + std::to_string(rows_by_host[h]) +
+               (rows_by_host[h] == 1 ? " row)" : " rows)");
+    }
+    note += "; the " + std::to_string(counted) + " unavailable rows of this batch by primary "
+            "replica: " + tally;
+  }
+  return note;
 }
 
 void BatchFetcher::Finish(Batch::Request *request) noexcept {
@@ -400,7 +469,8 @@ void BatchFetcher::Wait(Batch *batch) {
     const bool out_of_rounds = options_.max_retries >= 0 && round >= options_.max_retries;
     if (out_of_rounds || Clock::now() + pause > deadline) {
       throw ReadError(
-          failures.front().message + "; " + std::to_string(failures.size()) + " of " +
+          failures.front().message + ReplicaNote(*batch, failures) + "; " +
+          std::to_string(failures.size()) + " of " +
           std::to_string(batch->size()) + " reads of this batch still failing after " +
           std::to_string(round) + " retries over " + Seconds(Clock::now() - started) +
           (out_of_rounds ? " (max_retries=" + std::to_string(options_.max_retries) + ")"

@@ -91,6 +91,7 @@ class Batch {
     int request;
     bool retryable;
     std::string message;
+    CassError code = CASS_OK;  // the driver's, CASS_OK when the failure is ours
   };
   void Resize(int n);
 
@@ -140,7 +141,11 @@ class BatchFetcher {
   void Execute(Batch::Request *request);
   void Complete(Batch::Request *request, CassFuture *future) noexcept;
   void CopyRow(Batch::Request *request, const CassResult *result);
-  void RecordFailure(Batch::Request *request, bool retryable, std::string message) noexcept;
+  void RecordFailure(Batch::Request *request, bool retryable, std::string message,
+                     CassError code = CASS_OK) noexcept;
+  // What the token ring says of the final failures' rows: their replicas, when the error means
+  // the data is unavailable ("" otherwise, or with no ring).
+  std::string ReplicaNote(const Batch &batch, const std::vector<Batch::Failure> &failures) const;
   void Finish(Batch::Request *request) noexcept;
   std::string Describe(const Batch::Request *request) const;
   // How long reads already issued may take to land: each ends within the session's request

@@ -23,6 +23,7 @@ CASS_DALI_HANDLE(CassSsl, CassSsl, cass_ssl_free)
 CASS_DALI_HANDLE(CassPrepared, const CassPrepared, cass_prepared_free)
 CASS_DALI_HANDLE(CassResult, const CassResult, cass_result_free)
 CASS_DALI_HANDLE(CassSchemaMeta, const CassSchemaMeta, cass_schema_meta_free)
+CASS_DALI_HANDLE(CassIterator, CassIterator, cass_iterator_free)
 #undef CASS_DALI_HANDLE
 
 }  // namespace cassandra_dali

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -223,6 +224,7 @@ Session::Session(const ConnectionOptions &options, const TableSpec &table)
   if (options_.io_threads < 1) throw ArgumentError("io_threads must be >= 1");
   Connect();
   CheckSchema();
+  LoadRing();
   Prepare();
 }
 
@@ -380,6 +382,18 @@ void Session::CheckSchema() {
   }
   if (!table_.checksum_col.empty()) {
     check(table_.checksum_col, "checksum_col (CRC32C)", {CASS_VALUE_TYPE_INT});
+  }
+}
+
+void Session::LoadRing() {
+  ring_ = LoadTokenRing(api_, session_.get(), table_.keyspace, options_.request_timeout_ms);
+  if (!ring_.error().empty()) {
+    // Not an error for the reader: only the per-host counts and the replicas in errors go.
+    std::fprintf(stderr,
+                 "cassandra-dali: the token ring of %s is not fully known (%s): %s\n",
+                 options_.Endpoint().c_str(), Printable(ring_.error(), 400).c_str(),
+                 ring_.empty() ? "reads are not counted by host, read errors name no replicas"
+                               : "read errors name no replicas");
   }
 }
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "engine/handles.h"
+#include "engine/token_ring.h"
 
 namespace cassandra_dali {
 
@@ -93,11 +94,14 @@ class Session {
   const ConnectionOptions &options() const { return options_; }
   const TableSpec &table() const { return table_; }
   const DriverApi &api() const { return api_; }
+  // The cluster's token ring as loaded at connect time; empty (with error()) if it could not be.
+  const TokenRing &ring() const { return ring_; }
 
  private:
   void Connect();
   void TrustCertificates();  // ssl_certificate, else the system store
   void CheckSchema();
+  void LoadRing();  // never fails: the reader works without it
   void Prepare();
 
   const DriverApi &api_;
@@ -108,6 +112,7 @@ class Session {
   CassClusterPtr cluster_;
   CassSessionPtr session_;
   CassPreparedPtr prepared_;
+  TokenRing ring_;
   std::string trust_description_ = "no CA trusted";  // for TLS errors
 };
 

@@ -43,10 +43,16 @@ double LatencyHistogram::Quantile(double q) const {
   return std::exp2((kBuckets - 1) / 4.0) * 1e-6;
 }
 
-std::shared_ptr<ReaderTelemetry> RegisterReader(std::string name, std::string table) {
+std::shared_ptr<ReaderTelemetry> RegisterReader(std::string name, std::string table,
+                                                std::vector<std::string> hosts,
+                                                std::string token_ring) {
   auto telemetry = std::make_shared<ReaderTelemetry>();
   telemetry->name = std::move(name);
   telemetry->table = std::move(table);
+  // Filled before the registry lists it: readers of the telemetry never see it change.
+  telemetry->reads_by_host = std::make_unique<std::atomic<int64_t>[]>(hosts.size());
+  telemetry->hosts = std::move(hosts);
+  telemetry->token_ring = std::move(token_ring);
   std::lock_guard<std::mutex> lock(g_registry_mutex);
   std::erase_if(g_registry, [](const auto &entry) { return entry.expired(); });
   g_registry.push_back(telemetry);

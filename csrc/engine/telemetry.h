@@ -1,7 +1,8 @@
 // What a reader is doing, counted as it happens and read from Python at any time: rows and
 // bytes read, per-read latency (a histogram, for p50/p99), reads in flight, retries, errors,
-// the time its consumer waited for data and the read-ahead depth. Counters are atomics updated
-// on the driver's I/O threads and the consumer's thread; nothing here blocks a read.
+// the time its consumer waited for data, the read-ahead depth, and rows read per node of the
+// token ring. Counters are atomics updated on the driver's I/O threads and the consumer's
+// thread; nothing here blocks a read.
 #pragma once
 
 #include <array>
@@ -42,10 +43,19 @@ struct ReaderTelemetry {
   std::atomic<int64_t> consumer_wait_ns{0};  // and how long, in all
   std::atomic<int> prefetch_depth{0};
   LatencyHistogram read_latency;
+  // Rows read by the node that holds them (their primary replica in the token ring, where
+  // token-aware routing sends them; the C API does not report the actual coordinator). Sized
+  // once, before any read, so counting takes no lock; empty when the ring is unknown.
+  std::vector<std::string> hosts;
+  std::unique_ptr<std::atomic<int64_t>[]> reads_by_host;
+  std::string token_ring;  // the ring as loaded, or why it is not known
 };
 
 // A new reader's counters, listed by LiveReaders() for as long as the reader holds them.
-std::shared_ptr<ReaderTelemetry> RegisterReader(std::string name, std::string table);
+// `hosts`: the token ring's nodes (TokenRing::hosts()), counted per host.
+std::shared_ptr<ReaderTelemetry> RegisterReader(std::string name, std::string table,
+                                                std::vector<std::string> hosts = {},
+                                                std::string token_ring = "");
 std::vector<std::shared_ptr<const ReaderTelemetry>> LiveReaders();
 
 }  // namespace cassandra_dali

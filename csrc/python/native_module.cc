@@ -5,7 +5,9 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <map>
 #include <memory>
+#include <tuple>
 #include <type_traits>
 #include <variant>
 #include <string>
@@ -13,6 +15,7 @@
 
 #include "engine/crc32c.h"
 #include "engine/telemetry.h"
+#include "engine/token_ring.h"
 #include "engine/uuid_list.h"
 #include "engine/errors.h"
 #include "engine/reader_arguments.h"
@@ -66,7 +69,38 @@ py::dict TelemetryDict(const ReaderTelemetry &t) {
   d["reads"] = t.read_latency.Count();
   d["latency_p50_seconds"] = t.read_latency.Quantile(0.5);
   d["latency_p99_seconds"] = t.read_latency.Quantile(0.99);
+  py::dict by_host;
+  for (size_t h = 0; h < t.hosts.size(); ++h) {
+    by_host[py::str(t.hosts[h])] = t.reads_by_host[h].load();
+  }
+  d["reads_by_host"] = by_host;
+  d["token_ring"] = t.token_ring;
   return d;
+}
+
+// A partition key given as a UUID's text (the reader's keys) or as its serialized bytes.
+int64_t KeyToken(const std::variant<py::bytes, std::string> &key) {
+  if (const auto *text = std::get_if<std::string>(&key)) {
+    auto uuid = ParseUuid(*text);
+    if (!uuid) throw ArgumentError("'" + Printable(*text) + "' is not a UUID");
+    return UuidToken(*uuid);
+  }
+  const std::string bytes = std::get<py::bytes>(key);
+  return Murmur3Token(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size());
+}
+
+// A token, or a key to compute it from.
+using RingKey = std::variant<int64_t, py::bytes, std::string>;
+int64_t AnyToken(const RingKey &key) {
+  if (const auto *token = std::get_if<int64_t>(&key)) return *token;
+  if (const auto *text = std::get_if<std::string>(&key)) return KeyToken(*text);
+  return KeyToken(std::get<py::bytes>(key));
+}
+
+py::list HostNames(const TokenRing &ring, const std::vector<int> &indexes) {
+  py::list out;
+  for (int h : indexes) out.append(ring.hosts()[h]);
+  return out;
 }
 
 class PyReader {
@@ -74,11 +108,12 @@ class PyReader {
   PyReader(const ConnectionOptions &connection, const TableSpec &table, const FetchOptions &fetch)
       : label_type_(table.label_type) {
     py::gil_scoped_release release;
-    reader_ = std::make_unique<DirectLoader>(std::make_shared<const Session>(connection, table),
-                                             fetch);
+    session_ = std::make_shared<const Session>(connection, table);
+    reader_ = std::make_unique<DirectLoader>(session_, fetch);
   }
 
   const ReaderTelemetry &telemetry() const { return reader_->telemetry(); }
+  const TokenRing &ring() const { return session_->ring(); }
 
   py::tuple Read(const std::vector<std::string> &texts) {
     std::vector<UuidBytes> uuids = ParseUuidList(texts);
@@ -108,6 +143,7 @@ class PyReader {
 
  private:
   LabelType label_type_;
+  std::shared_ptr<const Session> session_;
   std::unique_ptr<DirectLoader> reader_;
 };
 
@@ -191,6 +227,52 @@ PYBIND11_MODULE(_native, m) {
         return Crc32c(bytes, size);
       },
       py::arg("data"), "CRC32C (Castagnoli) of a bytes-like object, as the reader checks it.");
+
+  m.def(
+      "murmur3_token", &KeyToken, py::arg("key"),
+      "Cassandra's Murmur3Partitioner token of a partition key: a UUID's text, or the key's "
+      "serialized bytes (a UUID's 16 bytes), as the reader computes it.");
+
+  py::class_<TokenRing>(m, "TokenRing",
+                        "A cluster's token ring and a keyspace's replication: which nodes hold "
+                        "which rows. Reader.token_ring() gives the one a reader loaded; build "
+                        "one from nodes to check the placement.")
+      .def(py::init([](const std::vector<std::tuple<std::string, std::string,
+                                                    std::vector<int64_t>>> &nodes,
+                       const std::map<std::string, std::string> &replication) {
+             std::vector<RingNode> ring_nodes;
+             for (const auto &[address, dc, tokens] : nodes) {
+               ring_nodes.push_back({address, dc, tokens});
+             }
+             return TokenRing(std::move(ring_nodes), Replication::FromOptions(replication));
+           }),
+           py::arg("nodes"), py::arg("replication"),
+           "nodes: (address, data center, tokens) each; replication: the keyspace's replication "
+           "map, e.g. {'class': 'SimpleStrategy', 'replication_factor': '3'}.")
+      .def_property_readonly("hosts", &TokenRing::hosts, "The nodes' addresses, in order.")
+      .def_property_readonly("replication",
+                             [](const TokenRing &r) { return r.replication().Describe(); })
+      .def_property_readonly("error", &TokenRing::error,
+                             "Why the ring or its replication is not known ('' if it is).")
+      .def_property_readonly("token_count", &TokenRing::token_count)
+      .def("describe", &TokenRing::Describe)
+      .def(
+          "primary_host",
+          [](const TokenRing &r, const RingKey &key) -> py::object {
+            const int host = r.PrimaryHost(AnyToken(key));
+            return host < 0 ? py::object(py::none()) : py::object(py::str(r.hosts()[host]));
+          },
+          py::arg("key"),
+          "The node owning the range of `key` (a token, a UUID's text or a key's bytes); None "
+          "when the ring is empty.")
+      .def(
+          "replicas",
+          [](const TokenRing &r, const RingKey &key) {
+            return HostNames(r, r.Replicas(AnyToken(key)));
+          },
+          py::arg("key"),
+          "The nodes holding `key` (a token, a UUID's text or a key's bytes), the primary "
+          "replica first; [] when the replication is unknown. Racks are ignored.");
 
   m.def(
       "shard_layout",
@@ -283,6 +365,16 @@ PYBIND11_MODULE(_native, m) {
            py::arg("table"))
       .def("telemetry", [](const PyReader &r) { return TelemetryDict(r.telemetry()); },
            "This reader's counters (see cassandra_dali.telemetry).")
+      .def("token_ring", [](const PyReader &r) { return r.ring(); },
+           "The token ring loaded when the reader connected (a copy).")
+      .def(
+          "replicas",
+          [](const PyReader &r, const std::string &uuid) {
+            return HostNames(r.ring(), r.ring().Replicas(KeyToken(uuid)));
+          },
+          py::arg("uuid"),
+          "The nodes holding the row `uuid` in the reader's token ring, the primary replica "
+          "first ([] if the ring or the replication is unknown).")
       .def("read", &PyReader::Read, py::arg("uuids"),
            "Reads the rows of `uuids`; returns (data: list of uint8 arrays, labels: int32 array "
            "| list of uint8 arrays | None, ids: the UUIDs in output order).");

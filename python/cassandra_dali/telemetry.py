@@ -1,5 +1,6 @@
 """What the readers of this process are doing: rows and bytes read, read latency p50/p99, reads
-in flight, retries, errors, how long the consumer waited for data, and the read-ahead depth.
+in flight, retries, errors, how long the consumer waited for data, the read-ahead depth, and rows
+read per node of the cluster.
 
 Every reader (an ``fn.crs4.cassandra`` operator, listed under its ``name=``, or a
 :class:`cassandra_dali.Reader`, under its table) keeps counters from its start, updated as reads
@@ -7,6 +8,14 @@ complete; :func:`readers` reads them at any time, :func:`rates` turns two snapsh
 rows/s and bytes/s, :func:`summary` says it in one line (the read loop and the trainer print
 it) and :func:`prometheus_text` writes the Prometheus text exposition format (for
 node_exporter's textfile collector, or an HTTP handler of your own).
+
+``reads_by_host`` counts the rows read by the node that holds each row: its primary replica in
+the token ring the reader loads when it connects (``system.local``, ``system.peers`` and the
+keyspace's replication). With token-aware routing, which the reader uses, that is where the
+driver sends the read; the driver's C API does not report the node that actually coordinated a
+read, so a read that went elsewhere (its primary replica down, a retry on another node) is still
+counted to its primary replica. Empty when the ring could not be loaded (``token_ring`` says
+why).
 """
 
 from __future__ import annotations
@@ -35,6 +44,9 @@ class ReaderStats:
     prefetch_depth: int
     latency_p50_seconds: float
     latency_p99_seconds: float
+    # Rows read per node (address), counted to each row's primary replica; see the module doc.
+    reads_by_host: dict[str, int] = dataclasses.field(default_factory=dict, hash=False)
+    token_ring: str = ""  # the ring as loaded ("3 hosts, 48 tokens, ..."), or why it is not
 
     @property
     def rows_per_s(self) -> float:
@@ -75,8 +87,9 @@ def rates(before: ReaderStats, after: ReaderStats) -> dict[str, float]:
 
 
 def summary(stats: ReaderStats) -> str:
-    """One line: what the read loop and the trainer print at the end of an epoch."""
-    return (
+    """One line: what the read loop and the trainer print at the end of an epoch. With more
+    than one node, it ends with the share of rows read by each (by primary replica)."""
+    line = (
         f"{stats.name} ({stats.table}): {stats.rows:,} rows, {stats.bytes / 1e6:,.1f} MB "
         f"({stats.rows_per_s:,.0f} rows/s overall); read latency p50 "
         f"{stats.latency_p50_seconds * 1e3:.1f} ms, p99 {stats.latency_p99_seconds * 1e3:.1f} ms; "
@@ -85,6 +98,13 @@ def summary(stats: ReaderStats) -> str:
         f"{stats.consumer_wait_seconds:.2f} s over {stats.consumer_waits} of {stats.batches} "
         "batches"
     )
+    total = sum(stats.reads_by_host.values())
+    if len(stats.reads_by_host) > 1 and total > 0:
+        shares = ", ".join(
+            f"{host} {count / total:.0%}" for host, count in stats.reads_by_host.items()
+        )
+        line += f"; reads by replica host: {shares}"
+    return line
 
 
 _METRICS: Sequence[tuple[str, str, str, str]] = (
@@ -108,6 +128,11 @@ _METRICS: Sequence[tuple[str, str, str, str]] = (
 )
 
 
+# Labelled by host: one sample per node of the reader's token ring.
+_HOST_METRIC = ("cassandra_dali_reads_by_host_total", "counter",
+                "Rows read, by the node holding them (their primary replica in the token ring).")
+
+
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
@@ -116,11 +141,21 @@ def prometheus_text(stats: Iterable[ReaderStats] | None = None, **labels: str) -
     """The readers' counters in the Prometheus text exposition format (0.0.4); ``labels``
     (e.g. ``rank="3"``) are added to every sample."""
     stats = list(readers() if stats is None else stats)
+
+    def rendered(tags: dict[str, str]) -> str:
+        return ",".join(f'{k}="{_label(str(v))}"' for k, v in sorted(tags.items()))
+
     lines = []
     for metric, kind, help_text, field in _METRICS:
         lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} {kind}"]
         for s in stats:
             tags = {"reader": s.name, "table": s.table, **labels}
-            rendered = ",".join(f'{k}="{_label(str(v))}"' for k, v in sorted(tags.items()))
-            lines.append(f"{metric}{{{rendered}}} {getattr(s, field)}")
+            lines.append(f"{metric}{{{rendered(tags)}}} {getattr(s, field)}")
+    metric, kind, help_text = _HOST_METRIC
+    if any(s.reads_by_host for s in stats):
+        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} {kind}"]
+        for s in stats:
+            for host, count in s.reads_by_host.items():
+                tags = {"reader": s.name, "table": s.table, **labels, "host": host}
+                lines.append(f"{metric}{{{rendered(tags)}}} {count}")
     return "\n".join(lines) + "\n"
