@@ -18,6 +18,7 @@ from ..dataset.row_writer import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_BYTES_IN_FLIGHT,
     DEFAULT_RETRY_BUDGET_S,
+    DEFAULT_WRITE_CONSISTENCY,
 )
 from .options import add_connection_arguments, connection_from_args, parse_size
 
@@ -81,6 +82,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also store each sample's CRC32C (column crc32c of the data table, added if "
         "missing); read with checksum_col='crc32c' to have every sample verified",
     )
+    parser.add_argument(
+        "--consistency",
+        default=DEFAULT_WRITE_CONSISTENCY,
+        type=str.upper,
+        help="write consistency level (%(default)s: a majority of the local data center's "
+        "replicas, so one node down at RF 3 costs nothing; ONE is faster, ALL stops when "
+        "any replica is down)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_connection_arguments(parser)
 
@@ -98,6 +107,7 @@ def config_from_args(args: argparse.Namespace) -> IngestConfig:
             max_bytes_in_flight=args.max_bytes_in_flight,
             retry_budget_s=args.retry_budget,
             checksum=args.checksum,
+            consistency=args.consistency,
         )
     except ValueError as error:
         raise IngestError(str(error)) from None

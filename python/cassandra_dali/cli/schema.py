@@ -15,13 +15,19 @@ def _add_schema_apply(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keyspace", default=None, help="create this keyspace instead of the one the file names"
     )
+    parser.add_argument(
+        "--replication-factor", type=int, default=None, metavar="N",
+        help="N copies of each row in every data center (NetworkTopologyStrategy) instead of "
+        "the file's replication; 3 on a cluster, so a node down costs nothing",
+    )
     add_connection_arguments(parser)
 
 
 def _schema_apply(args: argparse.Namespace) -> int:
     session = connection_from_args(args).connect()
     try:
-        statements = cql_files.apply(session, args.file, keyspace=args.keyspace)
+        statements = cql_files.apply(session, args.file, keyspace=args.keyspace,
+                                     replication_factor=args.replication_factor)
     finally:
         session.cluster.shutdown()
     print(f"{len(statements)} statements from {args.file} applied")

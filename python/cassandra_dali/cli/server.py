@@ -1,4 +1,5 @@
-"""``cassandra-dali server fetch|start|stop|status|logs``: a local Cassandra for tests and demos."""
+"""``cassandra-dali server fetch|start|stop|status|logs|stop-node|start-node``: a local Cassandra
+(one node, or a cluster of N with ``start --nodes N``) for tests and demos."""
 
 from __future__ import annotations
 
@@ -28,8 +29,13 @@ def add_parser(subparsers: Any) -> None:
                        help="Cassandra version (%(default)s)")
     fetch.set_defaults(func=_fetch)
 
-    start = commands.add_parser("start", help="start a server and wait until CQL answers")
+    start = commands.add_parser("start", help="start a server (or a cluster) and wait until "
+                                "CQL answers")
     _add_dir(start)
+    start.add_argument("--nodes", type=int,
+                       help="a cluster of N nodes on 127.0.0.1 ... 127.0.0.N (files in "
+                       "DIR/node1 ... DIR/nodeN), all on one CQL port (9042 if free); without "
+                       "it, one server")
     start.add_argument("--port", type=int,
                        help="CQL (native transport) port (default: the last one, else a free one)")
     start.add_argument("--storage-port", type=int, help="internode port (default: a free one)")
@@ -53,7 +59,8 @@ def add_parser(subparsers: Any) -> None:
                        help="Cassandra version (%(default)s)")
     start.set_defaults(func=_start)
 
-    stop = commands.add_parser("stop", help="stop the server (SIGTERM, then SIGKILL)")
+    stop = commands.add_parser("stop", help="stop the server, or every node of the cluster "
+                               "(SIGTERM, then SIGKILL)")
     _add_dir(stop)
     stop.add_argument("--timeout", type=float, default=server.DEFAULT_STOP_TIMEOUT,
                       help="seconds before SIGKILL (%(default)s)")
@@ -68,7 +75,25 @@ def add_parser(subparsers: Any) -> None:
     logs = commands.add_parser("logs", help="print the end of the server's logs")
     _add_dir(logs)
     logs.add_argument("-n", "--lines", type=int, default=40, help="lines per log (%(default)s)")
+    logs.add_argument("--node", type=int, help="of a cluster: this node's (default: every node's)")
     logs.set_defaults(func=_logs)
+
+    stop_node = commands.add_parser("stop-node", help="take one node of a cluster down")
+    _add_dir(stop_node)
+    stop_node.add_argument("--node", type=int, required=True, help="node number (1 ... N)")
+    stop_node.add_argument("--kill", action="store_true",
+                           help="SIGKILL (a crash) instead of a clean stop")
+    stop_node.add_argument("--timeout", type=float, default=server.DEFAULT_STOP_TIMEOUT,
+                           help="seconds before SIGKILL (%(default)s)")
+    stop_node.set_defaults(func=_stop_node)
+
+    start_node = commands.add_parser(
+        "start-node", help="bring one node of a cluster back and wait until the others see it")
+    _add_dir(start_node)
+    start_node.add_argument("--node", type=int, required=True, help="node number (1 ... N)")
+    start_node.add_argument("--timeout", type=float, default=server.DEFAULT_START_TIMEOUT,
+                            help="seconds to wait (%(default)s)")
+    start_node.set_defaults(func=_start_node)
 
 
 def _add_dir(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +109,8 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
+    if args.nodes is not None:
+        return _start_cluster(args)
     config = server.ServerConfig(
         host=args.host, native_port=args.port, storage_port=args.storage_port,
         jmx_port=args.jmx_port, heap=args.heap, auth=args.auth, tls=args.tls,
@@ -104,8 +131,34 @@ def _start(args: argparse.Namespace) -> int:
     return 0
 
 
+def _start_cluster(args: argparse.Namespace) -> int:
+    unsupported = [flag for flag, given in (
+        ("--host", args.host != server.DEFAULT_HOST), ("--jmx-port", args.jmx_port is not None),
+        ("--auth", args.auth), ("--tls", args.tls or args.tls_client_auth)) if given]
+    if unsupported:
+        raise server.ServerError(
+            f"{', '.join(unsupported)} cannot be used with --nodes: a local cluster's nodes are "
+            "127.0.0.1 ... 127.0.0.N, without JMX, auth or TLS (docs/cluster.md says how to "
+            "point the tools at a real cluster that has them)")
+    info = server.start_cluster(server.ClusterConfig(
+        dir=args.dir or server.default_server_dir(), nodes=args.nodes, heap=args.heap,
+        native_port=args.port, storage_port=args.storage_port, cluster_name=args.cluster_name,
+        version=args.version, start_timeout=args.timeout,
+    ))
+    print(f"Cassandra cluster of {info.nodes} nodes is running (started in "
+          f"{info.startup_seconds:.1f} s, directory {info.dir})")
+    print(f"contact points: {','.join(info.hosts)} port {info.port}")
+    print(f"  e.g. export CASSANDRA_HOST={','.join(info.hosts)} CASSANDRA_PORT={info.port}")
+    return 0
+
+
 def _stop(args: argparse.Namespace) -> int:
     directory = args.dir or server.default_server_dir()
+    if server.is_cluster_dir(directory):
+        stopped = server.stop_cluster(directory, timeout=args.timeout)
+        print(f"stopped nodes {', '.join(map(str, stopped)) or '(none was running)'} of the "
+              f"cluster in {directory}")
+        return 0
     if server.stop(directory, timeout=args.timeout):
         print(f"stopped the server in {directory}")
     else:
@@ -114,6 +167,8 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    if server.is_cluster_dir(args.dir):
+        return _cluster_status(args)
     current = server.status(args.dir)
     info = current.info
     if current.running:
@@ -125,6 +180,44 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_NOT_RUNNING
 
 
+def _cluster_status(args: argparse.Namespace) -> int:
+    info = server.cluster_info(args.dir)
+    assert info is not None
+    nodes = server.cluster_status(args.dir)
+    up = [n for n in nodes if n.status.running]
+    print(f"cluster of {info.nodes} nodes in {info.dir}: {len(up)} running, CQL port "
+          f"{info.port}, contact points {','.join(info.hosts)}")
+    for node in nodes:
+        state = f"running (pid {node.status.pid})" if node.status.running else "stopped"
+        print(f"  node{node.node} {node.address}: {state}")
+    return 0 if up else EXIT_NOT_RUNNING
+
+
 def _logs(args: argparse.Namespace) -> int:
+    if server.is_cluster_dir(args.dir):
+        info = server.cluster_info(args.dir)
+        assert info is not None
+        for node in [args.node] if args.node else range(1, info.nodes + 1):
+            print(f"==== node{node} ({server.node_address(node)}) ====")
+            print(server.log_tail(info.node_dir(node), args.lines))
+        return 0
     print(server.log_tail(args.dir, args.lines))
+    return 0
+
+
+def _stop_node(args: argparse.Namespace) -> int:
+    directory = args.dir or server.default_server_dir()
+    if server.stop_node(directory, args.node, kill=args.kill, timeout=args.timeout):
+        print(f"{'killed' if args.kill else 'stopped'} node{args.node} "
+              f"({server.node_address(args.node)}) of the cluster in {directory}")
+    else:
+        print(f"node{args.node} of the cluster in {directory} was not running")
+    return 0
+
+
+def _start_node(args: argparse.Namespace) -> int:
+    directory = args.dir or server.default_server_dir()
+    info = server.start_node(directory, args.node, timeout=args.timeout)
+    print(f"node{args.node} is running at {info.contact_point} (pid {info.pid}) and the other "
+          "running nodes see it up")
     return 0

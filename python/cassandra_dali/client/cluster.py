@@ -17,7 +17,7 @@ PathArg = str | PathLike[str]
 
 
 def make_cluster(
-    host: str,
+    hosts: str | list[str],
     port: int,
     *,
     username: str | None = None,
@@ -29,6 +29,7 @@ def make_cluster(
     **kwargs: Any,
 ) -> Cluster:
     """A cassandra-driver Cluster: explicit policies (no driver warnings about them), TCP_NODELAY.
+    ``hosts``: one contact point or a list (the driver finds the rest of the ring from them).
 
     ``kwargs`` go to ``Cluster`` and override these settings (``request_timeout`` goes to the
     default execution profile).
@@ -43,7 +44,7 @@ def make_cluster(
             f"(pip install cassandra-driver): {error}"
         ) from error
     options: dict[str, Any] = {
-        "contact_points": [host],
+        "contact_points": [hosts] if isinstance(hosts, str) else list(hosts),
         "port": port,
         # The driver leaves Nagle's algorithm on: with delayed ACKs every request of more than
         # a segment then waits ~40 ms (measured: a 64 KiB insert 48 ms -> 2.5 ms with NODELAY).

@@ -2,7 +2,8 @@
 Cassandra.
 
 One set of flags for every command: ``--host``/``--port`` (defaults from ``CASSANDRA_HOST`` and
-``CASSANDRA_PORT``, else 127.0.0.1:9042) and, for clusters with auth or TLS, ``--username``/
+``CASSANDRA_PORT``, else 127.0.0.1:9042; a cluster's contact points comma-separated, all on that
+port) and, for clusters with auth or TLS, ``--username``/
 ``--password``/``--ca-cert`` (``CASSANDRA_USERNAME``, ``CASSANDRA_PASSWORD``, ``CASSANDRA_CA``:
 the same variables the test suite reads), and ``--client-cert``/``--client-key`` for servers that
 require client certificates (``CASSANDRA_CLIENT_CERT``, ``CASSANDRA_CLIENT_KEY``); the flags
@@ -30,7 +31,7 @@ PASSWORD_ENV = "CASSANDRA_PASSWORD"
 
 @dataclasses.dataclass(frozen=True)
 class Connection:
-    host: str = DEFAULT_HOST
+    host: str = DEFAULT_HOST  # one contact point, or several comma-separated (a cluster's)
     port: int = DEFAULT_PORT
     username: str | None = None
     # Never in reprs or logs. Prefer password_file (first line) or CASSANDRA_PASSWORD to a flag.
@@ -43,8 +44,14 @@ class Connection:
     protocol_version: int | None = 5
 
     @property
+    def hosts(self) -> list[str]:
+        """The contact points: any one that answers is enough to find the whole ring; listing
+        more lets a client start while some nodes are down."""
+        return [h.strip() for h in self.host.split(",") if h.strip()]
+
+    @property
     def contact_point(self) -> str:
-        return f"{self.host}:{self.port}"
+        return f"{','.join(self.hosts)}:{self.port}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Connection:
@@ -63,7 +70,7 @@ class Connection:
     def cluster(self, **kwargs: Any) -> Cluster:
         """A cassandra-driver Cluster (the caller shuts it down)."""
         return make_cluster(
-            self.host,
+            self.hosts,
             self.port,
             username=self.username,
             password=self.secret(),
@@ -109,7 +116,7 @@ class Connection:
 
         The password travels as a file name or an environment variable's name whenever it came
         from one, so a serialized pipeline holds no password."""
-        kwargs: dict[str, Any] = {"cassandra_ips": [self.host], "cassandra_port": self.port}
+        kwargs: dict[str, Any] = {"cassandra_ips": self.hosts, "cassandra_port": self.port}
         if self.username is not None:
             kwargs["username"] = self.username
             if self.password_file is not None:

@@ -95,14 +95,39 @@ def created_keyspace(text: str) -> str | None:
     return None
 
 
-def apply(session: Session, path: Path | str, *, keyspace: str | None = None) -> list[str]:
-    """Run every statement of the file in order; returns the statements run."""
+_REPLICATION = re.compile(r"replication\s*=\s*\{.*?\}", re.IGNORECASE | re.DOTALL)
+
+
+def with_replication_factor(statements: list[str], factor: int) -> list[str]:
+    """The statements with the first CREATE KEYSPACE's replication replaced by ``factor``
+    copies in every data center (NetworkTopologyStrategy: Cassandra 4.0 and newer expand
+    ``replication_factor`` to each data center when the keyspace is created)."""
+    if factor < 1:
+        raise CqlSyntaxError(f"the replication factor must be >= 1, not {factor}")
+    replication = ("replication = {'class': 'NetworkTopologyStrategy', "
+                   f"'replication_factor': {factor}}}")
+    out = list(statements)
+    for i, statement in enumerate(out):
+        if re.match(r"create\s+keyspace\b", statement, re.IGNORECASE):
+            if not _REPLICATION.search(statement):
+                raise CqlSyntaxError("the CREATE KEYSPACE has no replication to replace")
+            out[i] = _REPLICATION.sub(lambda _: replication, statement, count=1)
+            return out
+    raise CqlSyntaxError("cannot set the replication factor: the file has no CREATE KEYSPACE")
+
+
+def apply(session: Session, path: Path | str, *, keyspace: str | None = None,
+          replication_factor: int | None = None) -> list[str]:
+    """Run every statement of the file in order (optionally in another keyspace, with another
+    replication factor); returns the statements run."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as error:
         raise FileNotFoundError(f"cannot read the CQL file {path}: {error.strerror}") from error
     statements = split_statements(text, keyspace)
+    if replication_factor is not None:
+        statements = with_replication_factor(statements, replication_factor)
     for statement in statements:
         log.info("%s", " ".join(statement.split())[:120])
         session.execute(statement, timeout=60.0)

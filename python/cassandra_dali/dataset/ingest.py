@@ -41,6 +41,8 @@ from .row_writer import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_BYTES_IN_FLIGHT,
     DEFAULT_RETRY_BUDGET_S,
+    DEFAULT_WRITE_CONSISTENCY,
+    WRITE_CONSISTENCIES,
     RowWriter,
 )
 from .rows_files import sample_uuid
@@ -83,6 +85,8 @@ class IngestConfig:
     max_bytes_in_flight: int = DEFAULT_MAX_BYTES_IN_FLIGHT
     retry_budget_s: float = DEFAULT_RETRY_BUDGET_S
     checksum: bool = False  # store each sample's CRC32C in the data table's crc32c column
+    consistency: str = DEFAULT_WRITE_CONSISTENCY  # a cassandra ConsistencyLevel name
+
 
     def __post_init__(self) -> None:
         cql_table(self.data_table)
@@ -96,6 +100,10 @@ class IngestConfig:
         if self.max_size < 1:
             raise ValueError("max_size must be >= 1")
         object.__setattr__(self, "on_error", OnError(self.on_error))
+        object.__setattr__(self, "consistency", self.consistency.upper())
+        if self.consistency not in WRITE_CONSISTENCIES:
+            raise ValueError(f"consistency {self.consistency!r} is not a write consistency "
+                             f"level (one of {', '.join(WRITE_CONSISTENCIES)})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,6 +278,10 @@ def _open_writer(session: Session, config: IngestConfig) -> RowWriter:
     # Same values every time: the driver may retry these on a timeout, and so do we.
     insert_data.is_idempotent = True
     insert_meta.is_idempotent = True
+    from cassandra import ConsistencyLevel
+
+    level = ConsistencyLevel.name_to_value[config.consistency]
+    insert_data.consistency_level = insert_meta.consistency_level = level
     return RowWriter(
         session, insert_data, insert_meta, concurrency=config.concurrency,
         max_bytes_in_flight=config.max_bytes_in_flight, retry_budget_s=config.retry_budget_s,

@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 DEFAULT_CONCURRENCY = 32
 DEFAULT_MAX_BYTES_IN_FLIGHT = 64 * 1024 * 1024
 DEFAULT_RETRY_BUDGET_S = 60.0
+# A majority of the local data center's replicas: at RF 3 a write survives one node down, and a
+# later LOCAL_ONE read finds it on at least one of the replicas a LOCAL_QUORUM read would ask.
+DEFAULT_WRITE_CONSISTENCY = "LOCAL_QUORUM"
+WRITE_CONSISTENCIES = ("ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM",
+                       "EACH_QUORUM", "LOCAL_ONE")
 FIRST_BACKOFF_S = 0.05
 MAX_BACKOFF_S = 2.0
 

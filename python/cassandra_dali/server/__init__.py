@@ -9,6 +9,9 @@ Everything one server needs lives in one directory (``DIR``): its ``cassandra.ya
 so that ``status`` and clients can find it again). Two servers in two directories never collide:
 their ports are picked free, and JMX is off unless a port is asked for.
 
+A local cluster (``server start --nodes N``, :mod:`.cluster`) is N such servers of one ring on
+127.0.0.1 ... 127.0.0.N, in ``DIR/node1`` ... ``DIR/nodeN``.
+
 Parts: :mod:`.layout` (defaults, files, cache), :mod:`.jars` (classes and JDK), :mod:`.config`
 (settings, rendered config files, ports), :mod:`.tls` (keytool material), :mod:`.process`
 (start, status, stop, logs). The library logs progress on ``cassandra_dali.server.*`` loggers
@@ -18,6 +21,19 @@ without a traceback).
 
 from __future__ import annotations
 
+from .cluster import (
+    ClusterConfig,
+    ClusterInfo,
+    NodeStatus,
+    cluster_info,
+    cluster_status,
+    is_cluster_dir,
+    node_address,
+    start_cluster,
+    start_node,
+    stop_cluster,
+    stop_node,
+)
 from .config import (
     ServerConfig,
     ServerInfo,
@@ -73,31 +89,42 @@ __all__ = [
     "JAVA_MIN",
     "PID_FILE",
     "STATE_FILE",
+    "ClusterConfig",
+    "ClusterInfo",
     "Installation",
+    "NodeStatus",
     "ServerConfig",
     "ServerError",
     "ServerInfo",
     "ServerStatus",
     "TlsMaterial",
     "cache_root",
+    "cluster_info",
+    "cluster_status",
     "cpu_seconds",
     "default_server_dir",
     "ensure_tls",
     "fetch_jars",
     "find_java_home",
     "installation",
+    "is_cluster_dir",
     "jar_cache_dir",
     "java_command",
     "java_major_version",
     "log_tail",
     "make_ca",
+    "node_address",
     "parse_jvm_options",
     "port_in_use",
     "query_release_version",
     "render_cassandra_yaml",
     "render_logback_xml",
     "start",
+    "start_cluster",
+    "start_node",
     "status",
     "stop",
+    "stop_cluster",
+    "stop_node",
     "wait_ready",
 ]

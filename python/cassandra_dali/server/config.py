@@ -41,6 +41,11 @@ class ServerConfig:
     cluster_name: str = DEFAULT_CLUSTER_NAME
     version: str = DEFAULT_VERSION
     start_timeout: float = DEFAULT_START_TIMEOUT
+    # Ring membership, set by :mod:`.cluster` for its nodes; the defaults make a lone node.
+    seeds: str | None = None  # "host:storage_port" of the seed nodes; None: this node alone
+    num_tokens: int = 1
+    initial_token: str | None = None  # comma-separated, num_tokens of them; None: picked
+    announce_shutdown: bool = False  # tell peers at stop (costs 2 s): only a cluster has peers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,23 +108,28 @@ def render_cassandra_yaml(
     native_port: int,
     storage_port: int,
     auth: bool,
+    seeds: str | None = None,
+    num_tokens: int = 1,
+    initial_token: str | None = None,
     tls_keystore: Path | None = None,
     tls_password: str | None = None,
     tls_truststore: Path | None = None,
 ) -> str:
-    """A minimal cassandra.yaml for one node. Cassandra 5.0 rejects unknown keys: keep it small."""
+    """A minimal cassandra.yaml for one node (alone, or in a ring with ``seeds``). Cassandra 5.0
+    rejects unknown keys: keep it small."""
     data = directory / "data"
     lines = [
         "# Written by cassandra_dali.server at each start; edits are overwritten.",
         f"cluster_name: {_yaml_str(cluster_name)}",
-        "num_tokens: 1",  # one node: a single token keeps start-up and token ranges simple
+        # One node: a single token keeps start-up and token ranges simple.
+        f"num_tokens: {num_tokens}",
         "partitioner: org.apache.cassandra.dht.Murmur3Partitioner",
         "endpoint_snitch: SimpleSnitch",
         "seed_provider:",
         "  - class_name: org.apache.cassandra.locator.SimpleSeedProvider",
         "    parameters:",
         # The port matters: a seed without one means port 7000, i.e. some other node.
-        f"      - seeds: {_yaml_str(f'{host}:{storage_port}')}",
+        f"      - seeds: {_yaml_str(seeds or f'{host}:{storage_port}')}",
         f"listen_address: {_yaml_str(host)}",
         f"rpc_address: {_yaml_str(host)}",
         f"storage_port: {storage_port}",
@@ -137,6 +147,10 @@ def render_cassandra_yaml(
         "authorizer: " + ("CassandraAuthorizer" if auth else "AllowAllAuthorizer"),
         "role_manager: CassandraRoleManager",
     ]
+    if initial_token is not None:
+        # Tokens given (evenly spaced by .cluster): a fresh ring is balanced from its first
+        # start, and nodes can join together, without streaming (nothing to stream yet).
+        lines += [f"initial_token: {_yaml_str(initial_token)}", "auto_bootstrap: false"]
     if tls_keystore is not None:
         assert tls_password is not None
         lines += [

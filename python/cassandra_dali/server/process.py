@@ -125,7 +125,8 @@ def _check_heap(heap: str) -> None:
 
 
 def java_command(
-    java_home: Path, inst: Installation, directory: Path, heap: str, jmx_port: int | None
+    java_home: Path, inst: Installation, directory: Path, heap: str, jmx_port: int | None,
+    *, announce_shutdown: bool = False,
 ) -> list[str]:
     _check_heap(heap)
     logs = directory / LOG_DIR
@@ -145,12 +146,13 @@ def java_command(
         f"-Dcassandra.logdir={logs}",
         f"-Dlogback.configurationFile={directory / LOGBACK_FILE}",
         f"-Dcassandra.triggers_dir={directory / 'triggers'}",  # must exist, else a warning
-        # Single node: nothing to wait for. Saves tens of seconds per start.
+        # A lone node has nothing to wait for, and a fresh ring's nodes take given tokens:
+        # saves tens of seconds per start.
         "-Dcassandra.skip_wait_for_gossip_to_settle=0",
         "-Dcassandra.superuser_setup_delay_ms=0",
-        # No peer to tell about a shutdown: skips a 2 s sleep in every stop.
-        "-Dcassandra.shutdown_announce_in_ms=0",
     ]
+    if not announce_shutdown:  # no peer to tell about a shutdown: skips a 2 s sleep per stop
+        cmd.append("-Dcassandra.shutdown_announce_in_ms=0")
     if jmx_port is not None:  # local-only JMX (nodetool); off by default so servers never collide
         cmd.append(f"-Dcassandra.jmx.local.port={jmx_port}")
     cmd += ["-cp", inst.classpath, MAIN_CLASS]
@@ -167,13 +169,29 @@ def start(config: ServerConfig | None = None) -> ServerInfo:
     _check_heap(config.heap)  # before anything is written or started
     directory = server_dir(config.dir)
     directory.mkdir(parents=True, exist_ok=True)
-    # Two starts in one directory at once would both find no server and start two JVMs.
-    busy = f"another start is in progress in {directory}"
-    with locked(directory / ".start.lock", busy_message=busy):
-        return _start_locked(config, directory)
+    with start_lock(directory):
+        launched = launch(config, directory)
+        return await_ready(launched, config.start_timeout)
 
 
-def _start_locked(config: ServerConfig, directory: Path) -> ServerInfo:
+def start_lock(directory: Path) -> contextlib.AbstractContextManager[None]:
+    """Held while a server of ``directory`` starts: two starts at once would both find no
+    server and start two JVMs."""
+    return locked(directory / ".start.lock",
+                  busy_message=f"another start is in progress in {directory}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Launched:
+    """A server whose JVM runs but may not answer yet (:func:`await_ready` waits for it)."""
+
+    info: ServerInfo
+    started: float  # time.monotonic() at spawn
+
+
+def launch(config: ServerConfig, directory: Path) -> Launched:
+    """Write the server's files and start its JVM, without waiting (the caller holds
+    :func:`start_lock`). A cluster launches several nodes, then waits for them together."""
     current = status(directory)
     if current.running:
         port = current.info.port if current.info else "?"
@@ -200,13 +218,15 @@ def _start_locked(config: ServerConfig, directory: Path) -> ServerInfo:
     yaml_text = render_cassandra_yaml(
         directory, cluster_name=config.cluster_name, host=config.host,
         native_port=native_port, storage_port=storage_port, auth=config.auth,
+        seeds=config.seeds, num_tokens=config.num_tokens, initial_token=config.initial_token,
         tls_keystore=tls.keystore if tls else None, tls_password=tls.password if tls else None,
         tls_truststore=truststore,
     )
     # 0600: with TLS it holds the keystore password.
     write_atomically(directory / YAML_FILE, yaml_text.encode(), mode=0o600)
     write_atomically(directory / LOGBACK_FILE, render_logback_xml(directory / LOG_DIR).encode())
-    cmd = java_command(java_home, inst, directory, config.heap, jmx_port)
+    cmd = java_command(java_home, inst, directory, config.heap, jmx_port,
+                       announce_shutdown=config.announce_shutdown)
 
     log.info("starting Cassandra (%s, JDK %s) in %s", inst.source, java_home, directory)
     started = time.monotonic()
@@ -219,13 +239,22 @@ def _start_locked(config: ServerConfig, directory: Path) -> ServerInfo:
         storage_port=storage_port, jmx_port=jmx_port,
     )
     _write_state(info)
+    return Launched(info, started)
+
+
+def await_ready(launched: Launched, timeout: float) -> ServerInfo:
+    """Wait until a launched server answers CQL; on failure (or Ctrl-C) kill it, so no
+    half-started JVM is left behind."""
+    info = launched.info
+    assert info.dir is not None and info.pid is not None
+    remaining = max(1.0, timeout - (time.monotonic() - launched.started))
     try:
-        wait_ready(info, timeout=config.start_timeout, pid=proc.pid)
-    except BaseException:  # also Ctrl-C: never leave a half-started JVM behind
-        _terminate(proc.pid, DEFAULT_STOP_TIMEOUT)
-        (directory / PID_FILE).unlink(missing_ok=True)
+        wait_ready(info, timeout=remaining, pid=info.pid)
+    except BaseException:
+        _terminate(info.pid, DEFAULT_STOP_TIMEOUT)
+        (info.dir / PID_FILE).unlink(missing_ok=True)
         raise
-    info = dataclasses.replace(info, startup_seconds=time.monotonic() - started)
+    info = dataclasses.replace(info, startup_seconds=time.monotonic() - launched.started)
     _write_state(info)
     log.info("Cassandra ready at %s after %.1f s", info.contact_point, info.startup_seconds)
     return info
@@ -310,10 +339,12 @@ def _terminate(pid: int, timeout: float) -> bool:
     if not _pid_alive(pid):
         _children.pop(pid, None)
         return True
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)  # Cassandra drains (flushes memtables) on SIGTERM
+    if timeout > 0:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)  # Cassandra drains (flushes memtables) on SIGTERM
     if not _wait_gone(pid, timeout):
-        log.warning("Cassandra (pid %d) did not stop within %.0f s: killing it", pid, timeout)
+        if timeout > 0:
+            log.warning("Cassandra (pid %d) did not stop within %.0f s: killing it", pid, timeout)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         if not _wait_gone(pid, 30.0):
@@ -331,15 +362,17 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     return True
 
 
-def stop(directory: Path | str | None = None, timeout: float = DEFAULT_STOP_TIMEOUT) -> bool:
-    """Stop the server of a directory. True if one was running, False if there was none."""
+def stop(directory: Path | str | None = None, timeout: float = DEFAULT_STOP_TIMEOUT, *,
+         kill: bool = False) -> bool:
+    """Stop the server of a directory: SIGTERM (it drains), or SIGKILL at once with ``kill``
+    (a crash, for fault tests). True if one was running, False if there was none."""
     directory = server_dir(directory)
     current = status(directory)
     pid = current.pid
     if not current.running or pid is None:
         return False
-    log.info("stopping Cassandra (pid %d) in %s", pid, directory)
-    if not _terminate(pid, timeout):
+    log.info("%s Cassandra (pid %d) in %s", "killing" if kill else "stopping", pid, directory)
+    if not _terminate(pid, 0.0 if kill else timeout):
         raise ServerError(f"Cassandra (pid {pid}) survived SIGKILL; is it stuck in the kernel?")
     (directory / PID_FILE).unlink(missing_ok=True)
     return True

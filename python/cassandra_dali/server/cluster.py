@@ -1,0 +1,400 @@
+"""A local multi-node Cassandra cluster: N real nodes of one ring on 127.0.0.1 ... 127.0.0.N.
+
+Each node is a server of :mod:`.process` in its own directory ``DIR/nodeK`` (config, data,
+logs, ``cassandra.pid``) on its own loopback address; all listen on the same CQL and storage
+ports, as nodes of a real cluster do. ``DIR/cluster.json`` says how many nodes and which ports,
+so ``status``, ``stop``, ``stop-node`` and ``start-node`` find them again, and clients get the
+contact points from :func:`cluster_info`.
+
+Start-up: node 1 (the seed) first, then the others together. Each node is given evenly spaced
+tokens (``initial_token``) and does not bootstrap: a fresh ring has nothing to stream, so the
+nodes join at once and own equal shares from their first start.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import ipaddress
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from .._files import write_atomically
+from ..client import Connection
+from ..client.cluster import quiet_driver
+from .config import ServerConfig, ServerInfo, ServerStatus, port_in_use, read_state
+from .layout import (
+    DEFAULT_CLUSTER_NAME,
+    DEFAULT_HEAP,
+    DEFAULT_START_TIMEOUT,
+    DEFAULT_STOP_TIMEOUT,
+    DEFAULT_VERSION,
+    STATE_FILE,
+    ServerError,
+    locked,
+    server_dir,
+)
+from .process import Launched, await_ready, launch, start_lock, status, stop
+
+log = logging.getLogger(__name__)
+
+CLUSTER_FILE = "cluster.json"
+FIRST_ADDRESS = "127.0.0.1"
+DEFAULT_CQL_PORT = 9042
+DEFAULT_STORAGE_PORT = 7000
+# Cassandra 5.0's default number of vnodes per node: a token range scan then has 16 ranges per
+# node, as on a real cluster.
+DEFAULT_NUM_TOKENS = 16
+MAX_NODES = 254  # addresses 127.0.0.1 ... 127.0.0.254
+
+
+@dataclasses.dataclass
+class ClusterConfig:
+    """How to start a local cluster. Ports left at None are the last run's, else 9042 and 7000
+    when free on every node's address, else free ones."""
+
+    dir: Path
+    nodes: int = 3
+    heap: str = DEFAULT_HEAP
+    native_port: int | None = None
+    storage_port: int | None = None
+    cluster_name: str = DEFAULT_CLUSTER_NAME
+    version: str = DEFAULT_VERSION
+    num_tokens: int = DEFAULT_NUM_TOKENS
+    start_timeout: float = DEFAULT_START_TIMEOUT  # per wave: the seed, then the other nodes
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterInfo(Connection):
+    """How to reach the cluster (every node a contact point) and what the launcher knows."""
+
+    dir: Path | None = None
+    nodes: int = 0
+    storage_port: int = DEFAULT_STORAGE_PORT
+    heap: str = DEFAULT_HEAP
+    cluster_name: str = DEFAULT_CLUSTER_NAME
+    version: str = DEFAULT_VERSION
+    num_tokens: int = DEFAULT_NUM_TOKENS
+    startup_seconds: float | None = None
+
+    def connection(self) -> Connection:
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(Connection)}
+        return Connection(**fields)
+
+    def node_dir(self, node: int) -> Path:
+        assert self.dir is not None
+        return node_dir(self.dir, node)
+
+    def to_json(self) -> dict[str, Any]:
+        fields = dataclasses.asdict(self)
+        fields.pop("password", None)  # no auth on local clusters; never written anyway
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in fields.items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ClusterInfo:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if values.get("dir") is not None:
+            values["dir"] = Path(values["dir"])
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeStatus:
+    node: int
+    address: str
+    status: ServerStatus
+
+
+def node_address(node: int) -> str:
+    """Node K's address: 127.0.0.K (Linux routes all of 127/8 to the loopback device)."""
+    if not 1 <= node <= MAX_NODES:
+        raise ServerError(f"node numbers go from 1 to {MAX_NODES}, not {node}")
+    return str(ipaddress.IPv4Address(FIRST_ADDRESS) + node - 1)
+
+
+def node_dir(directory: Path, node: int) -> Path:
+    return directory / f"node{node}"
+
+
+def node_tokens(node: int, nodes: int, num_tokens: int) -> list[int]:
+    """Node K's share of ``nodes * num_tokens`` Murmur3 tokens spaced evenly over the ring,
+    interleaved (node 1 the first, node 2 the second...): every node owns 1/N of the ring."""
+    total = nodes * num_tokens
+    return [-(2**63) + (i * 2**64) // total for i in range(node - 1, total, nodes)]
+
+
+def is_cluster_dir(directory: Path | str | None) -> bool:
+    return (server_dir(directory) / CLUSTER_FILE).is_file()
+
+
+def cluster_info(directory: Path | str | None) -> ClusterInfo | None:
+    """The cluster of a directory as last started; None if there is none."""
+    try:
+        data = json.loads((server_dir(directory) / CLUSTER_FILE).read_text())
+        return ClusterInfo.from_json(data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _require_cluster(directory: Path | str | None) -> ClusterInfo:
+    info = cluster_info(directory)
+    if info is None:
+        raise ServerError(f"no cluster in {server_dir(directory)} (no {CLUSTER_FILE}); start one: "
+                          f"cassandra-dali server start --nodes 3 --dir {server_dir(directory)}")
+    return info
+
+
+def _pick_port(addresses: list[str], wanted: int | None, last: int | None, default: int,
+               what: str) -> int:
+    """A port free on every address: the one asked for (or fail), else the last, else the
+    default, else one the OS picks on the first address that is free on the others too."""
+    if wanted is not None:
+        for address in addresses:
+            if port_in_use(address, wanted):
+                raise ServerError(f"{what} port {address}:{wanted} is already in use; choose "
+                                  "another port or leave it out to have a free one picked")
+        return wanted
+    for candidate in (last, default):
+        if candidate and not any(port_in_use(a, candidate) for a in addresses):
+            return candidate
+    import socket
+
+    for _ in range(100):
+        with socket.socket() as sock:
+            sock.bind((addresses[0], 0))
+            port = int(sock.getsockname()[1])
+        if not any(port_in_use(a, port) for a in addresses):
+            return port
+    raise ServerError(f"found no {what} port free on all of {', '.join(addresses)}")
+
+
+def _check_addresses(addresses: list[str]) -> None:
+    import socket
+
+    for address in addresses:
+        with socket.socket() as sock:
+            try:
+                sock.bind((address, 0))
+            except OSError as error:
+                raise ServerError(
+                    f"cannot use the loopback address {address} ({error.strerror}): a local "
+                    "cluster needs 127.0.0.1 ... 127.0.0.N (Linux routes all of 127/8 to the "
+                    f"loopback device; elsewhere add aliases, e.g. ifconfig lo0 alias {address})"
+                ) from None
+
+
+def node_config(info: ClusterInfo, node: int) -> ServerConfig:
+    """Node K's server settings: derived from the cluster's, the same at every start."""
+    assert info.dir is not None
+    seed = f"{node_address(1)}:{info.storage_port}"
+    tokens = node_tokens(node, info.nodes, info.num_tokens)
+    return ServerConfig(
+        dir=node_dir(info.dir, node), host=node_address(node), native_port=info.port,
+        storage_port=info.storage_port, jmx_port=None, heap=info.heap,
+        cluster_name=info.cluster_name, version=info.version, seeds=seed,
+        num_tokens=info.num_tokens, initial_token=",".join(str(t) for t in tokens),
+        announce_shutdown=True,
+    )
+
+
+def start_cluster(config: ClusterConfig) -> ClusterInfo:
+    """Start ``config.nodes`` nodes and wait until each answers CQL and sees every other one
+    up; return how to reach them. Nodes already running are kept; on failure, the nodes this
+    call started are stopped again and the error carries the failing node's log tail."""
+    if not 1 <= config.nodes <= MAX_NODES:
+        raise ServerError(f"--nodes must be between 1 and {MAX_NODES}, not {config.nodes}")
+    directory = server_dir(config.dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    if (directory / STATE_FILE).is_file():
+        raise ServerError(f"{directory} holds a single-node server's files ({STATE_FILE}); "
+                          "give the cluster another --dir")
+    with locked(directory / ".cluster.lock",
+                busy_message=f"another start or stop is in progress in {directory}"):
+        return _start_cluster_locked(config, directory)
+
+
+def _start_cluster_locked(config: ClusterConfig, directory: Path) -> ClusterInfo:
+    previous = cluster_info(directory)
+    if previous is not None and previous.nodes != config.nodes:
+        raise ServerError(
+            f"{directory} holds a {previous.nodes}-node cluster: start it with --nodes "
+            f"{previous.nodes}, or give a new cluster another --dir (nodes are not added to or "
+            "removed from an existing local cluster)")
+    addresses = [node_address(k) for k in range(1, config.nodes + 1)]
+    _check_addresses(addresses)
+    running = {k for k in range(1, config.nodes + 1)
+               if status(node_dir(directory, k)).running}
+    if previous is not None and running:  # a partly running cluster: keep its ports
+        native, storage = previous.port, previous.storage_port
+    else:
+        native = _pick_port(addresses, config.native_port,
+                            previous.port if previous else None, DEFAULT_CQL_PORT, "CQL")
+        storage = _pick_port(addresses, config.storage_port,
+                             previous.storage_port if previous else None, DEFAULT_STORAGE_PORT,
+                             "storage")
+        if storage == native:
+            raise ServerError(f"the CQL and storage ports must differ (both {native})")
+    info = ClusterInfo(
+        host=",".join(addresses), port=native, dir=directory, nodes=config.nodes,
+        storage_port=storage, heap=config.heap, cluster_name=config.cluster_name,
+        version=config.version, num_tokens=config.num_tokens,
+    )
+    _write_cluster_file(info)
+    started = time.monotonic()
+    mine: list[int] = []
+    try:
+        # The seed first: the others learn the ring from it.
+        waves = [[1], list(range(2, config.nodes + 1))]
+        for wave in waves:
+            todo = [k for k in wave if k not in running]
+            launched = _launch_nodes(info, todo, mine)
+            for k, node in launched.items():
+                await_ready(node, config.start_timeout)
+        wait_for_ring(info, timeout=config.start_timeout)
+    except BaseException:
+        for k in reversed(mine):
+            stop(node_dir(directory, k), timeout=DEFAULT_STOP_TIMEOUT)
+        raise
+    info = dataclasses.replace(info, startup_seconds=time.monotonic() - started)
+    _write_cluster_file(info)
+    log.info("cluster of %d nodes ready at %s after %.1f s", info.nodes, info.contact_point,
+             info.startup_seconds)
+    return info
+
+
+def _launch_nodes(info: ClusterInfo, nodes: list[int], mine: list[int]) -> dict[int, Launched]:
+    launched: dict[int, Launched] = {}
+    for k in nodes:
+        config = node_config(info, k)
+        assert config.dir is not None
+        config.dir.mkdir(parents=True, exist_ok=True)
+        with start_lock(config.dir):
+            launched[k] = launch(config, config.dir)
+        mine.append(k)
+    return launched
+
+
+def wait_for_ring(info: ClusterInfo, *, timeout: float, expect_down: set[int] | None = None,
+                  ) -> None:
+    """Until every node that should be up has every other such node in its gossip state as a
+    NORMAL member of the ring, and a client connected to all of them sees each one up."""
+    down = expect_down or set()
+    wanted = {node_address(k) for k in range(1, info.nodes + 1) if k not in down}
+    deadline = time.monotonic() + timeout
+    last = "not checked yet"
+    while True:
+        try:
+            missing = _hosts_not_up(info, wanted)
+            if not missing:
+                return
+            last = f"not seen up yet: {', '.join(sorted(missing))}"
+        except Exception as error:  # noqa: BLE001  # driver errors vary: retried until the deadline
+            last = f"{type(error).__name__}: {error}"
+        if time.monotonic() > deadline:
+            raise ServerError(f"the cluster in {info.dir} did not form a ring of "
+                              f"{len(wanted)} up nodes within {timeout:.0f} s ({last})")
+        time.sleep(1.0)
+
+
+def _hosts_not_up(info: ClusterInfo, wanted: set[str]) -> set[str]:
+    missing: set[str] = set()
+    for address in sorted(wanted):
+        # Ask each node itself: gossip's view differs per node until the ring has settled.
+        cluster = single_node_cluster(address, info.port)
+        try:
+            with quiet_driver():
+                rows = cluster.connect().execute(
+                    "SELECT address, status_with_port FROM system_views.gossip_info", timeout=10)
+                normal = {str(r.address) for r in rows
+                          if (r.status_with_port or "").startswith("NORMAL")}
+        finally:
+            cluster.shutdown()
+        missing |= wanted - normal
+    # A client's view: the driver learns the ring from one node and connects to every other.
+    cluster = Connection(host=",".join(sorted(wanted)), port=info.port).cluster(
+        connect_timeout=5, control_connection_timeout=5)
+    try:
+        with quiet_driver():
+            cluster.connect()
+            up = {str(h.address) for h in cluster.metadata.all_hosts() if h.is_up}
+    finally:
+        cluster.shutdown()
+    return missing | (wanted - up)
+
+
+def single_node_cluster(address: str, port: int) -> Any:
+    """A driver cluster that talks to ``address`` only (its view of the ring is what counts)."""
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile
+    from cassandra.policies import WhiteListRoundRobinPolicy
+
+    from ..client.cluster import make_cluster
+
+    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([address]),
+                               request_timeout=10)
+    return make_cluster(address, port, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+                        connect_timeout=5, control_connection_timeout=5)
+
+
+def cluster_status(directory: Path | str | None) -> list[NodeStatus]:
+    info = _require_cluster(directory)
+    return [NodeStatus(k, node_address(k), status(info.node_dir(k)))
+            for k in range(1, info.nodes + 1)]
+
+
+def stop_cluster(directory: Path | str | None, timeout: float = DEFAULT_STOP_TIMEOUT) -> list[int]:
+    """Stop every node (together); return the nodes that were running."""
+    info = _require_cluster(directory)
+    assert info.dir is not None
+    with locked(info.dir / ".cluster.lock",
+                busy_message=f"another start or stop is in progress in {info.dir}"):
+        nodes = list(range(1, info.nodes + 1))
+        with concurrent.futures.ThreadPoolExecutor(len(nodes)) as pool:
+            stopped = list(pool.map(lambda k: stop(info.node_dir(k), timeout=timeout), nodes))
+    return [k for k, was in zip(nodes, stopped, strict=True) if was]
+
+
+def stop_node(directory: Path | str | None, node: int, *, kill: bool = False,
+              timeout: float = DEFAULT_STOP_TIMEOUT) -> bool:
+    """Take node K down: SIGTERM (it drains and tells its peers), or SIGKILL with ``kill``
+    (a crash: peers find out by failure detection). True if it was running."""
+    info = _require_cluster(directory)
+    _check_node(info, node)
+    return stop(info.node_dir(node), timeout=timeout, kill=kill)
+
+
+def start_node(directory: Path | str | None, node: int,
+               timeout: float = DEFAULT_START_TIMEOUT) -> ServerInfo:
+    """Bring node K back (same address, ports and tokens) and wait until the other running
+    nodes see it up."""
+    info = _require_cluster(directory)
+    _check_node(info, node)
+    config = node_config(info, node)
+    config.start_timeout = timeout
+    assert config.dir is not None
+    with start_lock(config.dir):
+        launched = launch(config, config.dir)
+        ready = await_ready(launched, timeout)
+    down = {k for k in range(1, info.nodes + 1)
+            if k != node and not status(info.node_dir(k)).running}
+    wait_for_ring(info, timeout=timeout, expect_down=down)
+    return ready
+
+
+def _check_node(info: ClusterInfo, node: int) -> None:
+    if not 1 <= node <= info.nodes:
+        raise ServerError(f"the cluster in {info.dir} has nodes 1 to {info.nodes}, not {node}")
+
+
+def node_state(directory: Path | str | None, node: int) -> ServerInfo | None:
+    info = _require_cluster(directory)
+    return read_state(info.node_dir(node))
+
+
+def _write_cluster_file(info: ClusterInfo) -> None:
+    assert info.dir is not None
+    text = json.dumps(info.to_json(), indent=2) + "\n"
+    write_atomically(info.dir / CLUSTER_FILE, text.encode())

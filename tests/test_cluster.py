@@ -1,0 +1,266 @@
+"""Against a real 3-node cluster on 127.0.0.1-3 (``server start --nodes 3``): reads spread over
+the ring and go to a replica of each row; a node SIGKILLed mid-epoch costs no sample at RF 3
+and is used again once it is back, without restarting the pipeline; at RF 1 the error names the
+rows' node; an ingest at the default LOCAL_QUORUM survives a node down.
+
+The cluster is this module's own (about 30 s to start on 2 cores, 1 GiB of memory per node);
+every test leaves all three nodes running.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from cassandra import ConsistencyLevel
+from cassandra.cluster import EXEC_PROFILE_DEFAULT
+from cassandra_dali import _native, server, telemetry
+from cassandra_dali.dataset import images
+from cassandra_dali.sources import cassandra_node
+from nvidia.dali import pipeline_def
+from reader_helpers import Dataset, sha, write_dataset
+
+pytestmark = pytest.mark.slow
+
+NODES = 3
+SIZE = 240
+BATCH = 16
+SEED = 1234
+CLI = [sys.executable, "-m", "cassandra_dali.cli"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server.ClusterInfo]:
+    directory = tmp_path_factory.mktemp("cluster")
+    info = server.start_cluster(server.ClusterConfig(dir=directory, nodes=NODES, heap="512M",
+                                                     cluster_name="cassandra-dali-cluster"))
+    try:
+        yield info
+    finally:
+        server.stop_cluster(directory)
+
+
+@pytest.fixture(scope="module")
+def session(cluster: server.ClusterInfo) -> Iterator[Any]:
+    session = cluster.connect()
+    # Every replica acknowledges the test data: a node killed later cannot hold the only copy.
+    profile = session.cluster.profile_manager.profiles[EXEC_PROFILE_DEFAULT]
+    profile.consistency_level = ConsistencyLevel.ALL
+    try:
+        yield session
+    finally:
+        session.cluster.shutdown()
+
+
+def _dataset(session: Any, keyspace: str, rf: int, seed: int) -> Dataset:
+    session.execute(f"CREATE KEYSPACE {keyspace} WITH replication = "
+                    f"{{'class': 'SimpleStrategy', 'replication_factor': {rf}}}")
+    return write_dataset(session, keyspace, SIZE, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def rf3(session: Any) -> Dataset:
+    return _dataset(session, "rf3", 3, seed=31)
+
+
+@pytest.fixture(scope="module")
+def rf1(session: Any) -> Dataset:
+    return _dataset(session, "rf1", 1, seed=11)
+
+
+def _pipeline(cluster: server.ClusterInfo, ds: Dataset, name: str, **extra: Any) -> Any:
+    args = dict(cluster.connection().reader_kwargs(), table=f"{ds.keyspace}.data_int",
+                source_uuids=ds.ids, shuffle_every_epoch=True, shuffle_seed=SEED,
+                connect_timeout_ms=5000, **extra)
+
+    @pipeline_def(batch_size=BATCH, num_threads=2, device_id=None, prefetch_queue_depth=2)
+    def pipe() -> Any:
+        return cassandra_node(args, name=name)
+
+    p = pipe()
+    p.build()
+    return p
+
+
+def _check(ds: Dataset, outputs: Any) -> list[int]:
+    data, labels = outputs
+    seen = []
+    for i in range(len(labels)):
+        index = int(np.array(labels[i])[0])
+        assert sha(np.array(data[i])) == sha(ds.blobs[index]), f"sample {index} is corrupt"
+        seen.append(index)
+    return seen
+
+
+def _epoch(epoch: int) -> list[int]:
+    return _native.epoch_indices(SIZE, 1, 0, BATCH, epoch, True, SEED)
+
+
+def _node_reads(cluster: server.ClusterInfo, keyspace: str) -> dict[str, tuple[int, int]]:
+    """Per node: (reads it coordinated, reads it served from its own data) of data_int, from
+    its virtual tables (counted since the node started)."""
+    counts = {}
+    for address in cluster.hosts:
+        probe = server.cluster.single_node_cluster(address, cluster.port)
+        try:
+            s = probe.connect()
+            values = []
+            for view in ("coordinator_read_latency", "local_read_latency"):
+                row = s.execute(f"SELECT count FROM system_views.{view} WHERE keyspace_name = %s "
+                                "AND table_name = 'data_int'", (keyspace,)).one()
+                values.append(int(row.count) if row else 0)
+            counts[address] = (values[0], values[1])
+        finally:
+            probe.shutdown()
+    return counts
+
+
+def test_cli_lists_each_node(cluster: server.ClusterInfo) -> None:
+    result = subprocess.run([*CLI, "server", "status", "--dir", str(cluster.dir)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"{NODES} running" in result.stdout
+    for k in range(1, NODES + 1):
+        assert f"node{k} 127.0.0.{k}: running" in result.stdout, result.stdout
+    tokens = [t for k in range(1, NODES + 1) for t in server.cluster.node_tokens(k, NODES, 16)]
+    assert len(set(tokens)) == NODES * 16  # evenly spaced, no token shared
+
+
+def test_reads_go_to_the_rows_replica_and_spread_over_the_ring(
+    cluster: server.ClusterInfo, rf1: Dataset
+) -> None:
+    before = _node_reads(cluster, "rf1")
+    pipe = _pipeline(cluster, rf1, "spread")
+    seen = [i for _ in range(SIZE // BATCH) for i in _check(rf1, pipe.run())]
+    assert sorted(seen) == list(range(SIZE))
+    after = _node_reads(cluster, "rf1")
+    coordinated = {a: after[a][0] - before[a][0] for a in cluster.hosts}
+    local = {a: after[a][1] - before[a][1] for a in cluster.hosts}
+    print(f"reads per node (RF 1, {SIZE} rows): coordinated {coordinated}, served {local}")
+    stats = telemetry.readers("spread")[0]
+    # Every row read (the epoch, and what was read ahead of the next) was served once.
+    assert sum(local.values()) == stats.rows >= SIZE
+    # Token-aware: each read went to the node holding its row, none was forwarded.
+    assert coordinated == local
+    assert all(n > stats.rows * 0.2 for n in local.values()), local  # equal shares of the ring
+    # The reader's own count per host (from the ring it loaded) is what each node served.
+    assert stats.reads_by_host == local, (stats.reads_by_host, local)
+    assert "127.0.0.2" in telemetry.summary(stats)
+
+
+def test_a_node_killed_mid_epoch_costs_no_sample_at_rf3(
+    cluster: server.ClusterInfo, rf3: Dataset
+) -> None:
+    # Read-ahead held to 2 batches: most reads of these epochs are issued after the kill.
+    pipe = _pipeline(cluster, rf3, "rf3-kill", request_timeout_ms=2000, prefetch_buffers=2,
+                     max_prefetch_buffers=2)
+    batches = SIZE // BATCH
+    expected = _epoch(0) + _epoch(1) + _epoch(2)
+    seen = [i for _ in range(3) for i in _check(rf3, pipe.run())]
+    assert server.stop_node(cluster.dir, 2, kill=True)
+    killed = time.monotonic()
+    rows_at_kill = telemetry.readers("rf3-kill")[0].rows
+    try:
+        # The rest of epoch 0 and all of epoch 1 with node 2 dead.
+        stalls = []
+        for _ in range(2 * batches - 3):
+            started = time.monotonic()
+            seen += _check(rf3, pipe.run())
+            stalls.append(time.monotonic() - started)
+        read_while_down = telemetry.readers("rf3-kill")[0].rows - rows_at_kill
+        print(f"node 2 SIGKILLed: longest run() {max(stalls):.2f} s, "
+              f"{time.monotonic() - killed:.1f} s for the rest of two epochs, "
+              f"{read_while_down} rows read with node 2 dead")
+        assert read_while_down >= SIZE  # the kill came before most of these reads
+    finally:
+        server.start_node(cluster.dir, 2)
+    # Node 2 is back: the same pipeline sends reads to it again (its counts start at 0).
+    reads_before = _node_reads(cluster, "rf3")["127.0.0.2"]
+    deadline = time.monotonic() + 60
+    epoch = 2
+    while True:
+        for _ in range(batches):
+            seen += _check(rf3, pipe.run())
+        served = _node_reads(cluster, "rf3")["127.0.0.2"][1] - reads_before[1]
+        if served > 0 or time.monotonic() > deadline:
+            break
+        epoch += 1
+        expected += _epoch(epoch)
+    assert seen == expected  # every sample of every epoch, once each, in order
+    assert served > 0, "node 2 is back but the pipeline never read from it again"
+    stats = telemetry.readers("rf3-kill")[0]
+    print(f"retries {stats.retries}, errors {stats.errors}; node 2 served {served} reads "
+          "after its restart")
+
+
+def test_at_rf1_a_dead_node_is_named_in_the_error(
+    cluster: server.ClusterInfo, rf1: Dataset
+) -> None:
+    pipe = _pipeline(cluster, rf1, "rf1-kill", request_timeout_ms=1000, retry_budget_ms=3000)
+    assert server.stop_node(cluster.dir, 3, kill=True)
+    try:
+        with pytest.raises(Exception) as caught:
+            for _ in range(SIZE // BATCH):
+                pipe.run()
+    finally:
+        server.start_node(cluster.dir, 3)
+    message = str(caught.value)
+    print(message[-800:])
+    assert "rf1.data_int" in message, message
+    assert "127.0.0.3" in message and "unavailable" in message, message
+    named = [u for u in rf1.ids if u in message]
+    assert named, "the error names no UUID"
+    # The named row's replica is node 3, as the driver's own token map says.
+    meta = _native_replicas(cluster, "rf1", named[0])
+    assert meta == ["127.0.0.3"], meta
+
+
+def _native_replicas(cluster: server.ClusterInfo, keyspace: str, sample: str) -> list[str]:
+    probe = cluster.cluster()
+    try:
+        probe.connect()
+        key = uuid.UUID(sample).bytes
+        return sorted(str(h.address) for h in probe.metadata.get_replicas(keyspace, key))
+    finally:
+        probe.shutdown()
+
+
+def test_ingest_at_local_quorum_survives_a_node_down(
+    cluster: server.ClusterInfo, session: Any, tmp_path: Path
+) -> None:
+    root = tmp_path / "imagenette"
+    images.generate(root, 3, 0, seed=5, workers=1)
+    schema = Path(__file__).resolve().parents[1] / "python/cassandra_dali/dataset/create_tables.cql"
+    conn = ["--host", cluster.host, "--port", str(cluster.port)]
+    applied = subprocess.run([*CLI, "schema", "apply", str(schema), "--keyspace", "ingest3",
+                              "--replication-factor", "3", *conn],
+                             capture_output=True, text=True, timeout=120)
+    assert applied.returncode == 0, applied.stderr
+    assert server.stop_node(cluster.dir, 3, kill=True)
+    try:
+        tables = ["--data-table", "ingest3.data_train", "--metadata-table",
+                  "ingest3.metadata_train"]
+        ingest = [*CLI, "data", "ingest", str(root), "--split-subdir", "train", *tables,
+                  "--no-progress", *conn]
+        ok = subprocess.run(ingest, capture_output=True, text=True, timeout=300)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert "30 written" in ok.stdout, ok.stdout
+        # ALL needs node 3: the write fails, naming the file and what the server said (a
+        # timeout waiting for node 3 until gossip has marked it down, then "unavailable").
+        strict = subprocess.run([*ingest, "--consistency", "ALL", "--retry-budget", "2"],
+                                capture_output=True, text=True, timeout=300)
+        assert strict.returncode != 0
+        said = strict.stderr
+        assert "train/n" in said and "'consistency': 'ALL'" in said, said
+        assert "received only 2" in said or "unavailable" in said.lower(), said
+    finally:
+        server.start_node(cluster.dir, 3)
+    rows = session.execute("SELECT id FROM ingest3.data_train")  # at ALL: node 3 has them too
+    assert len(list(rows)) == 30
