@@ -27,15 +27,16 @@ def server_for(host: str, port: int | None, name: str, heap: str = "2G") -> Iter
 
 
 def write_random_rows(session: Any, keyspace: str, rows: int, row_bytes: int | tuple[int, int],
-                      seed: int = 0) -> tuple[list[uuid.UUID], int]:
+                      seed: int = 0, replication_factor: int = 1) -> tuple[list[uuid.UUID], int]:
     """A fresh ``keyspace.data (id uuid, label int, data blob, crc32c int)`` (compression off)
     holding ``rows`` rows of random bytes (nothing compresses), ``row_bytes`` each or drawn in
-    [low, high); labels ``i % 10``, the CRC32C filled. Returns the ids and the bytes written."""
+    [low, high); labels ``i % 10``, the CRC32C filled. Returns the ids and the bytes written.
+    A new keyspace gets ``replication_factor`` copies of each row."""
     from cassandra.concurrent import execute_concurrent_with_args
     from cassandra_dali.dataset import checksums
 
     session.execute(f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
-                    "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+                    f"{{'class': 'SimpleStrategy', 'replication_factor': {replication_factor}}}")
     session.execute(f"DROP TABLE IF EXISTS {keyspace}.data")
     session.execute(f"CREATE TABLE {keyspace}.data (id uuid PRIMARY KEY, label int, data blob, "
                     "crc32c int) WITH compression = {'enabled': 'false'}")

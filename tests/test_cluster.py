@@ -9,6 +9,7 @@ every test leaves all three nodes running.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cassandra_dali
 import numpy as np
 import pytest
 from cassandra import ConsistencyLevel
@@ -153,6 +155,17 @@ def test_reads_go_to_the_rows_replica_and_spread_over_the_ring(
     # The reader's own count per host (from the ring it loaded) is what each node served.
     assert stats.reads_by_host == local, (stats.reads_by_host, local)
     assert "127.0.0.2" in telemetry.summary(stats)
+
+
+def test_the_local_datacenter_is_used_or_refused(cluster: server.ClusterInfo, rf3: Dataset
+                                                ) -> None:
+    connection = dataclasses.replace(cluster.connection(), datacenter="datacenter1")
+    reader = cassandra_dali.Reader(f"{rf3.keyspace}.data_int", **connection.reader_kwargs())
+    data, labels, _ = reader.read(rf3.ids[:8])
+    assert [sha(d) for d in data] == [sha(rf3.blobs[i]) for i in range(8)]
+    wrong = dataclasses.replace(connection, datacenter="dc-on-the-moon")
+    with pytest.raises(Exception, match="local datacenter is valid"):
+        cassandra_dali.Reader(f"{rf3.keyspace}.data_int", **wrong.reader_kwargs())
 
 
 def test_a_node_killed_mid_epoch_costs_no_sample_at_rf3(

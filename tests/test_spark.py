@@ -7,11 +7,8 @@ Slow (JVM starts): deselect with ``-m "not slow"`` (or ``--deselect tests/test_s
 from __future__ import annotations
 
 import hashlib
-import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,8 @@ from cassandra_dali.dataset import images
 from conftest import unique_keyspace_name
 
 pyspark = pytest.importorskip("pyspark", reason="pyspark is not installed")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from spark_standalone import StandaloneSpark, spark_env  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -29,21 +28,6 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "imagenette"
 SPARK_HOME = Path(pyspark.__file__).parent
 TRAIN_PER_CLASS = 3
 TARGETS = ("serial", "local", "standalone")
-
-
-def spark_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["SPARK_HOME"] = str(SPARK_HOME)
-    env["PYSPARK_PYTHON"] = sys.executable  # executors must import cassandra_dali
-    env["SPARK_LOCAL_IP"] = "127.0.0.1"  # loopback only, whatever the host name resolves to
-    return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -127,78 +111,6 @@ def table_contents(session: Any, ks: str, target: str) -> tuple[dict[Any, Any], 
         )
     }
     return data, metadata
-
-
-class StandaloneSpark:
-    """A Spark master and one worker (2 cores) on loopback, from the pyspark installation."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.url = f"spark://127.0.0.1:{self.port}"
-        self.processes: list[subprocess.Popen[bytes]] = []
-
-    def _spawn(self, name: str, *args: str) -> Path:
-        log = self.directory / f"{name}.log"
-        with open(log, "wb") as out:
-            self.processes.append(
-                subprocess.Popen(
-                    [str(SPARK_HOME / "bin" / "spark-class"), *args],
-                    env=spark_env(),
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=self.directory,
-                    start_new_session=True,
-                )
-            )
-        return log
-
-    def start(self, timeout: float = 120.0) -> None:
-        self._spawn(
-            "master",
-            "org.apache.spark.deploy.master.Master",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--webui-port",
-            str(free_port()),
-        )
-        worker_log = self._spawn(
-            "worker",
-            "org.apache.spark.deploy.worker.Worker",
-            "--host",
-            "127.0.0.1",
-            "--webui-port",
-            str(free_port()),
-            "--cores",
-            "2",
-            "--memory",
-            "2g",
-            "--work-dir",
-            str(self.directory / "work"),
-            self.url,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            # The worker retries until the master listens, then logs its registration.
-            if "Successfully registered with master" in worker_log.read_text(errors="replace"):
-                return
-            for process in self.processes:
-                if process.poll() is not None:
-                    raise AssertionError(f"a Spark daemon exited: see {self.directory}/*.log")
-            time.sleep(0.5)
-        raise AssertionError(f"the Spark worker did not register in {timeout} s: {worker_log}")
-
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
 
 
 def test_serial_and_spark_give_the_same_tables(

@@ -119,6 +119,8 @@ typedef void (*CassFutureCallback)(CassFuture *future, void *data);
   X(cass_cluster_set_ssl, void, (CassCluster *, CassSsl *))                                    \
   X(cass_cluster_set_token_aware_routing, void, (CassCluster *, cass_bool_t))                  \
   X(cass_cluster_set_consistency, CassError, (CassCluster *, CassConsistency))                 \
+  X(cass_cluster_set_load_balance_dc_aware_n, CassError,                                        \
+    (CassCluster *, const char *, size_t, unsigned, cass_bool_t))                               \
   X(cass_ssl_new, CassSsl *, ())                                                               \
   X(cass_ssl_free, void, (CassSsl *))                                                          \
   X(cass_ssl_add_trusted_cert_n, CassError, (CassSsl *, const char *, size_t))                 \

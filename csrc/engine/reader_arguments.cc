@@ -48,6 +48,9 @@ const std::vector<ArgumentDecl> &ReaderArguments() {
       {"io_threads", 2, "Driver I/O threads."},
       {"connections_per_host", 2, "Connections per host and I/O thread."},
       {"consistency", S("LOCAL_ONE"), "Read consistency level."},
+      {"local_datacenter", S(),
+       "Data center to read from (DC-aware routing: other data centers' nodes are never "
+       "used). Empty: the data center of the first contact point the driver reaches."},
       {"connect_timeout_ms", 5000, "Connection timeout per host, in ms."},
       {"request_timeout_ms", 12000, "Timeout of one read, in ms."},
       {"retry_budget_ms", 60000,
@@ -119,6 +122,7 @@ ReaderSettings SettingsFromArguments(
   c.io_threads = num("io_threads");
   c.connections_per_host = num("connections_per_host");
   c.consistency = str("consistency");
+  c.local_datacenter = str("local_datacenter");
   c.connect_timeout_ms = num("connect_timeout_ms");
   c.request_timeout_ms = num("request_timeout_ms");
   c.driver_path = str("driver_path");

@@ -250,6 +250,15 @@ void Session::Connect() {
   api_.cass_cluster_set_connect_timeout(cluster_.get(), options_.connect_timeout_ms);
   api_.cass_cluster_set_request_timeout(cluster_.get(), options_.request_timeout_ms);
   api_.cass_cluster_set_constant_reconnect(cluster_.get(), 500);
+  if (!options_.local_datacenter.empty()) {
+    // Remote data centers never serve reads: a LOCAL_* level then means this data center.
+    const auto &dc = options_.local_datacenter;
+    if (api_.cass_cluster_set_load_balance_dc_aware_n(cluster_.get(), dc.data(), dc.size(), 0,
+                                                       cass_false) != CASS_OK) {
+      throw ArgumentError("local_datacenter '" + Printable(dc) + "' is not valid");
+    }
+  }
+  // Wraps the DC-aware policy: each read goes first to a replica of its row.
   api_.cass_cluster_set_token_aware_routing(cluster_.get(), cass_true);
   api_.cass_cluster_set_consistency(cluster_.get(), consistency_);
   if (!options_.username.empty()) {

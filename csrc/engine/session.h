@@ -37,6 +37,7 @@ struct ConnectionOptions {
   int io_threads = 2;
   int connections_per_host = 2;
   std::string consistency = "LOCAL_ONE";
+  std::string local_datacenter;  // empty: the driver takes the first contact point's
   int connect_timeout_ms = 5000;
   int request_timeout_ms = 12000;
   std::string driver_path;  // explicit driver library, empty = search

@@ -80,6 +80,7 @@ class Reader:
         io_threads: int = 2,
         connections_per_host: int = 2,
         consistency: str = "LOCAL_ONE",
+        local_datacenter: str = "",
         connect_timeout_ms: int = 5000,
         request_timeout_ms: int = 12000,
         retry_budget_ms: int = 60000,

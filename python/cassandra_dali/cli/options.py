@@ -28,6 +28,12 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.port,
         help="CQL port (env CASSANDRA_PORT, default %(default)s)",
     )
+    group.add_argument(
+        "--datacenter",
+        default=defaults.datacenter,
+        help="read and write through this data center's nodes only (env CASSANDRA_DATACENTER; "
+        "default: the first contact point's)",
+    )
     group.add_argument("--username", default=defaults.username, help="(env CASSANDRA_USERNAME)")
     group.add_argument(
         "--password",
@@ -70,6 +76,7 @@ def connection_from_args(args: argparse.Namespace) -> Connection:
         ca_cert=args.ca_cert,
         client_cert=args.client_cert,
         client_key=args.client_key,
+        datacenter=args.datacenter,
     )
 
 

@@ -24,6 +24,9 @@ def _add_schema_apply(parser: argparse.ArgumentParser) -> None:
 
 
 def _schema_apply(args: argparse.Namespace) -> int:
+    if args.replication_factor is not None and args.replication_factor < 1:
+        raise cql_files.CqlSyntaxError(
+            f"--replication-factor must be >= 1, not {args.replication_factor}")
     session = connection_from_args(args).connect()
     try:
         statements = cql_files.apply(session, args.file, keyspace=args.keyspace,

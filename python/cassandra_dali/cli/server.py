@@ -134,7 +134,8 @@ def _start(args: argparse.Namespace) -> int:
 def _start_cluster(args: argparse.Namespace) -> int:
     unsupported = [flag for flag, given in (
         ("--host", args.host != server.DEFAULT_HOST), ("--jmx-port", args.jmx_port is not None),
-        ("--auth", args.auth), ("--tls", args.tls or args.tls_client_auth)) if given]
+        ("--auth", args.auth), ("--tls", args.tls),
+        ("--tls-client-auth", args.tls_client_auth)) if given]
     if unsupported:
         raise server.ServerError(
             f"{', '.join(unsupported)} cannot be used with --nodes: a local cluster's nodes are "
@@ -182,7 +183,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _cluster_status(args: argparse.Namespace) -> int:
     info = server.cluster_info(args.dir)
-    assert info is not None
+    assert info is not None  # is_cluster_dir: the file is there (damaged: an error above)
     nodes = server.cluster_status(args.dir)
     up = [n for n in nodes if n.status.running]
     print(f"cluster of {info.nodes} nodes in {info.dir}: {len(up)} running, CQL port "
@@ -196,8 +197,11 @@ def _cluster_status(args: argparse.Namespace) -> int:
 def _logs(args: argparse.Namespace) -> int:
     if server.is_cluster_dir(args.dir):
         info = server.cluster_info(args.dir)
-        assert info is not None
-        for node in [args.node] if args.node else range(1, info.nodes + 1):
+        assert info is not None  # is_cluster_dir: the file is there (damaged: an error above)
+        if args.node is not None and not 1 <= args.node <= info.nodes:
+            raise server.ServerError(f"the cluster in {info.dir} has nodes 1 to {info.nodes}, "
+                                     f"not {args.node}")
+        for node in [args.node] if args.node is not None else range(1, info.nodes + 1):
             print(f"==== node{node} ({server.node_address(node)}) ====")
             print(server.log_tail(info.node_dir(node), args.lines))
         return 0

@@ -26,10 +26,12 @@ def make_cluster(
     client_cert: PathArg | None = None,
     client_key: PathArg | None = None,
     protocol_version: int | None = 5,
+    datacenter: str | None = None,
     **kwargs: Any,
 ) -> Cluster:
     """A cassandra-driver Cluster: explicit policies (no driver warnings about them), TCP_NODELAY.
-    ``hosts``: one contact point or a list (the driver finds the rest of the ring from them).
+    ``hosts``: one contact point or a list (the driver finds the rest of the ring from them);
+    ``datacenter``: the only data center used (None: the first contact point's).
 
     ``kwargs`` go to ``Cluster`` and override these settings (``request_timeout`` goes to the
     default execution profile).
@@ -51,7 +53,8 @@ def make_cluster(
         "sockopts": [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         "execution_profiles": {
             EXEC_PROFILE_DEFAULT: ExecutionProfile(
-                load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+                load_balancing_policy=TokenAwarePolicy(
+                    DCAwareRoundRobinPolicy(local_dc=datacenter or "")),
                 request_timeout=kwargs.pop("request_timeout", 30.0),
             )
         },

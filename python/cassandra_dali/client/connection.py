@@ -6,7 +6,8 @@ One set of flags for every command: ``--host``/``--port`` (defaults from ``CASSA
 port) and, for clusters with auth or TLS, ``--username``/
 ``--password``/``--ca-cert`` (``CASSANDRA_USERNAME``, ``CASSANDRA_PASSWORD``, ``CASSANDRA_CA``:
 the same variables the test suite reads), and ``--client-cert``/``--client-key`` for servers that
-require client certificates (``CASSANDRA_CLIENT_CERT``, ``CASSANDRA_CLIENT_KEY``); the flags
+require client certificates (``CASSANDRA_CLIENT_CERT``, ``CASSANDRA_CLIENT_KEY``), and
+``--datacenter`` (``CASSANDRA_DATACENTER``) for clusters of several data centers; the flags
 themselves are in :mod:`cassandra_dali.cli.options`. The same settings give a cassandra-driver
 session and the arguments of ``fn.crs4.cassandra``, so a script cannot write to one server and
 read another.
@@ -42,6 +43,13 @@ class Connection:
     client_key: PathArg | None = None
     # 5: Cassandra 4.0 and newer. None negotiates (for 3.x), at the cost of driver warnings.
     protocol_version: int | None = 5
+    # The data center whose nodes serve requests; None: the first contact point's.
+    datacenter: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.hosts:
+            raise ConnectionFailed(f"no contact point in {self.host!r}: give a host name or "
+                                   "address, or several separated by commas")
 
     @property
     def hosts(self) -> list[str]:
@@ -65,6 +73,7 @@ class Connection:
             ca_cert=env.get("CASSANDRA_CA") or None,
             client_cert=env.get("CASSANDRA_CLIENT_CERT") or None,
             client_key=env.get("CASSANDRA_CLIENT_KEY") or None,
+            datacenter=env.get("CASSANDRA_DATACENTER") or None,
         )
 
     def cluster(self, **kwargs: Any) -> Cluster:
@@ -78,6 +87,7 @@ class Connection:
             client_cert=self.client_cert,
             client_key=self.client_key,
             protocol_version=self.protocol_version,
+            datacenter=self.datacenter,
             **kwargs,
         )
 
@@ -117,6 +127,8 @@ class Connection:
         The password travels as a file name or an environment variable's name whenever it came
         from one, so a serialized pipeline holds no password."""
         kwargs: dict[str, Any] = {"cassandra_ips": self.hosts, "cassandra_port": self.port}
+        if self.datacenter is not None:
+            kwargs["local_datacenter"] = self.datacenter
         if self.username is not None:
             kwargs["username"] = self.username
             if self.password_file is not None:

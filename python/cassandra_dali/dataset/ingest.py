@@ -100,7 +100,7 @@ class IngestConfig:
         if self.max_size < 1:
             raise ValueError("max_size must be >= 1")
         object.__setattr__(self, "on_error", OnError(self.on_error))
-        object.__setattr__(self, "consistency", self.consistency.upper())
+        object.__setattr__(self, "consistency", str(self.consistency).upper())
         if self.consistency not in WRITE_CONSISTENCIES:
             raise ValueError(f"consistency {self.consistency!r} is not a write consistency "
                              f"level (one of {', '.join(WRITE_CONSISTENCIES)})")

@@ -27,6 +27,7 @@ from ..client import Connection
 from ..client.cluster import quiet_driver
 from .config import ServerConfig, ServerInfo, ServerStatus, port_in_use, read_state
 from .layout import (
+    CLUSTER_FILE,
     DEFAULT_CLUSTER_NAME,
     DEFAULT_HEAP,
     DEFAULT_START_TIMEOUT,
@@ -41,7 +42,6 @@ from .process import Launched, await_ready, launch, start_lock, status, stop
 
 log = logging.getLogger(__name__)
 
-CLUSTER_FILE = "cluster.json"
 FIRST_ADDRESS = "127.0.0.1"
 DEFAULT_CQL_PORT = 9042
 DEFAULT_STORAGE_PORT = 7000
@@ -132,12 +132,24 @@ def is_cluster_dir(directory: Path | str | None) -> bool:
 
 
 def cluster_info(directory: Path | str | None) -> ClusterInfo | None:
-    """The cluster of a directory as last started; None if there is none."""
+    """The cluster of a directory as last started; None if there is none. A damaged
+    ``cluster.json`` is an error that names it."""
+    path = server_dir(directory) / CLUSTER_FILE
     try:
-        data = json.loads((server_dir(directory) / CLUSTER_FILE).read_text())
-        return ClusterInfo.from_json(data)
-    except (OSError, ValueError, TypeError):
+        text = path.read_text()
+    except FileNotFoundError:
         return None
+    except OSError as error:
+        raise ServerError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object")
+        return ClusterInfo.from_json(data)
+    except (ValueError, TypeError) as error:
+        raise ServerError(f"{path} is damaged ({error}); the nodes' own files are in "
+                          f"{path.parent}/node*: stop them with cassandra-dali server stop "
+                          "--dir on each node directory, then start the cluster anew") from None
 
 
 def _require_cluster(directory: Path | str | None) -> ClusterInfo:
@@ -149,17 +161,20 @@ def _require_cluster(directory: Path | str | None) -> ClusterInfo:
 
 
 def _pick_port(addresses: list[str], wanted: int | None, last: int | None, default: int,
-               what: str) -> int:
-    """A port free on every address: the one asked for (or fail), else the last, else the
-    default, else one the OS picks on the first address that is free on the others too."""
+               what: str, taken: int | None = None) -> int:
+    """A port free on every address and other than ``taken``: the one asked for (or fail),
+    else the last, else the default, else one the OS picks that is free on every address."""
     if wanted is not None:
+        if wanted == taken:
+            raise ServerError(f"the CQL and storage ports must differ (both {wanted})")
         for address in addresses:
             if port_in_use(address, wanted):
                 raise ServerError(f"{what} port {address}:{wanted} is already in use; choose "
                                   "another port or leave it out to have a free one picked")
         return wanted
     for candidate in (last, default):
-        if candidate and not any(port_in_use(a, candidate) for a in addresses):
+        if candidate and candidate != taken and not any(port_in_use(a, candidate)
+                                                        for a in addresses):
             return candidate
     import socket
 
@@ -167,7 +182,7 @@ def _pick_port(addresses: list[str], wanted: int | None, last: int | None, defau
         with socket.socket() as sock:
             sock.bind((addresses[0], 0))
             port = int(sock.getsockname()[1])
-        if not any(port_in_use(a, port) for a in addresses):
+        if port != taken and not any(port_in_use(a, port) for a in addresses):
             return port
     raise ServerError(f"found no {what} port free on all of {', '.join(addresses)}")
 
@@ -230,14 +245,19 @@ def _start_cluster_locked(config: ClusterConfig, directory: Path) -> ClusterInfo
                if status(node_dir(directory, k)).running}
     if previous is not None and running:  # a partly running cluster: keep its ports
         native, storage = previous.port, previous.storage_port
+        for asked, used, what in ((config.native_port, native, "CQL"),
+                                  (config.storage_port, storage, "storage")):
+            if asked is not None and asked != used:
+                raise ServerError(f"nodes of the cluster in {directory} already run with "
+                                  f"{what} port {used}, not {asked}: stop it first to change it")
     else:
+        # A port asked for is reserved first, so the other one never picks it.
         native = _pick_port(addresses, config.native_port,
-                            previous.port if previous else None, DEFAULT_CQL_PORT, "CQL")
+                            previous.port if previous else None, DEFAULT_CQL_PORT, "CQL",
+                            taken=config.storage_port)
         storage = _pick_port(addresses, config.storage_port,
                              previous.storage_port if previous else None, DEFAULT_STORAGE_PORT,
-                             "storage")
-        if storage == native:
-            raise ServerError(f"the CQL and storage ports must differ (both {native})")
+                             "storage", taken=native)
     info = ClusterInfo(
         host=",".join(addresses), port=native, dir=directory, nodes=config.nodes,
         storage_port=storage, heap=config.heap, cluster_name=config.cluster_name,
@@ -391,6 +411,7 @@ def _check_node(info: ClusterInfo, node: int) -> None:
 
 def node_state(directory: Path | str | None, node: int) -> ServerInfo | None:
     info = _require_cluster(directory)
+    _check_node(info, node)
     return read_state(info.node_dir(node))
 
 

@@ -23,6 +23,7 @@ SUPERUSER_PASSWORD = "cassandra"
 # Files inside a server directory.
 PID_FILE = "cassandra.pid"
 STATE_FILE = "server.json"
+CLUSTER_FILE = "cluster.json"  # a local cluster's directory: nodes in node1 ... nodeN
 YAML_FILE = "cassandra.yaml"
 LOGBACK_FILE = "logback.xml"
 LOG_DIR = "logs"

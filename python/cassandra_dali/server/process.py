@@ -29,6 +29,7 @@ from .config import (
 )
 from .jars import MAIN_CLASS, Installation, find_java_home, installation
 from .layout import (
+    CLUSTER_FILE,
     DEFAULT_START_TIMEOUT,
     DEFAULT_STOP_TIMEOUT,
     LOG_DIR,
@@ -168,6 +169,9 @@ def start(config: ServerConfig | None = None) -> ServerInfo:
     config = config or ServerConfig()
     _check_heap(config.heap)  # before anything is written or started
     directory = server_dir(config.dir)
+    if (directory / CLUSTER_FILE).is_file():
+        raise ServerError(f"{directory} holds a local cluster ({CLUSTER_FILE}): start it with "
+                          f"--nodes, or give the single server another --dir")
     directory.mkdir(parents=True, exist_ok=True)
     with start_lock(directory):
         launched = launch(config, directory)
