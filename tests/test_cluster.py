@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ import numpy as np
 import pytest
 from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT
+from cassandra.query import SimpleStatement
 from cassandra_dali import _native, server, telemetry
 from cassandra_dali.dataset import images
 from cassandra_dali.sources import cassandra_node
@@ -106,22 +108,20 @@ def _epoch(epoch: int) -> list[int]:
 
 
 def _node_reads(cluster: server.ClusterInfo, keyspace: str) -> dict[str, tuple[int, int]]:
-    """Per node: (reads it coordinated, reads it served from its own data) of data_int, from
-    its virtual tables (counted since the node started)."""
-    counts = {}
-    for address in cluster.hosts:
-        probe = server.cluster.single_node_cluster(address, cluster.port)
-        try:
-            s = probe.connect()
-            values = []
-            for view in ("coordinator_read_latency", "local_read_latency"):
-                row = s.execute(f"SELECT count FROM system_views.{view} WHERE keyspace_name = %s "
-                                "AND table_name = 'data_int'", (keyspace,)).one()
-                values.append(int(row.count) if row else 0)
-            counts[address] = (values[0], values[1])
-        finally:
-            probe.shutdown()
-    return counts
+    return server.cluster.node_read_counts(cluster, keyspace, "data_int")
+
+
+def _quiet(name: str) -> telemetry.ReaderStats:
+    """The reader's counters once its reads ahead have landed (nothing in flight, rows steady)."""
+    deadline = time.monotonic() + 30
+    last = telemetry.readers(name)[0]
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = telemetry.readers(name)[0]
+        if now.in_flight == 0 and now.rows == last.rows:
+            return now
+        last = now
+    raise AssertionError(f"reader {name} still reading after 30 s: {last}")
 
 
 def test_cli_lists_each_node(cluster: server.ClusterInfo) -> None:
@@ -135,25 +135,30 @@ def test_cli_lists_each_node(cluster: server.ClusterInfo) -> None:
     assert len(set(tokens)) == NODES * 16  # evenly spaced, no token shared
 
 
+@pytest.mark.parametrize("rf", [1, 3])
 def test_reads_go_to_the_rows_replica_and_spread_over_the_ring(
-    cluster: server.ClusterInfo, rf1: Dataset
+    cluster: server.ClusterInfo, request: pytest.FixtureRequest, rf: int
 ) -> None:
-    before = _node_reads(cluster, "rf1")
-    pipe = _pipeline(cluster, rf1, "spread")
-    seen = [i for _ in range(SIZE // BATCH) for i in _check(rf1, pipe.run())]
+    ds: Dataset = request.getfixturevalue(f"rf{rf}")
+    name = f"spread-rf{rf}"
+    before = _node_reads(cluster, ds.keyspace)
+    pipe = _pipeline(cluster, ds, name)
+    seen = [i for _ in range(SIZE // BATCH) for i in _check(ds, pipe.run())]
     assert sorted(seen) == list(range(SIZE))
-    after = _node_reads(cluster, "rf1")
+    stats = _quiet(name)
+    after = _node_reads(cluster, ds.keyspace)
     coordinated = {a: after[a][0] - before[a][0] for a in cluster.hosts}
     local = {a: after[a][1] - before[a][1] for a in cluster.hosts}
-    print(f"reads per node (RF 1, {SIZE} rows): coordinated {coordinated}, served {local}")
-    stats = telemetry.readers("spread")[0]
-    # Every row read (the epoch, and what was read ahead of the next) was served once.
+    print(f"reads per node (RF {rf}, {stats.rows} rows read): coordinated {coordinated}, "
+          f"served {local}, reader's count per replica host {stats.reads_by_host}")
+    # Every row read (the epoch, and what was read ahead of the next) was served once...
     assert sum(local.values()) == stats.rows >= SIZE
-    # Token-aware: each read went to the node holding its row, none was forwarded.
+    # ...by the node it was sent to (token-aware: a replica of its row; none was forwarded),
     assert coordinated == local
-    assert all(n > stats.rows * 0.2 for n in local.values()), local  # equal shares of the ring
-    # The reader's own count per host (from the ring it loaded) is what each node served.
+    # ...its primary replica, as the reader counts (replicas are not shuffled),
     assert stats.reads_by_host == local, (stats.reads_by_host, local)
+    # ...and the ring's thirds share the load.
+    assert all(n > stats.rows * 0.2 for n in local.values()), local
     assert "127.0.0.2" in telemetry.summary(stats)
 
 
@@ -245,26 +250,61 @@ def _native_replicas(cluster: server.ClusterInfo, keyspace: str, sample: str) ->
         probe.shutdown()
 
 
-def test_ingest_at_local_quorum_survives_a_node_down(
+def test_at_rf1_a_node_back_within_the_budget_costs_nothing(
+    cluster: server.ClusterInfo, rf1: Dataset
+) -> None:
+    pipe = _pipeline(cluster, rf1, "rf1-back", request_timeout_ms=1000, prefetch_buffers=2,
+                     max_prefetch_buffers=2)
+    batches = SIZE // BATCH
+    seen = [i for _ in range(2) for i in _check(rf1, pipe.run())]
+    assert server.stop_node(cluster.dir, 3, kill=True)
+    restart = threading.Thread(target=server.start_node, args=(cluster.dir, 3))
+    restart.start()  # back in about 10 s, well within the default 60 s budget
+    try:
+        seen += [i for _ in range(2 * batches - 2) for i in _check(rf1, pipe.run())]
+    finally:
+        restart.join()
+    assert seen == _epoch(0) + _epoch(1)
+    assert telemetry.readers("rf1-back")[0].retries > 0  # the rows on node 3 waited for it
+
+
+def test_ingest_at_local_quorum_survives_a_node_killed_mid_ingest(
     cluster: server.ClusterInfo, session: Any, tmp_path: Path
 ) -> None:
     root = tmp_path / "imagenette"
-    images.generate(root, 3, 0, seed=5, workers=1)
+    images.generate(root, 40, 0, seed=5, workers=1)
+    files = 40 * 10
     schema = Path(__file__).resolve().parents[1] / "python/cassandra_dali/dataset/create_tables.cql"
     conn = ["--host", cluster.host, "--port", str(cluster.port)]
     applied = subprocess.run([*CLI, "schema", "apply", str(schema), "--keyspace", "ingest3",
                               "--replication-factor", "3", *conn],
                              capture_output=True, text=True, timeout=120)
     assert applied.returncode == 0, applied.stderr
-    assert server.stop_node(cluster.dir, 3, kill=True)
+    tables = ["--data-table", "ingest3.data_train", "--metadata-table", "ingest3.metadata_train"]
+    ingest = [*CLI, "data", "ingest", str(root), "--split-subdir", "train", *tables,
+              "--no-progress", *conn]
+    first_row = SimpleStatement("SELECT id FROM ingest3.metadata_train LIMIT 1",
+                                consistency_level=ConsistencyLevel.ONE)
+    with subprocess.Popen(ingest, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as running:
+        try:
+            deadline = time.monotonic() + 120
+            # A metadata row is written only after its data row: the ingest is under way.
+            while session.execute(first_row).one() is None:
+                assert running.poll() is None, "the ingest ended before any row was seen"
+                assert time.monotonic() < deadline, "no row written in 120 s"
+                time.sleep(0.02)
+            assert server.stop_node(cluster.dir, 3, kill=True)
+            mid_ingest = running.poll() is None
+            out, err = running.communicate(timeout=300)
+        except BaseException:
+            running.kill()
+            raise
     try:
-        tables = ["--data-table", "ingest3.data_train", "--metadata-table",
-                  "ingest3.metadata_train"]
-        ingest = [*CLI, "data", "ingest", str(root), "--split-subdir", "train", *tables,
-                  "--no-progress", *conn]
-        ok = subprocess.run(ingest, capture_output=True, text=True, timeout=300)
-        assert ok.returncode == 0, ok.stdout + ok.stderr
-        assert "30 written" in ok.stdout, ok.stdout
+        assert running.returncode == 0, out + err
+        assert mid_ingest, "the ingest had ended before node 3 was killed (nothing tested)"
+        assert f"{files} written" in out and "0 failed" in out, out
+        assert server.cluster_status(cluster.dir)[2].status.running is False
         # ALL needs node 3: the write fails, naming the file and what the server said (a
         # timeout waiting for node 3 until gossip has marked it down, then "unavailable").
         strict = subprocess.run([*ingest, "--consistency", "ALL", "--retry-budget", "2"],
@@ -275,5 +315,6 @@ def test_ingest_at_local_quorum_survives_a_node_down(
         assert "received only 2" in said or "unavailable" in said.lower(), said
     finally:
         server.start_node(cluster.dir, 3)
-    rows = session.execute("SELECT id FROM ingest3.data_train")  # at ALL: node 3 has them too
-    assert len(list(rows)) == 30
+    # Every row is there (read at ALL: every replica answers, node 3 included).
+    assert len(list(session.execute("SELECT id FROM ingest3.data_train"))) == files
+    assert len(list(session.execute("SELECT id FROM ingest3.metadata_train"))) == files

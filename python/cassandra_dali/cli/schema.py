@@ -10,13 +10,20 @@ from ..client import cql_files
 from .options import add_connection_arguments, connection_from_args
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {value}")
+    return value
+
+
 def _add_schema_apply(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="CQL script, e.g. create_tables.cql")
     parser.add_argument(
         "--keyspace", default=None, help="create this keyspace instead of the one the file names"
     )
     parser.add_argument(
-        "--replication-factor", type=int, default=None, metavar="N",
+        "--replication-factor", type=_positive, default=None, metavar="N",
         help="N copies of each row in every data center (NetworkTopologyStrategy) instead of "
         "the file's replication; 3 on a cluster, so a node down costs nothing",
     )
@@ -24,9 +31,6 @@ def _add_schema_apply(parser: argparse.ArgumentParser) -> None:
 
 
 def _schema_apply(args: argparse.Namespace) -> int:
-    if args.replication_factor is not None and args.replication_factor < 1:
-        raise cql_files.CqlSyntaxError(
-            f"--replication-factor must be >= 1, not {args.replication_factor}")
     session = connection_from_args(args).connect()
     try:
         statements = cql_files.apply(session, args.file, keyspace=args.keyspace,

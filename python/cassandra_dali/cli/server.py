@@ -54,7 +54,8 @@ def add_parser(subparsers: Any) -> None:
                        "(one is made: DIR/tls/client.pem and client.key)")
     start.add_argument("--timeout", type=float, default=server.DEFAULT_START_TIMEOUT,
                        help="seconds to wait for the server (%(default)s)")
-    start.add_argument("--cluster-name", default=server.DEFAULT_CLUSTER_NAME, help="(%(default)s)")
+    start.add_argument("--cluster-name", default=None,
+                       help=f"(default: {server.DEFAULT_CLUSTER_NAME}; an existing cluster's own)")
     start.add_argument("--version", default=server.DEFAULT_VERSION,
                        help="Cassandra version (%(default)s)")
     start.set_defaults(func=_start)
@@ -115,7 +116,8 @@ def _start(args: argparse.Namespace) -> int:
         host=args.host, native_port=args.port, storage_port=args.storage_port,
         jmx_port=args.jmx_port, heap=args.heap, auth=args.auth, tls=args.tls,
         client_auth=args.tls_client_auth,
-        cluster_name=args.cluster_name, version=args.version, start_timeout=args.timeout,
+        cluster_name=args.cluster_name or server.DEFAULT_CLUSTER_NAME, version=args.version,
+        start_timeout=args.timeout,
     )
     if args.dir is not None:
         config.dir = args.dir
@@ -198,9 +200,8 @@ def _logs(args: argparse.Namespace) -> int:
     if server.is_cluster_dir(args.dir):
         info = server.cluster_info(args.dir)
         assert info is not None  # is_cluster_dir: the file is there (damaged: an error above)
-        if args.node is not None and not 1 <= args.node <= info.nodes:
-            raise server.ServerError(f"the cluster in {info.dir} has nodes 1 to {info.nodes}, "
-                                     f"not {args.node}")
+        if args.node is not None:
+            server.cluster.check_node(info, args.node)
         for node in [args.node] if args.node is not None else range(1, info.nodes + 1):
             print(f"==== node{node} ({server.node_address(node)}) ====")
             print(server.log_tail(info.node_dir(node), args.lines))

@@ -33,7 +33,8 @@ DEFAULT_CONCURRENCY = 32
 DEFAULT_MAX_BYTES_IN_FLIGHT = 64 * 1024 * 1024
 DEFAULT_RETRY_BUDGET_S = 60.0
 # A majority of the local data center's replicas: at RF 3 a write survives one node down, and a
-# later LOCAL_ONE read finds it on at least one of the replicas a LOCAL_QUORUM read would ask.
+# LOCAL_QUORUM read always meets a replica that has it (2 + 2 > 3). A LOCAL_ONE read may reach
+# the one that missed it; the reader then re-reads that row at LOCAL_QUORUM.
 DEFAULT_WRITE_CONSISTENCY = "LOCAL_QUORUM"
 WRITE_CONSISTENCIES = ("ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM",
                        "EACH_QUORUM", "LOCAL_ONE")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import write_atomically
-from ..client import Connection
+from ..client import Connection, ConnectionFailed
 from ..client.cluster import quiet_driver
 from .config import ServerConfig, ServerInfo, ServerStatus, port_in_use, read_state
 from .layout import (
@@ -61,9 +61,11 @@ class ClusterConfig:
     heap: str = DEFAULT_HEAP
     native_port: int | None = None
     storage_port: int | None = None
-    cluster_name: str = DEFAULT_CLUSTER_NAME
-    version: str = DEFAULT_VERSION
-    num_tokens: int = DEFAULT_NUM_TOKENS
+    # Fixed when the cluster is created (its nodes refuse another name or other tokens later):
+    # None takes the existing cluster's, else the default.
+    cluster_name: str | None = None
+    version: str | None = None
+    num_tokens: int | None = None
     start_timeout: float = DEFAULT_START_TIMEOUT  # per wave: the seed, then the other nodes
 
 
@@ -146,7 +148,7 @@ def cluster_info(directory: Path | str | None) -> ClusterInfo | None:
         if not isinstance(data, dict):
             raise TypeError("not a JSON object")
         return ClusterInfo.from_json(data)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, ConnectionFailed) as error:
         raise ServerError(f"{path} is damaged ({error}); the nodes' own files are in "
                           f"{path.parent}/node*: stop them with cassandra-dali server stop "
                           "--dir on each node directory, then start the cluster anew") from None
@@ -227,7 +229,7 @@ def start_cluster(config: ClusterConfig) -> ClusterInfo:
     if (directory / STATE_FILE).is_file():
         raise ServerError(f"{directory} holds a single-node server's files ({STATE_FILE}); "
                           "give the cluster another --dir")
-    with locked(directory / ".cluster.lock",
+    with locked(directory / ".cluster.lock",  # no cluster.json yet: not _cluster_lock
                 busy_message=f"another start or stop is in progress in {directory}"):
         return _start_cluster_locked(config, directory)
 
@@ -258,10 +260,10 @@ def _start_cluster_locked(config: ClusterConfig, directory: Path) -> ClusterInfo
         storage = _pick_port(addresses, config.storage_port,
                              previous.storage_port if previous else None, DEFAULT_STORAGE_PORT,
                              "storage", taken=native)
+    fixed = _fixed_settings(config, previous)
     info = ClusterInfo(
         host=",".join(addresses), port=native, dir=directory, nodes=config.nodes,
-        storage_port=storage, heap=config.heap, cluster_name=config.cluster_name,
-        version=config.version, num_tokens=config.num_tokens,
+        storage_port=storage, heap=config.heap, **fixed,
     )
     _write_cluster_file(info)
     started = time.monotonic()
@@ -286,6 +288,24 @@ def _start_cluster_locked(config: ClusterConfig, directory: Path) -> ClusterInfo
     return info
 
 
+def _fixed_settings(config: ClusterConfig, previous: ClusterInfo | None) -> dict[str, Any]:
+    """cluster_name, version and num_tokens: as asked, else as the existing cluster has them,
+    else the defaults. Another name or token count than the existing cluster's is refused (its
+    nodes would not start with them); another version is an upgrade, allowed."""
+    defaults: dict[str, Any] = {"cluster_name": DEFAULT_CLUSTER_NAME, "version": DEFAULT_VERSION,
+                                "num_tokens": DEFAULT_NUM_TOKENS}
+    fixed = {}
+    for name, default in defaults.items():
+        asked = getattr(config, name)
+        existing = getattr(previous, name) if previous is not None else None
+        if asked is not None and existing is not None and asked != existing \
+                and name != "version":
+            raise ServerError(f"the cluster in {config.dir} was created with {name} "
+                              f"{existing!r}, not {asked!r}; give a new cluster another --dir")
+        fixed[name] = asked if asked is not None else existing if existing is not None else default
+    return fixed
+
+
 def _launch_nodes(info: ClusterInfo, nodes: list[int], mine: list[int]) -> dict[int, Launched]:
     launched: dict[int, Launched] = {}
     for k in nodes:
@@ -300,8 +320,10 @@ def _launch_nodes(info: ClusterInfo, nodes: list[int], mine: list[int]) -> dict[
 
 def wait_for_ring(info: ClusterInfo, *, timeout: float, expect_down: set[int] | None = None,
                   ) -> None:
-    """Until every node that should be up has every other such node in its gossip state as a
-    NORMAL member of the ring, and a client connected to all of them sees each one up."""
+    """Until every node that should be up has every such node in its gossip state as a NORMAL
+    member of the ring at that node's current generation (a restarted node has a new one, so
+    its peers have heard from it since its restart), and a client connected to all of them
+    sees each one up."""
     down = expect_down or set()
     wanted = {node_address(k) for k in range(1, info.nodes + 1) if k not in down}
     deadline = time.monotonic() + timeout
@@ -321,19 +343,26 @@ def wait_for_ring(info: ClusterInfo, *, timeout: float, expect_down: set[int] | 
 
 
 def _hosts_not_up(info: ClusterInfo, wanted: set[str]) -> set[str]:
-    missing: set[str] = set()
+    # Ask each node itself: gossip's view differs per node until the ring has settled.
+    views: dict[str, dict[str, tuple[str, int | None]]] = {}
     for address in sorted(wanted):
-        # Ask each node itself: gossip's view differs per node until the ring has settled.
         cluster = single_node_cluster(address, info.port)
         try:
             with quiet_driver():
                 rows = cluster.connect().execute(
-                    "SELECT address, status_with_port FROM system_views.gossip_info", timeout=10)
-                normal = {str(r.address) for r in rows
-                          if (r.status_with_port or "").startswith("NORMAL")}
+                    "SELECT address, status_with_port, generation FROM system_views.gossip_info",
+                    timeout=10)
+                views[address] = {str(r.address): (r.status_with_port or "", r.generation)
+                                  for r in rows}
         finally:
             cluster.shutdown()
-        missing |= wanted - normal
+    missing = set()
+    for node in wanted:
+        generation = views[node].get(node, ("", None))[1]  # the node's own, since its start
+        for viewer in wanted:
+            state, seen = views[viewer].get(node, ("", None))
+            if not state.startswith("NORMAL") or seen != generation:
+                missing.add(node)
     # A client's view: the driver learns the ring from one node and connects to every other.
     cluster = Connection(host=",".join(sorted(wanted)), port=info.port).cluster(
         connect_timeout=5, control_connection_timeout=5)
@@ -344,6 +373,27 @@ def _hosts_not_up(info: ClusterInfo, wanted: set[str]) -> set[str]:
     finally:
         cluster.shutdown()
     return missing | (wanted - up)
+
+
+def node_read_counts(info: ClusterInfo, keyspace: str, table: str) -> dict[str, tuple[int, int]]:
+    """Per node address: (reads of ``keyspace.table`` it coordinated, reads it served from its
+    own data), from its ``system_views`` (counted since the node started). With token-aware
+    routing the two are equal at RF 1: no node forwards a read."""
+    counts = {}
+    for address in info.hosts:
+        cluster = single_node_cluster(address, info.port)
+        try:
+            session = cluster.connect()
+            values = []
+            for view in ("coordinator_read_latency", "local_read_latency"):
+                row = session.execute(f"SELECT count FROM system_views.{view} WHERE "
+                                      "keyspace_name = %s AND table_name = %s",
+                                      (keyspace, table)).one()
+                values.append(int(row.count) if row else 0)
+            counts[address] = (values[0], values[1])
+        finally:
+            cluster.shutdown()
+    return counts
 
 
 def single_node_cluster(address: str, port: int) -> Any:
@@ -369,8 +419,7 @@ def stop_cluster(directory: Path | str | None, timeout: float = DEFAULT_STOP_TIM
     """Stop every node (together); return the nodes that were running."""
     info = _require_cluster(directory)
     assert info.dir is not None
-    with locked(info.dir / ".cluster.lock",
-                busy_message=f"another start or stop is in progress in {info.dir}"):
+    with _cluster_lock(info):
         nodes = list(range(1, info.nodes + 1))
         with concurrent.futures.ThreadPoolExecutor(len(nodes)) as pool:
             stopped = list(pool.map(lambda k: stop(info.node_dir(k), timeout=timeout), nodes))
@@ -382,8 +431,9 @@ def stop_node(directory: Path | str | None, node: int, *, kill: bool = False,
     """Take node K down: SIGTERM (it drains and tells its peers), or SIGKILL with ``kill``
     (a crash: peers find out by failure detection). True if it was running."""
     info = _require_cluster(directory)
-    _check_node(info, node)
-    return stop(info.node_dir(node), timeout=timeout, kill=kill)
+    check_node(info, node)
+    with _cluster_lock(info):
+        return stop(info.node_dir(node), timeout=timeout, kill=kill)
 
 
 def start_node(directory: Path | str | None, node: int,
@@ -391,27 +441,41 @@ def start_node(directory: Path | str | None, node: int,
     """Bring node K back (same address, ports and tokens) and wait until the other running
     nodes see it up."""
     info = _require_cluster(directory)
-    _check_node(info, node)
+    check_node(info, node)
     config = node_config(info, node)
     config.start_timeout = timeout
     assert config.dir is not None
-    with start_lock(config.dir):
-        launched = launch(config, config.dir)
-        ready = await_ready(launched, timeout)
-    down = {k for k in range(1, info.nodes + 1)
-            if k != node and not status(info.node_dir(k)).running}
-    wait_for_ring(info, timeout=timeout, expect_down=down)
+    with _cluster_lock(info):
+        if status(config.dir).running:
+            raise ServerError(f"node{node} ({node_address(node)}) of the cluster in {info.dir} "
+                              "already runs")
+        with start_lock(config.dir):
+            launched = launch(config, config.dir)
+            ready = await_ready(launched, timeout)
+        down = {k for k in range(1, info.nodes + 1)
+                if k != node and not status(info.node_dir(k)).running}
+        try:
+            wait_for_ring(info, timeout=timeout, expect_down=down)
+        except BaseException:  # as start_cluster: no node left half-joined
+            stop(config.dir)
+            raise
     return ready
 
 
-def _check_node(info: ClusterInfo, node: int) -> None:
+def _cluster_lock(info: ClusterInfo) -> Any:
+    assert info.dir is not None
+    return locked(info.dir / ".cluster.lock",
+                  busy_message=f"another start or stop is in progress in {info.dir}")
+
+
+def check_node(info: ClusterInfo, node: int) -> None:
     if not 1 <= node <= info.nodes:
         raise ServerError(f"the cluster in {info.dir} has nodes 1 to {info.nodes}, not {node}")
 
 
 def node_state(directory: Path | str | None, node: int) -> ServerInfo | None:
     info = _require_cluster(directory)
-    _check_node(info, node)
+    check_node(info, node)
     return read_state(info.node_dir(node))
 
 
