@@ -11,7 +11,7 @@ from typing import Any
 
 import cassandra_dali
 import pytest
-from cassandra_dali import server
+from cassandra_dali import server, telemetry
 from reader_helpers import Dataset, cassandra_pipeline, reader_kwargs, write_dataset
 from servers import extra_server
 from tcp_proxy import TcpProxy
@@ -48,6 +48,46 @@ def test_missing_row_names_uuid_and_table(cassandra_server: server.ServerInfo, d
         reader.read([dataset.ids[0], ghost])
     data, _labels, _ = reader.read(dataset.ids[:2])  # the reader still works afterwards
     assert len(data) == 2
+
+
+@pytest.mark.parametrize(("consistency", "again"), [("LOCAL_ONE", "LOCAL_QUORUM"),
+                                                    ("one", "QUORUM"), ("LOCAL_QUORUM", None)])
+def test_a_row_missing_below_a_quorum_is_read_again_at_one(
+    cassandra_server: server.ServerInfo, dataset: Dataset, consistency: str, again: str | None
+) -> None:
+    # Below a quorum the replica read may have missed the write: the row is read once more at a
+    # quorum before it is reported missing. At RF 1 it is missing for good. max_retries=0: the
+    # re-read is no retry round, so it cannot turn the missing row into a ReadError.
+    ghost = str(uuid.uuid4())
+    table = f"{dataset.keyspace}.data_int"
+    reader = cassandra_dali.Reader(table, cassandra_port=cassandra_server.port,
+                                   consistency=consistency, max_retries=0)
+    before = telemetry.of(reader)
+    with pytest.raises(cassandra_dali.MissingRowError) as caught:
+        reader.read([dataset.ids[0], ghost, dataset.ids[1]])
+    message = str(caught.value)
+    after = telemetry.of(reader)
+    assert message.startswith(f"no row with id {ghost} in table '{table}'"), message
+    if again:
+        assert f"(read at {consistency.upper()} and again at {again})" in message, message
+        assert (after.retries - before.retries, after.errors - before.errors) == (1, 1)
+    else:  # a quorum already: its answer stands
+        assert "again" not in message, message
+        assert (after.retries - before.retries, after.errors - before.errors) == (0, 1)
+    # Found rows are read once, at the configured level.
+    data, labels, _ = reader.read(dataset.ids[:4])
+    assert [int(x) for x in labels] == list(range(4))
+    assert telemetry.of(reader).retries == after.retries
+
+
+def test_an_unknown_local_datacenter_is_named(cassandra_server: server.ServerInfo) -> None:
+    with pytest.raises(cassandra_dali.ConnectionError) as caught:
+        cassandra_dali.Reader("ks.t", cassandra_port=cassandra_server.port,
+                              local_datacenter="dc-on-the-moon", connect_timeout_ms=3000)
+    message = str(caught.value)
+    # Ours, and the driver's own words.
+    assert "local_datacenter='dc-on-the-moon'" in message, message
+    assert "local datacenter is valid" in message, message
 
 
 @pytest.mark.parametrize(

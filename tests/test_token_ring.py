@@ -1,14 +1,20 @@
 """The reader's token ring: Murmur3 tokens as Cassandra computes them, replicas as the Python
 driver places them (SimpleStrategy, NetworkTopologyStrategy with one rack per data center), the
-ring loaded from a live server, reads counted per host, and read errors that name the replicas."""
+ring loaded from a live server, reads counted per host, read errors that name the replicas and
+why they did not serve the row, and a driver without the ring's functions (optional ones)."""
 
 from __future__ import annotations
 
 import bisect
+import json
+import os
 import random
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import cassandra_dali
@@ -171,6 +177,9 @@ def test_replication_options() -> None:
 
 
 # --- A live server ---------------------------------------------------------------------------
+# The tests below need the session's Cassandra server (the `cassandra_server` fixture, a single
+# node); they are grouped in TestAgainstAServer, so `-k "not TestAgainstAServer"` runs the pure
+# ones above without starting one. Each takes about a second: none is marked slow.
 
 SIZE = 64
 
@@ -185,12 +194,6 @@ def _reader(info: server.ServerInfo, ds: Dataset, **kwargs: Any) -> cassandra_da
     return cassandra_dali.Reader(f"{ds.keyspace}.data_int", cassandra_ips=[info.host], **kwargs)
 
 
-def test_tokens_match_the_server(cql_session: Any, dataset: Dataset) -> None:
-    query = cql_session.prepare(f"SELECT token(id) FROM {dataset.keyspace}.data_int WHERE id = ?")
-    for u in dataset.ids:
-        assert cql_session.execute(query, (uuid.UUID(u),)).one()[0] == _native.murmur3_token(u)
-
-
 def _single_host(cql_session: Any) -> Any:
     """The server's one node; these checks need a single-node cluster (the session's own)."""
     hosts = cql_session.cluster.metadata.all_hosts()
@@ -199,82 +202,168 @@ def _single_host(cql_session: Any) -> Any:
     return hosts[0]
 
 
-def test_the_ring_matches_the_python_driver(cassandra_server: server.ServerInfo,
-                                            cql_session: Any, dataset: Dataset) -> None:
-    reader = _reader(cassandra_server, dataset)
-    ring = reader.token_ring()
-    metadata = cql_session.cluster.metadata
-    assert ring.error == "", ring.error
-    assert sorted(ring.hosts) == sorted(h.address for h in metadata.all_hosts())
-    assert ring.replication == "SimpleStrategy RF 1"  # conftest's keyspace
-    assert ring.token_count == len(metadata.token_map.ring)
-    for u in dataset.ids:
-        expected = metadata.get_replicas(dataset.keyspace, uuid.UUID(u).bytes)
-        assert reader.replicas(u) == [h.address for h in expected]
+def _driver_without(tmp_path: Path, *symbols: str) -> Path:
+    """A copy of the loaded driver library whose dynamic symbol table lacks `symbols` (each
+    renamed in place, same length: dlsym no longer finds it), as an older driver would."""
+    original = Path(cassandra_dali.driver_info()["path"])
+    if not original.is_file():
+        pytest.skip(f"the loaded driver '{original}' is not a file this test can copy")
+    data = original.read_bytes()
+    for symbol in symbols:
+        name = symbol.encode() + b"\0"
+        if name not in data:
+            pytest.skip(f"the loaded driver has no {symbol} to hide")
+        data = data.replace(name, name[:-2] + b"X\0")
+    # Two levels down, beside a link to the libraries the original finds through its RPATH
+    # ($ORIGIN/../../acsylla.libs for the acsylla wheel's copy).
+    copy = tmp_path / "lib" / "driver" / original.name
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(data)
+    libs = original.parent.parent.parent / "acsylla.libs"
+    if libs.is_dir():
+        (tmp_path / "acsylla.libs").symlink_to(libs)
+    return copy
 
 
-def test_replicas_of_other_keyspaces(cassandra_server: server.ServerInfo, cql_session: Any,
-                                     dataset: Dataset) -> None:
-    host = _single_host(cql_session)
-    for name, replication in [
-        ("ring_simple3", "{'class': 'SimpleStrategy', 'replication_factor': 3}"),
-        ("ring_nts", f"{{'class': 'NetworkTopologyStrategy', '{host.datacenter}': 2}}"),
-    ]:
-        keyspace = f"{dataset.keyspace[:30]}_{name}"
-        cql_session.execute(f"CREATE KEYSPACE {keyspace} WITH replication = {replication}")
+def _in_a_new_process(driver: Path, script: str) -> subprocess.CompletedProcess[str]:
+    """Runs `script` in a Python process of its own (the driver is loaded once per process)
+    with CASSANDRA_DALI_DRIVER set to `driver`."""
+    env = {**os.environ, "CASSANDRA_DALI_DRIVER": str(driver)}
+    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+class TestAgainstAServer:
+    """The ring a reader loads from the single-node server, reads per host, errors naming
+    replicas, and a driver without the ring's functions."""
+
+    def test_tokens_match_the_server(self, cql_session: Any, dataset: Dataset) -> None:
+        query = cql_session.prepare(
+            f"SELECT token(id) FROM {dataset.keyspace}.data_int WHERE id = ?")
+        for u in dataset.ids:
+            assert (cql_session.execute(query, (uuid.UUID(u),)).one()[0]
+                    == _native.murmur3_token(u))
+
+    def test_the_ring_matches_the_python_driver(self, cassandra_server: server.ServerInfo,
+                                                cql_session: Any, dataset: Dataset) -> None:
+        reader = _reader(cassandra_server, dataset)
+        ring = reader.token_ring()
+        metadata = cql_session.cluster.metadata
+        assert ring.error == "", ring.error
+        assert sorted(ring.hosts) == sorted(h.address for h in metadata.all_hosts())
+        assert ring.replication == "SimpleStrategy RF 1"  # conftest's keyspace
+        assert ring.token_count == len(metadata.token_map.ring)
+        for u in dataset.ids:
+            expected = metadata.get_replicas(dataset.keyspace, uuid.UUID(u).bytes)
+            assert reader.replicas(u) == [h.address for h in expected]
+
+    def test_replicas_of_other_keyspaces(self, cassandra_server: server.ServerInfo,
+                                         cql_session: Any, dataset: Dataset) -> None:
+        host = _single_host(cql_session)
+        for name, replication in [
+            ("ring_simple3", "{'class': 'SimpleStrategy', 'replication_factor': 3}"),
+            ("ring_nts", f"{{'class': 'NetworkTopologyStrategy', '{host.datacenter}': 2}}"),
+        ]:
+            keyspace = f"{dataset.keyspace[:30]}_{name}"
+            cql_session.execute(f"CREATE KEYSPACE {keyspace} WITH replication = {replication}")
+            try:
+                cql_session.execute(f"CREATE TABLE {keyspace}.t (id uuid PRIMARY KEY, label int, "
+                                    "data blob)")
+                reader = cassandra_dali.Reader(f"{keyspace}.t",
+                                               cassandra_ips=[cassandra_server.host],
+                                               cassandra_port=cassandra_server.port)
+                ring = reader.token_ring()
+                assert ring.error == "", ring.error
+                # More replicas asked for than nodes: the one node holds everything.
+                assert reader.replicas(dataset.ids[0]) == [host.address]
+                assert ("SimpleStrategy RF 3" if name == "ring_simple3"
+                        else f"NetworkTopologyStrategy RF {host.datacenter}:2") == ring.replication
+            finally:
+                cql_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+
+    def test_every_read_is_counted_to_its_host(self, cassandra_server: server.ServerInfo,
+                                               dataset: Dataset) -> None:
+        reader = _reader(cassandra_server, dataset)
+        reader.read(dataset.ids)
+        reader.read(dataset.ids[:10])
+        stats = telemetry.of(reader)
+        expected = Counter(reader.replicas(u)[0] for u in dataset.ids + dataset.ids[:10])
+        assert stats.reads_by_host == {h: expected[h] for h in reader.token_ring().hosts}
+        assert sum(stats.reads_by_host.values()) == stats.rows == SIZE + 10
+        assert stats.token_ring == reader.token_ring().describe()
+        text = telemetry.prometheus_text([stats])
+        for host, count in stats.reads_by_host.items():
+            assert f'cassandra_dali_reads_by_host_total{{host="{host}",' in text
+        assert (("reads by replica host" in telemetry.summary(stats))
+                == (len(stats.reads_by_host) > 1))
+        # A failed read is not counted.
+        with pytest.raises(cassandra_dali.MissingRowError):
+            reader.read([str(uuid.uuid4())])
+        assert telemetry.of(reader).reads_by_host == stats.reads_by_host
+
+    @pytest.mark.parametrize("fault", ["stall", "close"])
+    def test_an_unserved_row_names_its_replicas_and_why(
+        self, cassandra_server: server.ServerInfo, cql_session: Any, dataset: Dataset, fault: str
+    ) -> None:
+        host = _single_host(cql_session)  # behind the proxy: the driver finds no other node
+        proxy = TcpProxy(cassandra_server.host, cassandra_server.port)
         try:
-            cql_session.execute(f"CREATE TABLE {keyspace}.t (id uuid PRIMARY KEY, label int, "
-                                "data blob)")
-            reader = cassandra_dali.Reader(f"{keyspace}.t", cassandra_ips=[cassandra_server.host],
-                                           cassandra_port=cassandra_server.port)
-            ring = reader.token_ring()
-            assert ring.error == "", ring.error
-            # More replicas asked for than nodes: the one node holds everything.
-            assert reader.replicas(dataset.ids[0]) == [host.address]
-            assert ("SimpleStrategy RF 3" if name == "ring_simple3"
-                    else f"NetworkTopologyStrategy RF {host.datacenter}:2") == ring.replication
+            reader = _reader(cassandra_server, dataset, cassandra_port=proxy.port,
+                             request_timeout_ms=400, max_retries=1, retry_backoff_ms=50)
+            assert len(reader.read(dataset.ids[:4])[0]) == 4
+            if fault == "stall":  # a frozen node: reads time out
+                proxy.stalled.set()
+            else:  # a dead one: connections reset, new ones refused
+                proxy.close()
+            with pytest.raises(cassandra_dali.ReadError) as caught:
+                reader.read(dataset.ids[:4])
+            proxy.stalled.clear()
         finally:
-            cql_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+            proxy.close()
+        message = str(caught.value)
+        assert f"{dataset.keyspace}.data_int" in message and "after 1 retries" in message, message
+        why = ("no replica answered within request_timeout_ms=400 (down or overloaded)"
+               if fault == "stall" else "the data is unavailable while they are down")
+        assert f"the row's replicas (RF 1): {host.address}: {why}" in message, message
+        # The UUID named is the row whose replicas are named.
+        named = message.split("reading id ", 1)[1].split(" ", 1)[0]
+        assert named in dataset.ids[:4] and reader.replicas(named) == [host.address]
+
+    def test_a_driver_without_the_ring_functions_still_reads(
+        self, cassandra_server: server.ServerInfo, dataset: Dataset, tmp_path: Path
+    ) -> None:
+        # cass_future_coordinator and cass_statement_set_node came with driver 2.16.
+        driver = _driver_without(tmp_path, "cass_future_coordinator", "cass_statement_set_node")
+        script = f"""
+import json, cassandra_dali
+from cassandra_dali import telemetry
+reader = cassandra_dali.Reader("{dataset.keyspace}.data_int",
+                               cassandra_ips=["{cassandra_server.host}"],
+                               cassandra_port={cassandra_server.port})
+data, labels, _ = reader.read({dataset.ids[:8]!r})
+stats = telemetry.of(reader)
+print(json.dumps(dict(rows=len(data), labels=[int(x) for x in labels],
+                      info=cassandra_dali.driver_info(), error=reader.token_ring().error,
+                      token_ring=stats.token_ring, reads_by_host=stats.reads_by_host)))
+"""
+        done = _in_a_new_process(driver, script)
+        assert done.returncode == 0, done.stderr
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+        assert out["info"]["path"] == str(driver)
+        assert out["info"]["missing_optional"] == ["cass_statement_set_node",
+                                                   "cass_future_coordinator"]
+        assert out["rows"] == 8 and out["labels"] == list(range(8))
+        missing = "the Cassandra driver lacks cass_statement_set_node, cass_future_coordinator"
+        assert out["error"].startswith(missing), out["error"]
+        assert missing in out["token_ring"] and out["reads_by_host"] == {}
+        assert "is not fully known" in done.stderr and "cass_future_coordinator" in done.stderr
 
 
-def test_every_read_is_counted_to_its_host(cassandra_server: server.ServerInfo,
-                                           dataset: Dataset) -> None:
-    reader = _reader(cassandra_server, dataset)
-    reader.read(dataset.ids)
-    reader.read(dataset.ids[:10])
-    stats = telemetry.of(reader)
-    expected = Counter(reader.replicas(u)[0] for u in dataset.ids + dataset.ids[:10])
-    assert stats.reads_by_host == {h: expected[h] for h in reader.token_ring().hosts}
-    assert sum(stats.reads_by_host.values()) == stats.rows == SIZE + 10
-    assert stats.token_ring == reader.token_ring().describe()
-    text = telemetry.prometheus_text([stats])
-    for host, count in stats.reads_by_host.items():
-        assert f'cassandra_dali_reads_by_host_total{{host="{host}",' in text
-    assert ("reads by replica host" in telemetry.summary(stats)) == (len(stats.reads_by_host) > 1)
-    # A failed read is not counted.
-    with pytest.raises(cassandra_dali.MissingRowError):
-        reader.read([str(uuid.uuid4())])
-    assert telemetry.of(reader).reads_by_host == stats.reads_by_host
-
-
-def test_an_unavailable_row_names_its_replicas(cassandra_server: server.ServerInfo,
-                                               cql_session: Any, dataset: Dataset) -> None:
-    host = _single_host(cql_session)  # behind the proxy: the driver finds no other node
-    proxy = TcpProxy(cassandra_server.host, cassandra_server.port)
-    try:
-        reader = _reader(cassandra_server, dataset, cassandra_port=proxy.port,
-                         request_timeout_ms=400, max_retries=1, retry_backoff_ms=50)
-        assert len(reader.read(dataset.ids[:4])[0]) == 4
-        proxy.stalled.set()
-        with pytest.raises(cassandra_dali.ReadError) as caught:
-            reader.read(dataset.ids[:4])
-        proxy.stalled.clear()
-    finally:
-        proxy.close()
-    message = str(caught.value)
-    assert f"{dataset.keyspace}.data_int" in message and "after 1 retries" in message, message
-    assert (f"the row's replicas (RF 1): {host.address}: the data is unavailable while they "
-            "are down") in message, message
-    # The UUID named is the row whose replicas are named.
-    named = message.split("reading id ", 1)[1].split(" ", 1)[0]
-    assert named in dataset.ids[:4] and reader.replicas(named) == [host.address]
+def test_a_driver_without_a_required_function_is_refused(tmp_path: Path) -> None:
+    # No server needed. (A function the acsylla module itself calls cannot be hidden this way:
+    # its own reference would fail the load first.)
+    driver = _driver_without(tmp_path, "cass_column_meta_data_type")
+    done = _in_a_new_process(driver, "import cassandra_dali; cassandra_dali.driver_info()")
+    assert done.returncode != 0
+    assert (f"the Cassandra driver at '{driver}' has no symbol 'cass_column_meta_data_type'"
+            in done.stderr), done.stderr

@@ -101,7 +101,8 @@ typedef void (*CassFutureCallback)(CassFuture *future, void *data);
 
 }  // extern "C"
 
-// X-macro list: (name, return type, parameter list). One table, checked whole at load time.
+// X-macro lists: (name, return type, parameter list). One table; the required functions are
+// checked whole at load time (a missing one is an error naming it), the optional ones below.
 #define CASS_DALI_DRIVER_FUNCTIONS(X)                                                          \
   X(cass_log_set_level, void, (CassLogLevel))                                                  \
   X(cass_error_desc, const char *, (CassError))                                                \
@@ -119,8 +120,8 @@ typedef void (*CassFutureCallback)(CassFuture *future, void *data);
   X(cass_cluster_set_ssl, void, (CassCluster *, CassSsl *))                                    \
   X(cass_cluster_set_token_aware_routing, void, (CassCluster *, cass_bool_t))                  \
   X(cass_cluster_set_consistency, CassError, (CassCluster *, CassConsistency))                 \
-  X(cass_cluster_set_load_balance_dc_aware_n, CassError,                                        \
-    (CassCluster *, const char *, size_t, unsigned, cass_bool_t))                               \
+  X(cass_cluster_set_load_balance_dc_aware_n, CassError,                                       \
+    (CassCluster *, const char *, size_t, unsigned, cass_bool_t))                              \
   X(cass_ssl_new, CassSsl *, ())                                                               \
   X(cass_ssl_free, void, (CassSsl *))                                                          \
   X(cass_ssl_add_trusted_cert_n, CassError, (CassSsl *, const char *, size_t))                 \
@@ -134,11 +135,7 @@ typedef void (*CassFutureCallback)(CassFuture *future, void *data);
   X(cass_session_close, CassFuture *, (CassSession *))                                         \
   X(cass_session_prepare, CassFuture *, (CassSession *, const char *))                         \
   X(cass_session_execute, CassFuture *, (CassSession *, const CassStatement *))                \
-  X(cass_statement_new, CassStatement *, (const char *, size_t))                               \
-  X(cass_statement_bind_string_n, CassError, (CassStatement *, size_t, const char *, size_t))  \
-  X(cass_statement_set_node, CassError, (CassStatement *, const CassNode *))                   \
-  X(cass_future_coordinator, const CassNode *, (CassFuture *))                                 \
-  X(cass_session_get_schema_meta, const CassSchemaMeta *, (const CassSession *))              \
+  X(cass_session_get_schema_meta, const CassSchemaMeta *, (const CassSession *))               \
   X(cass_future_free, void, (CassFuture *))                                                    \
   X(cass_future_wait_timed, cass_bool_t, (CassFuture *, cass_duration_t))                      \
   X(cass_future_set_callback, CassError, (CassFuture *, CassFutureCallback, void *))           \
@@ -152,7 +149,6 @@ typedef void (*CassFutureCallback)(CassFuture *future, void *data);
   X(cass_statement_bind_uuid, CassError, (CassStatement *, size_t, CassUuid))                  \
   X(cass_statement_set_is_idempotent, CassError, (CassStatement *, cass_bool_t))               \
   X(cass_statement_set_consistency, CassError, (CassStatement *, CassConsistency))             \
-  X(cass_statement_set_request_timeout, CassError, (CassStatement *, uint64_t))                \
   X(cass_result_free, void, (const CassResult *))                                              \
   X(cass_result_row_count, size_t, (const CassResult *))                                       \
   X(cass_result_first_row, const CassRow *, (const CassResult *))                              \
@@ -160,6 +156,26 @@ typedef void (*CassFutureCallback)(CassFuture *future, void *data);
   X(cass_value_is_null, cass_bool_t, (const CassValue *))                                      \
   X(cass_value_get_bytes, CassError, (const CassValue *, const uint8_t **, size_t *))          \
   X(cass_value_get_int32, CassError, (const CassValue *, int32_t *))                           \
+  X(cass_uuid_from_string, CassError, (const char *, CassUuid *))                              \
+  X(cass_schema_meta_free, void, (const CassSchemaMeta *))                                     \
+  X(cass_schema_meta_keyspace_by_name_n, const CassKeyspaceMeta *,                             \
+    (const CassSchemaMeta *, const char *, size_t))                                            \
+  X(cass_keyspace_meta_table_by_name_n, const CassTableMeta *,                                 \
+    (const CassKeyspaceMeta *, const char *, size_t))                                          \
+  X(cass_table_meta_column_by_name_n, const CassColumnMeta *,                                  \
+    (const CassTableMeta *, const char *, size_t))                                             \
+  X(cass_column_meta_data_type, const CassDataType *, (const CassColumnMeta *))                \
+  X(cass_data_type_type, CassValueType, (const CassDataType *))
+
+// Used only to load the token ring (token_ring.cc), which the reader can do without: resolved when
+// the library has them. cass_future_coordinator and cass_statement_set_node came with driver
+// 2.16; an older library still reads, with the ring unknown and token_ring's error naming them.
+#define CASS_DALI_RING_FUNCTIONS(X)                                                            \
+  X(cass_statement_new, CassStatement *, (const char *, size_t))                               \
+  X(cass_statement_bind_string_n, CassError, (CassStatement *, size_t, const char *, size_t))  \
+  X(cass_statement_set_node, CassError, (CassStatement *, const CassNode *))                   \
+  X(cass_future_coordinator, const CassNode *, (CassFuture *))                                 \
+  X(cass_statement_set_request_timeout, CassError, (CassStatement *, uint64_t))                \
   X(cass_value_get_string, CassError, (const CassValue *, const char **, size_t *))            \
   X(cass_value_get_inet, CassError, (const CassValue *, CassInet *))                           \
   X(cass_inet_string, void, (CassInet, char *))                                                \
@@ -171,14 +187,10 @@ typedef void (*CassFutureCallback)(CassFuture *future, void *data);
   X(cass_iterator_get_value, const CassValue *, (const CassIterator *))                        \
   X(cass_iterator_from_map, CassIterator *, (const CassValue *))                               \
   X(cass_iterator_get_map_key, const CassValue *, (const CassIterator *))                      \
-  X(cass_iterator_get_map_value, const CassValue *, (const CassIterator *))                    \
-  X(cass_uuid_from_string, CassError, (const char *, CassUuid *))                              \
-  X(cass_schema_meta_free, void, (const CassSchemaMeta *))                                     \
-  X(cass_schema_meta_keyspace_by_name_n, const CassKeyspaceMeta *,                             \
-    (const CassSchemaMeta *, const char *, size_t))                                            \
-  X(cass_keyspace_meta_table_by_name_n, const CassTableMeta *,                                 \
-    (const CassKeyspaceMeta *, const char *, size_t))                                          \
-  X(cass_table_meta_column_by_name_n, const CassColumnMeta *,                                  \
-    (const CassTableMeta *, const char *, size_t))                                             \
-  X(cass_column_meta_data_type, const CassDataType *, (const CassColumnMeta *))                \
-  X(cass_data_type_type, CassValueType, (const CassDataType *))
+  X(cass_iterator_get_map_value, const CassValue *, (const CassIterator *))
+
+// Every function resolved only if present (the loader lists those missing): the ring's, and
+// the replica-shuffle switch (driver 2.10 on; a library without it has no ring functions either).
+#define CASS_DALI_OPTIONAL_FUNCTIONS(X)                                                        \
+  CASS_DALI_RING_FUNCTIONS(X)                                                                  \
+  X(cass_cluster_set_token_aware_routing_shuffle_replicas, void, (CassCluster *, cass_bool_t))

@@ -43,8 +43,10 @@ std::vector<Candidate> Candidates(const std::string &explicit_path, const std::s
   return out;
 }
 
-// Resolves every function; a missing one is reported by name.
-void ResolveAll(void *handle, const std::string &path, DriverApi &api) {
+// Resolves every function: a missing required one is an error naming it, a missing optional
+// one stays null and is listed in `missing_optional`.
+void ResolveAll(void *handle, const std::string &path, DriverApi &api,
+                std::vector<std::string> &missing_optional) {
 #define CASS_DALI_RESOLVE(name, ret, params)                                                  \
   api.name = reinterpret_cast<ret(*) params>(dlsym(handle, #name));                          \
   if (!api.name) {                                                                            \
@@ -53,6 +55,11 @@ void ResolveAll(void *handle, const std::string &path, DriverApi &api) {
   }
   CASS_DALI_DRIVER_FUNCTIONS(CASS_DALI_RESOLVE)
 #undef CASS_DALI_RESOLVE
+#define CASS_DALI_RESOLVE_OPTIONAL(name, ret, params)                                         \
+  api.name = reinterpret_cast<ret(*) params>(dlsym(handle, #name));                          \
+  if (!api.name) missing_optional.push_back(#name);
+  CASS_DALI_OPTIONAL_FUNCTIONS(CASS_DALI_RESOLVE_OPTIONAL)
+#undef CASS_DALI_RESOLVE_OPTIONAL
 }
 
 // Our UUID byte layout must agree with the driver's: check once, at load.
@@ -86,6 +93,15 @@ void SetDriverLogLevel(const DriverApi &api) {
 
 }  // namespace
 
+std::string DriverApi::MissingRingFunctions() const {
+  std::string missing;
+#define CASS_DALI_LIST_MISSING(name, ret, params) \
+  if (!name) missing += (missing.empty() ? "" : ", ") + std::string(#name);
+  CASS_DALI_RING_FUNCTIONS(CASS_DALI_LIST_MISSING)
+#undef CASS_DALI_LIST_MISSING
+  return missing;
+}
+
 void SetBundledDriverPath(const std::string &path) {
   std::lock_guard<std::mutex> lock(State().mutex);
   State().bundled_path = path;
@@ -114,11 +130,12 @@ const DriverApi &LoadDriver(const std::string &explicit_path) {
       continue;
     }
     DriverApi api;
-    ResolveAll(handle, candidate.path, api);
+    std::vector<std::string> missing_optional;
+    ResolveAll(handle, candidate.path, api, missing_optional);
     CheckUuidLayout(api, candidate.path);
     SetDriverLogLevel(api);
     state.api = api;
-    state.info = {true, candidate.path, candidate.provider};
+    state.info = {true, candidate.path, candidate.provider, std::move(missing_optional)};
     return state.api;
   }
   throw DriverLoadError(

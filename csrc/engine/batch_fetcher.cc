@@ -38,7 +38,8 @@ bool IsRetryable(CassError rc) {
   }
 }
 
-// Errors saying that no replica answered: the rows' replicas are worth naming.
+// Errors saying that no replica served the row (down, or too slow to answer): the rows'
+// replicas are worth naming.
 bool MeansUnavailable(CassError rc) {
   switch (rc) {
     case CASS_ERROR_SERVER_UNAVAILABLE:
@@ -49,6 +50,21 @@ bool MeansUnavailable(CassError rc) {
       return true;
     default:
       return false;
+  }
+}
+
+// Why a row's replicas did not serve it, as a final error says it after naming them.
+std::string UnservedBecause(CassError rc, int request_timeout_ms) {
+  switch (rc) {
+    case CASS_ERROR_LIB_REQUEST_TIMED_OUT:
+      return "no replica answered within request_timeout_ms=" +
+             std::to_string(request_timeout_ms) + " (down or overloaded)";
+    case CASS_ERROR_SERVER_READ_TIMEOUT:
+      // The coordinator answered; the replicas it asked did not, within the server's timeout.
+      return "no replica answered the coordinator within the server's read timeout (down or "
+             "overloaded)";
+    default:  // unavailable, no host left, a connection closing under the read
+      return "the data is unavailable while they are down";
   }
 }
 
@@ -209,7 +225,8 @@ void BatchFetcher::Execute(Batch::Request *request) {
   telemetry_->in_flight.fetch_add(1, std::memory_order_relaxed);
   CassFuturePtr future;
   try {
-    future = session_->StartRead(ToCassUuid(request->batch->uuids[request->index]));
+    future = session_->StartRead(ToCassUuid(request->batch->uuids[request->index]),
+                                 request->recheck);
   } catch (const std::exception &e) {
     RecordFailure(request, false, e.what());
     Finish(request);
@@ -252,10 +269,13 @@ void BatchFetcher::Complete(Batch::Request *request, CassFuture *future) noexcep
     if (rc != CASS_OK) {
       RecordFailure(request, IsRetryable(rc),
                     "reading " + Describe(request) + " at " + session_->options().Endpoint() +
-                        " failed: " + FutureErrorMessage(api, future),
+                        " failed: " + FutureErrorMessage(api, future) + RecheckNote(request),
                     rc);
     } else {
       CassResultPtr result(api.cass_future_get_result(future));
+      if ((!result || api.cass_result_row_count(result.get()) == 0) && Recheck(request)) {
+        return;  // the re-read owns the request now (it may have ended already): no Finish
+      }
       CopyRow(request, result.get());
     }
   } catch (const std::exception &e) {
@@ -266,11 +286,36 @@ void BatchFetcher::Complete(Batch::Request *request, CassFuture *future) noexcep
   Finish(request);
 }
 
+bool BatchFetcher::Recheck(Batch::Request *request) {
+  if (request->recheck || !session_->rechecks_missing_rows()) return false;
+  request->recheck = true;
+  // A retry; not an error: an empty answer is one only once the quorum gives it too.
+  telemetry_->retries.fetch_add(1, std::memory_order_relaxed);
+  // At once, in this read's slot in flight and outside the retry rounds: no backoff is due,
+  // and max_retries=0 or a spent budget must not turn a missing row into a ReadError.
+  telemetry_->in_flight.fetch_sub(1, std::memory_order_relaxed);  // Execute counts it again
+  Execute(request);
+  return true;
+}
+
+std::string BatchFetcher::RecheckNote(const Batch::Request *request) const {
+  if (!request->recheck) return "";
+  return std::string(" (reading it again at ") +
+         ConsistencyName(session_->recheck_consistency()) + ": no row at " +
+         ConsistencyName(session_->consistency()) + ")";
+}
+
 void BatchFetcher::CopyRow(Batch::Request *request, const CassResult *result) {
   const auto &api = session_->api();
   const auto &table = session_->table();
   if (!result || api.cass_result_row_count(result) == 0) {
-    RecordFailure(request, false, "no row with " + Describe(request));
+    // Rechecked: none at the configured level, nor at the quorum one.
+    const std::string levels =
+        request->recheck ? std::string(" (read at ") + ConsistencyName(session_->consistency()) +
+                               " and again at " +
+                               ConsistencyName(session_->recheck_consistency()) + ")"
+                         : "";
+    RecordFailure(request, false, "no row with " + Describe(request) + levels);
     return;
   }
   const CassRow *row = api.cass_result_first_row(result);
@@ -357,7 +402,8 @@ std::string BatchFetcher::ReplicaNote(const Batch &batch,
           ? "; the row's token range is owned by " + hosts[ring.PrimaryHost(token)] + " (" +
                 ring.replication().Describe() + ")"
           : "; the row's replicas (" + ring.replication().Factor() + "): " + names(replicas) +
-                ": the data is unavailable while they are down";
+                ": " +
+                UnservedBecause(failures.front().code, session_->options().request_timeout_ms);
   if (failures.size() > 1 && hosts.size() > 1) {
     // Which nodes the failing rows live on: usually one node down explains them all.
     std::vector<int64_t> rows_by_host(hosts.size(), 0);
@@ -374,8 +420,8 @@ std::string BatchFetcher::ReplicaNote(const Batch &batch,
       tally += (tally.empty() ? "" : ", ") + hosts[h] + " (" + std::to_string(rows_by_host[h]) +
                (rows_by_host[h] == 1 ? " row)" : " rows)");
     }
-    note += "; the " + std::to_string(counted) + " unavailable rows of this batch by primary "
-            "replica: " + tally;
+    note += "; the " + std::to_string(counted) + " rows of this batch no replica served, by "
+            "primary replica: " + tally;
   }
   return note;
 }

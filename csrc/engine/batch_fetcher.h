@@ -86,6 +86,9 @@ class Batch {
     Batch *batch;
     int index;
     std::chrono::steady_clock::time_point issued{};  // handed to the driver, for its latency
+    // Read again at the session's recheck (quorum) level: the row was missing at the weaker
+    // one. Kept by later retries of the read; reset by Start.
+    bool recheck = false;
   };
   struct Failure {
     int request;
@@ -140,11 +143,17 @@ class BatchFetcher {
   void Issue(Batch::Request *request, bool retry = false);
   void Execute(Batch::Request *request);
   void Complete(Batch::Request *request, CassFuture *future) noexcept;
+  // A row missing below a quorum: issues its read again at the quorum level, in the slot the
+  // first read held, and returns true; false when already rechecked or nothing to recheck.
+  bool Recheck(Batch::Request *request);
+  // " (reading it again at LOCAL_QUORUM: no row at LOCAL_ONE)" for a rechecked read, else "".
+  std::string RecheckNote(const Batch::Request *request) const;
   void CopyRow(Batch::Request *request, const CassResult *result);
   void RecordFailure(Batch::Request *request, bool retryable, std::string message,
                      CassError code = CASS_OK) noexcept;
-  // What the token ring says of the final failures' rows: their replicas, when the error means
-  // the data is unavailable ("" otherwise, or with no ring).
+  // What the token ring says of the final failures' rows: their replicas and why they did not
+  // serve them (unavailable, or no answer in time), when the error means no replica served the
+  // row ("" otherwise, or with no ring).
   std::string ReplicaNote(const Batch &batch, const std::vector<Batch::Failure> &failures) const;
   void Finish(Batch::Request *request) noexcept;
   std::string Describe(const Batch::Request *request) const;

@@ -21,26 +21,41 @@ std::string ReadPemFile(const std::string &path, const std::string &what) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+constexpr std::pair<const char *, CassConsistency> kConsistencyNames[] = {
+    {"ANY", CASS_CONSISTENCY_ANY},
+    {"ONE", CASS_CONSISTENCY_ONE},
+    {"TWO", CASS_CONSISTENCY_TWO},
+    {"THREE", CASS_CONSISTENCY_THREE},
+    {"QUORUM", CASS_CONSISTENCY_QUORUM},
+    {"ALL", CASS_CONSISTENCY_ALL},
+    {"LOCAL_QUORUM", CASS_CONSISTENCY_LOCAL_QUORUM},
+    {"EACH_QUORUM", CASS_CONSISTENCY_EACH_QUORUM},
+    {"LOCAL_ONE", CASS_CONSISTENCY_LOCAL_ONE},
+};
+
 CassConsistency ParseConsistency(const std::string &text) {
   std::string up = text;
   std::transform(up.begin(), up.end(), up.begin(), [](unsigned char c) { return std::toupper(c); });
-  static const std::pair<const char *, CassConsistency> kNames[] = {
-      {"ANY", CASS_CONSISTENCY_ANY},
-      {"ONE", CASS_CONSISTENCY_ONE},
-      {"TWO", CASS_CONSISTENCY_TWO},
-      {"THREE", CASS_CONSISTENCY_THREE},
-      {"QUORUM", CASS_CONSISTENCY_QUORUM},
-      {"ALL", CASS_CONSISTENCY_ALL},
-      {"LOCAL_QUORUM", CASS_CONSISTENCY_LOCAL_QUORUM},
-      {"EACH_QUORUM", CASS_CONSISTENCY_EACH_QUORUM},
-      {"LOCAL_ONE", CASS_CONSISTENCY_LOCAL_ONE},
-  };
-  for (const auto &[name, value] : kNames) {
+  for (const auto &[name, value] : kConsistencyNames) {
     if (up == name) return value;
   }
   throw ArgumentError("consistency '" + Printable(text) +
                       "' is not one of ONE, TWO, THREE, QUORUM, ALL, LOCAL_QUORUM, EACH_QUORUM, "
                       "LOCAL_ONE, ANY");
+}
+
+// Below a quorum, the replica read may be one that missed the row's write (down during the
+// ingest, hints not yet replayed): a row missing there is read again at a quorum, which some
+// replica that took the write is part of. LOCAL_ONE stays in the local data center.
+CassConsistency RecheckConsistency(CassConsistency level) {
+  switch (level) {
+    case CASS_CONSISTENCY_LOCAL_ONE: return CASS_CONSISTENCY_LOCAL_QUORUM;
+    case CASS_CONSISTENCY_ANY:
+    case CASS_CONSISTENCY_ONE:
+    case CASS_CONSISTENCY_TWO:
+    case CASS_CONSISTENCY_THREE: return CASS_CONSISTENCY_QUORUM;
+    default: return level;  // a quorum or more already: an empty answer is the answer
+  }
 }
 
 std::string Quote(const std::string &canonical) { return "\"" + canonical + "\""; }
@@ -63,6 +78,13 @@ bool Contains(const std::string &haystack, const char *needle) {
 }
 
 }  // namespace
+
+const char *ConsistencyName(CassConsistency level) {
+  for (const auto &[name, value] : kConsistencyNames) {
+    if (level == value) return name;
+  }
+  return "?";
+}
 
 std::string ResolvePassword(const ConnectionOptions &options) {
   const int given = !options.password.empty() + !options.password_file.empty() +
@@ -216,7 +238,8 @@ Session::Session(const ConnectionOptions &options, const TableSpec &table)
     : api_(LoadDriver(options.driver_path)),
       options_(options),
       table_(table),
-      consistency_(ParseConsistency(options.consistency)) {
+      consistency_(ParseConsistency(options.consistency)),
+      recheck_consistency_(RecheckConsistency(consistency_)) {
   if (options_.contact_points.empty()) throw ArgumentError("cassandra_ips is empty");
   if (options_.port <= 0 || options_.port > 65535) {
     throw ArgumentError("cassandra_port " + std::to_string(options_.port) + " is out of range");
@@ -251,15 +274,20 @@ void Session::Connect() {
   api_.cass_cluster_set_request_timeout(cluster_.get(), options_.request_timeout_ms);
   api_.cass_cluster_set_constant_reconnect(cluster_.get(), 500);
   if (!options_.local_datacenter.empty()) {
-    // Remote data centers never serve reads: a LOCAL_* level then means this data center.
+    // Remote data centers never serve reads: a LOCAL_* level then means this data center. The
+    // driver refuses only an empty name here; one no node has fails the connect (below).
     const auto &dc = options_.local_datacenter;
-    if (api_.cass_cluster_set_load_balance_dc_aware_n(cluster_.get(), dc.data(), dc.size(), 0,
-                                                       cass_false) != CASS_OK) {
-      throw ArgumentError("local_datacenter '" + Printable(dc) + "' is not valid");
-    }
+    api_.cass_cluster_set_load_balance_dc_aware_n(cluster_.get(), dc.data(), dc.size(), 0,
+                                                  cass_false);
   }
   // Wraps the DC-aware policy: each read goes first to a replica of its row.
   api_.cass_cluster_set_token_aware_routing(cluster_.get(), cass_true);
+  // Unshuffled: a row is read from its primary replica while it is up (reads_by_host is where
+  // reads go; one node's page cache holds it, not RF), else the next. Drivers before 2.10 lack
+  // it, and the ring's functions too (no per-host counts to get wrong).
+  if (api_.cass_cluster_set_token_aware_routing_shuffle_replicas) {
+    api_.cass_cluster_set_token_aware_routing_shuffle_replicas(cluster_.get(), cass_false);
+  }
   api_.cass_cluster_set_consistency(cluster_.get(), consistency_);
   if (!options_.username.empty()) {
     const std::string password = ResolvePassword(options_);
@@ -299,8 +327,13 @@ void Session::Connect() {
   CassFuturePtr connecting(api_.cass_session_connect(session_.get(), cluster_.get()));
   // The driver gives up after the connect timeout per host; leave it room to say why.
   const uint64_t bound_ms = 2ull * options_.connect_timeout_ms + 5000;
+  // A data center no node is in fails as "no hosts available": the message names the one asked.
+  const std::string datacenter =
+      options_.local_datacenter.empty()
+          ? ""
+          : ", local_datacenter='" + Printable(options_.local_datacenter) + "'";
   if (!api_.cass_future_wait_timed(connecting.get(), bound_ms * kMicrosPerMilli)) {
-    throw ConnectionError("connecting to Cassandra at " + options_.Endpoint() +
+    throw ConnectionError("connecting to Cassandra at " + options_.Endpoint() + datacenter +
                           " did not finish within " + std::to_string(bound_ms) + " ms");
   }
   CassError rc = api_.cass_future_error_code(connecting.get());
@@ -321,7 +354,8 @@ void Session::Connect() {
                           "and names the address connected to");
   }
   throw ConnectionError("cannot connect to Cassandra" + where + " (connect timeout " +
-                        std::to_string(options_.connect_timeout_ms) + " ms): " + message);
+                        std::to_string(options_.connect_timeout_ms) + " ms" + datacenter +
+                        "): " + message);
 }
 
 void Session::TrustCertificates() {
@@ -425,9 +459,10 @@ void Session::Prepare() {
   prepared_.reset(api_.cass_future_get_prepared(preparing.get()));
 }
 
-CassFuturePtr Session::StartRead(const CassUuid &id) const {
+CassFuturePtr Session::StartRead(const CassUuid &id, bool recheck) const {
   CassStatementPtr statement(api_.cass_prepared_bind(prepared_.get()));
   api_.cass_statement_bind_uuid(statement.get(), 0, id);
+  if (recheck) api_.cass_statement_set_consistency(statement.get(), recheck_consistency_);
   // Reads are idempotent, so the driver's retry policy and speculative execution may re-run them.
   api_.cass_statement_set_is_idempotent(statement.get(), cass_true);
   return CassFuturePtr(api_.cass_session_execute(session_.get(), statement.get()));

@@ -20,6 +20,9 @@ const char *SslVerifyName(SslVerify verify);
 // "int", "blob" (alias "image", the reference project's older name) or "none".
 LabelType ParseLabelType(const std::string &text);
 
+// "LOCAL_ONE", "QUORUM", ... as CQL names a consistency level.
+const char *ConsistencyName(CassConsistency level);
+
 struct ConnectionOptions {
   std::vector<std::string> contact_points{"127.0.0.1"};
   int port = 9042;
@@ -89,8 +92,16 @@ class Session {
   Session(const Session &) = delete;
   Session &operator=(const Session &) = delete;
 
-  // Starts an asynchronous read of one row; the caller owns the returned future.
-  CassFuturePtr StartRead(const CassUuid &id) const;
+  // Starts an asynchronous read of one row; the caller owns the returned future. `recheck`:
+  // at recheck_consistency(), for a row the first read did not find.
+  CassFuturePtr StartRead(const CassUuid &id, bool recheck = false) const;
+
+  // The configured read consistency, and the quorum level a row missing at it is read again
+  // at: LOCAL_QUORUM for LOCAL_ONE, QUORUM for ONE, TWO, THREE; the same level (no re-read)
+  // for a quorum or more.
+  CassConsistency consistency() const { return consistency_; }
+  CassConsistency recheck_consistency() const { return recheck_consistency_; }
+  bool rechecks_missing_rows() const { return recheck_consistency_ != consistency_; }
 
   const ConnectionOptions &options() const { return options_; }
   const TableSpec &table() const { return table_; }
@@ -109,6 +120,7 @@ class Session {
   ConnectionOptions options_;
   TableSpec table_;
   CassConsistency consistency_;
+  CassConsistency recheck_consistency_;
   CassSslPtr ssl_;
   CassClusterPtr cluster_;
   CassSessionPtr session_;

@@ -36,16 +36,19 @@ struct ReaderTelemetry {
   std::atomic<int64_t> rows{0};
   std::atomic<int64_t> bytes{0};
   std::atomic<int64_t> in_flight{0};
-  std::atomic<int64_t> retries{0};           // reads issued again after a transient failure
+  // Reads issued again: after a transient failure, or at a quorum after no row below one.
+  std::atomic<int64_t> retries{0};
   std::atomic<int64_t> errors{0};            // reads that failed (retried or not)
   std::atomic<int64_t> batches{0};           // handed to the consumer
   std::atomic<int64_t> consumer_waits{0};    // batches the consumer had to wait for
   std::atomic<int64_t> consumer_wait_ns{0};  // and how long, in all
   std::atomic<int> prefetch_depth{0};
   LatencyHistogram read_latency;
-  // Rows read by the node that holds them (their primary replica in the token ring, where
-  // token-aware routing sends them; the C API does not report the actual coordinator). Sized
-  // once, before any read, so counting takes no lock; empty when the ring is unknown.
+  // Rows read by the node that holds them: their primary replica in the token ring, where
+  // token-aware routing with unshuffled replicas sends them while it is up (the C API does not
+  // report the actual coordinator: a read that went to another replica still counts to the
+  // primary). Sized once, before any read, so counting takes no lock; empty when the ring is
+  // unknown.
   std::vector<std::string> hosts;
   std::unique_ptr<std::atomic<int64_t>[]> reads_by_host;
   std::string token_ring;  // the ring as loaded, or why it is not known

@@ -407,6 +407,13 @@ void ForEachRow(const DriverApi &api, const CassResult *result, RowFn &&fn) {
 TokenRing LoadTokenRing(const DriverApi &api, CassSession *session, const std::string &keyspace,
                         int request_timeout_ms) {
   TokenRing failed;
+  if (const std::string missing = api.MissingRingFunctions(); !missing.empty()) {
+    // An older driver (cass_future_coordinator and cass_statement_set_node came with 2.16):
+    // the reader reads all the same.
+    failed.set_error("the Cassandra driver lacks " + missing + " (DataStax C/C++ driver 2.16 or "
+                     "newer has them)");
+    return failed;
+  }
   try {
     RingQuery local(api, session,
                     "SELECT rpc_address, broadcast_address, tokens, data_center, partitioner "

@@ -91,7 +91,8 @@ class TokenRing {
 // Reads the ring through a connected session: system.local first, then system.peers and the
 // keyspace's replication from the node that answered it (one node's view, consistent). Every
 // wait is bounded by the request timeout. Never throws: on failure the ring is empty, or has
-// unknown replication when only that could not be read, and error() says why.
+// unknown replication when only that could not be read, and error() says why (also when the
+// driver lacks one of CASS_DALI_RING_FUNCTIONS: it is named).
 TokenRing LoadTokenRing(const DriverApi &api, CassSession *session, const std::string &keyspace,
                         int request_timeout_ms);
 

@@ -31,6 +31,7 @@ py::dict DriverInfoDict(const DriverInfo &info) {
   d["loaded"] = info.loaded;
   d["path"] = info.path;
   d["provider"] = info.provider;
+  d["missing_optional"] = info.missing_optional;  // e.g. the ring's functions, in an old driver
   return d;
 }
 
@@ -171,7 +172,8 @@ PYBIND11_MODULE(_native, m) {
       py::arg("path") = "", "Loads the Cassandra driver (once per process); returns driver_info().");
   m.def(
       "driver_info", [] { return DriverInfoDict(LoadedDriverInfo()); },
-      "Which driver library is loaded: {'loaded', 'path', 'provider'}.");
+      "Which driver library is loaded: {'loaded', 'path', 'provider', 'missing_optional'} (the "
+      "optional functions it lacks).");
 
   m.def(
       "parse_uuid",

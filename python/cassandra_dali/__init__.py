@@ -30,9 +30,10 @@ PLUGIN_PATH = _initialise()
 def driver_info() -> dict[str, Any]:
     """Loads the DataStax C/C++ driver if needed and says which library it is.
 
-    Returns ``{"loaded": bool, "path": str, "provider": str}``; provider is one of
-    ``explicit``, ``environment`` ($CASSANDRA_DALI_DRIVER), ``system`` (libcassandra.so.2) or
-    ``acsylla`` (the copy inside the acsylla wheel)."""
+    Returns ``{"loaded": bool, "path": str, "provider": str, "missing_optional": [str]}``;
+    provider is one of ``explicit``, ``environment`` ($CASSANDRA_DALI_DRIVER), ``system``
+    (libcassandra.so.2) or ``acsylla`` (the copy inside the acsylla wheel); missing_optional
+    names the optional functions the library lacks (the token ring's, in drivers before 2.16)."""
     return dict(_native.load_driver(""))
 
 

@@ -11,11 +11,13 @@ node_exporter's textfile collector, or an HTTP handler of your own).
 
 ``reads_by_host`` counts the rows read by the node that holds each row: its primary replica in
 the token ring the reader loads when it connects (``system.local``, ``system.peers`` and the
-keyspace's replication). With token-aware routing, which the reader uses, that is where the
-driver sends the read; the driver's C API does not report the node that actually coordinated a
-read, so a read that went elsewhere (its primary replica down, a retry on another node) is still
-counted to its primary replica. Empty when the ring could not be loaded (``token_ring`` says
-why).
+keyspace's replication). The reader routes token-aware with the driver's replica shuffling
+off, so each row is read from its primary replica while that node is up: the count is where
+reads go, and each row sits in one node's page cache rather than in all its replicas'. When the
+primary replica is down the driver sends the read to the row's next replica; the C API does not
+report the node that coordinated a read, so such a read (or a retry that went elsewhere) is
+still counted to its primary replica. Empty when the ring could not be loaded (``token_ring``
+says why, e.g. a driver older than 2.16).
 """
 
 from __future__ import annotations
