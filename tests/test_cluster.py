@@ -151,15 +151,20 @@ def test_reads_go_to_the_rows_replica_and_spread_over_the_ring(
     local = {a: after[a][1] - before[a][1] for a in cluster.hosts}
     print(f"reads per node (RF {rf}, {stats.rows} rows read): coordinated {coordinated}, "
           f"served {local}, reader's count per replica host {stats.reads_by_host}")
-    # Every row read (the epoch, and what was read ahead of the next) was served once...
-    assert sum(local.values()) == stats.rows >= SIZE
-    # ...by the node it was sent to (token-aware: a replica of its row; none was forwarded),
-    assert coordinated == local
-    # ...its primary replica, as the reader counts (replicas are not shuffled),
-    assert stats.reads_by_host == local, (stats.reads_by_host, local)
-    # ...and the ring's thirds share the load.
-    assert all(n > stats.rows * 0.2 for n in local.values()), local
+    # Every row read (the epoch, and what was read ahead of the next) was sent to one node and
+    # served once, and the ring's thirds share the load...
+    assert sum(coordinated.values()) == sum(local.values()) == stats.rows >= SIZE
+    assert sum(stats.reads_by_host.values()) == stats.rows
+    for counts in (coordinated, local, stats.reads_by_host):
+        assert all(counts[a] > stats.rows * 0.2 for a in cluster.hosts), counts
     assert "127.0.0.2" in telemetry.summary(stats)
+    if rf == 1:
+        # ...token-aware: each read went to the node holding its row, none was forwarded, and
+        # the reader's count per primary replica is exactly what each node served. (At RF 3
+        # the driver picks one of the 3 replicas and the coordinator one of its replicas by
+        # latency: the shares hold, the counts per node move.)
+        assert coordinated == local
+        assert stats.reads_by_host == local, (stats.reads_by_host, local)
 
 
 def test_the_local_datacenter_is_used_or_refused(cluster: server.ClusterInfo, rf3: Dataset

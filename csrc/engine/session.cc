@@ -282,9 +282,9 @@ void Session::Connect() {
   }
   // Wraps the DC-aware policy: each read goes first to a replica of its row.
   api_.cass_cluster_set_token_aware_routing(cluster_.get(), cass_true);
-  // Unshuffled: a row is read from its primary replica while it is up (reads_by_host is where
-  // reads go; one node's page cache holds it, not RF), else the next. Drivers before 2.10 lack
-  // it, and the ring's functions too (no per-host counts to get wrong).
+  // Unshuffled: the driver reads a row from the same replica every time (a fixed position in
+  // its replica list, drawn per session), so one node's page cache holds it rather than RF of
+  // them. Drivers before 2.10 lack the switch, and the ring's functions too.
   if (api_.cass_cluster_set_token_aware_routing_shuffle_replicas) {
     api_.cass_cluster_set_token_aware_routing_shuffle_replicas(cluster_.get(), cass_false);
   }

@@ -11,13 +11,11 @@ node_exporter's textfile collector, or an HTTP handler of your own).
 
 ``reads_by_host`` counts the rows read by the node that holds each row: its primary replica in
 the token ring the reader loads when it connects (``system.local``, ``system.peers`` and the
-keyspace's replication). The reader routes token-aware with the driver's replica shuffling
-off, so each row is read from its primary replica while that node is up: the count is where
-reads go, and each row sits in one node's page cache rather than in all its replicas'. When the
-primary replica is down the driver sends the read to the row's next replica; the C API does not
-report the node that coordinated a read, so such a read (or a retry that went elsewhere) is
-still counted to its primary replica. Empty when the ring could not be loaded (``token_ring``
-says why, e.g. a driver older than 2.16).
+keyspace's replication): each node's share of the reads by its part of the ring. At RF 1 that
+is the node that served the read; at RF > 1 the driver sends each row to one fixed replica per
+session (not shuffled), so the nodes' loads have these shares moved round the ring (see
+docs/reader.md). The C API does not report the node that coordinated a read. Empty when the
+ring could not be loaded (``token_ring`` says why, e.g. a driver older than 2.16).
 """
 
 from __future__ import annotations
