@@ -26,6 +26,18 @@ def server_for(host: str, port: int | None, name: str, heap: str = "2G") -> Iter
         server.stop(directory)
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat: how busy its
+    cores were between two calls is (busy1 - busy0) / (total1 - total0)."""
+    import os
+    from pathlib import Path
+
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
 def write_random_rows(session: Any, keyspace: str, rows: int, row_bytes: int | tuple[int, int],
                       seed: int = 0, replication_factor: int = 1) -> tuple[list[uuid.UUID], int]:
     """A fresh ``keyspace.data (id uuid, label int, data blob, crc32c int)`` (compression off)

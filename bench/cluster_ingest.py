@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_server import machine_cpu
 from cassandra_dali import server
 from cassandra_dali.client import cql_files
 from cassandra_dali.dataset import images
@@ -44,14 +45,6 @@ def fresh_keyspace(info: server.ClusterInfo, keyspace: str) -> None:
         cql_files.apply(session, SCHEMA, keyspace=keyspace, replication_factor=3)
     finally:
         session.cluster.shutdown()
-
-
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    tick = os.sysconf("SC_CLK_TCK")
-    return (sum(fields) - idle) / tick, sum(fields) / tick
 
 
 def nodes_cpu(info: server.ClusterInfo) -> float:

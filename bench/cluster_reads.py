@@ -2,13 +2,16 @@
 costs. One table of random rows at RF 3, read with fn.crs4.cassandra given all three contact
 points (LOCAL_ONE, token-aware):
 
-1. two epochs with every node up: rows/s, the reader's reads per replica host, and each node's
-   own count of reads it coordinated and served (its system_views);
+1. after a warm-up epoch, two epochs with every node up: rows/s, the reader's reads per replica
+   host, and each node's own count of reads it coordinated and served (its system_views);
 2. node 2 SIGKILLed at the start of epoch 3, epochs 3 and 4 without it: rows/s (ratio to 1.),
    the longest ``pipe.run()``, retries; every sample checked once per epoch;
 3. node 2 started again, epochs 5 and 6: rows/s, and the reads node 2 served again;
-4. the cost of reading at LOCAL_QUORUM (two replicas answer each read): another pipeline, two
-   epochs, rows/s and ratio to LOCAL_ONE measured just before it.
+4. the cost of reading at LOCAL_QUORUM (two replicas answer each read): a second pipeline,
+   both warmed up one epoch, then one epoch each in turn, three times; rows/s and the ratio.
+
+Each phase also says how busy the machine's cores were: on a small machine the nodes share
+them, so a node less can mean more rows/s.
 
     python bench/cluster_reads.py --rows 6000
 
@@ -20,12 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from bench_server import write_random_rows
+from bench_server import machine_cpu, write_random_rows
 from cassandra_dali import server, telemetry
 from cassandra_dali.sources import cassandra_node
 from nvidia.dali import pipeline_def
@@ -44,15 +48,21 @@ def delta(after: dict[str, tuple[int, int]], before: dict[str, tuple[int, int]]
             for a in after}
 
 
+BUSY: list[float] = []  # the machine's busy share during the last read_epochs
+
+
 def read_epochs(pipe: Any, epochs: int, batches: int) -> tuple[float, float]:
     """(rows/s, longest run() in s) over ``epochs`` epochs of ``batches`` batches."""
     longest, rows = 0.0, 0
+    busy0, total0 = machine_cpu()
     started = time.perf_counter()
     for _ in range(epochs * batches):
         t = time.perf_counter()
         data, _labels = pipe.run()
         longest = max(longest, time.perf_counter() - t)
         rows += len(data)
+    busy1, total1 = machine_cpu()
+    BUSY[:] = [(busy1 - busy0) / (total1 - total0)]
     return rows / (time.perf_counter() - started), longest
 
 
@@ -95,13 +105,15 @@ def main() -> int:
         pipe.build()
         batches = args.rows // args.batch
 
+        read_epochs(pipe, 1, batches)  # warm-up: JIT, caches, the read-ahead's depth
         before = node_reads(info, "bench_cluster")
         rate, longest = read_epochs(pipe, 2, batches)
         stats = telemetry.readers(NAME)[0]
-        result["healthy"] = {"rows_per_s": rate, "longest_run_s": longest,
+        result["healthy"] = {"rows_per_s": rate, "longest_run_s": longest, "busy": BUSY[0],
                              "reads_by_host": stats.reads_by_host,
                              "node_reads": delta(node_reads(info, "bench_cluster"), before)}
-        print(f"all nodes up: {rate:,.0f} rows/s; reads by replica host (reader) "
+        print(f"all nodes up: {rate:,.0f} rows/s (cores {BUSY[0]:.0%} busy); reads by replica "
+              "host (reader) "
               f"{stats.reads_by_host}; per node [coordinated, served] "
               f"{result['healthy']['node_reads']}")
 
@@ -110,10 +122,11 @@ def main() -> int:
         down_rate, down_longest = read_epochs(pipe, 2, batches)
         stats = telemetry.readers(NAME)[0]
         result["node2_killed"] = {"rows_per_s": down_rate, "ratio": down_rate / rate,
-                                  "longest_run_s": down_longest,
+                                  "longest_run_s": down_longest, "busy": BUSY[0],
                                   "retries": stats.retries - retries_before,
                                   "rows": stats.rows - rows_before}
-        print(f"node 2 SIGKILLed: {down_rate:,.0f} rows/s ({down_rate / rate:.2f}x), longest "
+        print(f"node 2 SIGKILLed: {down_rate:,.0f} rows/s ({down_rate / rate:.2f}x, cores "
+              f"{BUSY[0]:.0%} busy), longest "
               f"run() {down_longest:.2f} s, {stats.retries - retries_before} reads retried")
 
         started = time.monotonic()
@@ -130,16 +143,17 @@ def main() -> int:
         result["telemetry"] = telemetry.summary(telemetry.readers(NAME)[0])
         print(result["telemetry"])
 
-        one_rate, _ = read_epochs(pipe, 2, batches)
-        del pipe  # one reader at a time: the two would share the machine's 2 cores
         quorum = pipe_def(dict(reader, consistency="LOCAL_QUORUM"), NAME + "-quorum")
         quorum.build()
-        quorum_rate, _ = read_epochs(quorum, 2, batches)
-        result["consistency"] = {"LOCAL_ONE_rows_per_s": one_rate,
-                                 "LOCAL_QUORUM_rows_per_s": quorum_rate,
-                                 "ratio": quorum_rate / one_rate}
-        print(f"LOCAL_ONE {one_rate:,.0f} rows/s, LOCAL_QUORUM {quorum_rate:,.0f} rows/s "
-              f"({quorum_rate / one_rate:.2f}x)")
+        read_epochs(quorum, 1, batches)  # warm-up
+        rates: dict[str, list[float]] = {"LOCAL_ONE": [], "LOCAL_QUORUM": []}
+        for _ in range(3):  # in turn, so a drift of the machine hits both alike
+            rates["LOCAL_ONE"].append(read_epochs(pipe, 1, batches)[0])
+            rates["LOCAL_QUORUM"].append(read_epochs(quorum, 1, batches)[0])
+        one, both = (statistics.mean(rates[k]) for k in ("LOCAL_ONE", "LOCAL_QUORUM"))
+        result["consistency"] = {"rows_per_s": rates, "ratio": both / one}
+        print(f"LOCAL_ONE {one:,.0f} rows/s, LOCAL_QUORUM {both:,.0f} rows/s ({both / one:.2f}x); "
+              f"per epoch {rates}")
     finally:
         if not args.keep and not running:
             server.stop_cluster(args.cluster_dir)
