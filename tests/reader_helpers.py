@@ -68,6 +68,18 @@ def write_dataset(
     return ds
 
 
+def check_batch(ds: Dataset, outputs: Any) -> list[int]:
+    """The dataset indexes of a batch of ``data_int`` (label: the index), each sample's bytes
+    checked against what was written."""
+    data, labels = outputs
+    seen = []
+    for i in range(len(labels)):
+        index = int(np.array(labels[i])[0])
+        assert sha(np.array(data[i])) == sha(ds.blobs[index]), f"sample {index} is corrupt"
+        seen.append(index)
+    return seen
+
+
 def reader_kwargs(info: server.ServerInfo, table: str, **extra: Any) -> dict[str, Any]:
     kwargs: dict[str, Any] = dict(
         table=table, cassandra_ips=[info.host], cassandra_port=info.port, connect_timeout_ms=5000

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import cassandra_dali
-import numpy as np
 import pytest
 from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT
@@ -29,7 +28,7 @@ from cassandra_dali import _native, server, telemetry
 from cassandra_dali.dataset import images
 from cassandra_dali.sources import cassandra_node
 from nvidia.dali import pipeline_def
-from reader_helpers import Dataset, sha, write_dataset
+from reader_helpers import Dataset, check_batch, sha, write_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -93,16 +92,6 @@ def _pipeline(cluster: server.ClusterInfo, ds: Dataset, name: str, **extra: Any)
     return p
 
 
-def _check(ds: Dataset, outputs: Any) -> list[int]:
-    data, labels = outputs
-    seen = []
-    for i in range(len(labels)):
-        index = int(np.array(labels[i])[0])
-        assert sha(np.array(data[i])) == sha(ds.blobs[index]), f"sample {index} is corrupt"
-        seen.append(index)
-    return seen
-
-
 def _epoch(epoch: int) -> list[int]:
     return _native.epoch_indices(SIZE, 1, 0, BATCH, epoch, True, SEED)
 
@@ -143,7 +132,7 @@ def test_reads_go_to_the_rows_replica_and_spread_over_the_ring(
     name = f"spread-rf{rf}"
     before = _node_reads(cluster, ds.keyspace)
     pipe = _pipeline(cluster, ds, name)
-    seen = [i for _ in range(SIZE // BATCH) for i in _check(ds, pipe.run())]
+    seen = [i for _ in range(SIZE // BATCH) for i in check_batch(ds, pipe.run())]
     assert sorted(seen) == list(range(SIZE))
     stats = _quiet(name)
     after = _node_reads(cluster, ds.keyspace)
@@ -186,7 +175,7 @@ def test_a_node_killed_mid_epoch_costs_no_sample_at_rf3(
                      max_prefetch_buffers=2)
     batches = SIZE // BATCH
     expected = _epoch(0) + _epoch(1) + _epoch(2)
-    seen = [i for _ in range(3) for i in _check(rf3, pipe.run())]
+    seen = [i for _ in range(3) for i in check_batch(rf3, pipe.run())]
     assert server.stop_node(cluster.dir, 2, kill=True)
     killed = time.monotonic()
     rows_at_kill = telemetry.readers("rf3-kill")[0].rows
@@ -195,7 +184,7 @@ def test_a_node_killed_mid_epoch_costs_no_sample_at_rf3(
         stalls = []
         for _ in range(2 * batches - 3):
             started = time.monotonic()
-            seen += _check(rf3, pipe.run())
+            seen += check_batch(rf3, pipe.run())
             stalls.append(time.monotonic() - started)
         read_while_down = telemetry.readers("rf3-kill")[0].rows - rows_at_kill
         print(f"node 2 SIGKILLed: longest run() {max(stalls):.2f} s, "
@@ -210,7 +199,7 @@ def test_a_node_killed_mid_epoch_costs_no_sample_at_rf3(
     epoch = 2
     while True:
         for _ in range(batches):
-            seen += _check(rf3, pipe.run())
+            seen += check_batch(rf3, pipe.run())
         served = _node_reads(cluster, "rf3")["127.0.0.2"][1] - reads_before[1]
         if served > 0 or time.monotonic() > deadline:
             break
@@ -262,12 +251,12 @@ def test_at_rf1_a_node_back_within_the_budget_costs_nothing(
     pipe = _pipeline(cluster, rf1, "rf1-back", request_timeout_ms=1000, prefetch_buffers=2,
                      max_prefetch_buffers=2)
     batches = SIZE // BATCH
-    seen = [i for _ in range(2) for i in _check(rf1, pipe.run())]
+    seen = [i for _ in range(2) for i in check_batch(rf1, pipe.run())]
     assert server.stop_node(cluster.dir, 3, kill=True)
     restart = threading.Thread(target=server.start_node, args=(cluster.dir, 3))
     restart.start()  # back in about 10 s, well within the default 60 s budget
     try:
-        seen += [i for _ in range(2 * batches - 2) for i in _check(rf1, pipe.run())]
+        seen += [i for _ in range(2 * batches - 2) for i in check_batch(rf1, pipe.run())]
     finally:
         restart.join()
     assert seen == _epoch(0) + _epoch(1)

@@ -12,13 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from nvidia.dali import fn, pipeline_def
 
 import cassandra_dali
 from cassandra_dali import _native, server
-from reader_helpers import Dataset, reader_kwargs, sha, write_dataset
+from reader_helpers import Dataset, check_batch, reader_kwargs, write_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -82,16 +81,6 @@ def _pipeline(info: server.ServerInfo, ds: Dataset, pipe_args: dict[str, Any] | 
     return p
 
 
-def _check(ds: Dataset, outputs: Any) -> list[int]:
-    data, labels = outputs
-    seen = []
-    for i in range(len(labels)):
-        index = int(np.array(labels[i])[0])
-        assert sha(np.array(data[i])) == sha(ds.blobs[index]), f"sample {index} is corrupt"
-        seen.append(index)
-    return seen
-
-
 def _wait_until_answering(info: server.ServerInfo, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -114,7 +103,7 @@ def test_a_server_restart_mid_epoch_loses_nothing(own_server: OwnServer, dataset
     batches = len(expected) // BATCH
     seen: list[int] = []
     for _ in range(3):
-        seen += _check(dataset, pipe.run())
+        seen += check_batch(dataset, pipe.run())
     os.kill(own_server.pid(), signal.SIGKILL)
     killed = time.monotonic()
     restart = threading.Thread(target=lambda: (time.sleep(2), own_server.start()))
@@ -123,7 +112,7 @@ def test_a_server_restart_mid_epoch_loses_nothing(own_server: OwnServer, dataset
         stalls = []
         for _ in range(batches - 3):
             started = time.monotonic()
-            seen += _check(dataset, pipe.run())
+            seen += check_batch(dataset, pipe.run())
             stalls.append(time.monotonic() - started)
     finally:
         restart.join()
@@ -135,7 +124,7 @@ def test_a_server_restart_mid_epoch_loses_nothing(own_server: OwnServer, dataset
 def test_a_frozen_server_is_ridden_through(own_server: OwnServer, dataset: Dataset) -> None:
     pipe = _pipeline(own_server.info, dataset, request_timeout_ms=1000, retry_budget_ms=60000)
     expected = _epoch(SIZE, 0)
-    seen = _check(dataset, pipe.run())
+    seen = check_batch(dataset, pipe.run())
     pid = own_server.pid()
     os.kill(pid, signal.SIGSTOP)
     thaw = threading.Timer(4.0, os.kill, (pid, signal.SIGCONT))
@@ -144,7 +133,7 @@ def test_a_frozen_server_is_ridden_through(own_server: OwnServer, dataset: Datas
     try:
         for _ in range(len(expected) // BATCH - 1):
             started = time.monotonic()
-            seen += _check(dataset, pipe.run())
+            seen += check_batch(dataset, pipe.run())
             stalls.append(time.monotonic() - started)
     finally:
         thaw.join()
@@ -159,14 +148,14 @@ def test_past_the_budget_the_error_says_what_to_do_and_no_sample_is_lost(
     settings = {"request_timeout_ms": 500, "retry_budget_ms": 3000}
     pipe = _pipeline(own_server.info, dataset, {"enable_checkpointing": True}, **settings)
     expected = _epoch(SIZE, 0)
-    seen = _check(dataset, pipe.run())
+    seen = check_batch(dataset, pipe.run())
     pid = own_server.pid()
     os.kill(pid, signal.SIGSTOP)
     try:
         started = time.monotonic()
         with pytest.raises(Exception) as caught:
             for _ in range(len(expected) // BATCH):
-                seen += _check(dataset, pipe.run())
+                seen += check_batch(dataset, pipe.run())
         elapsed = time.monotonic() - started
         checkpoint = pipe.checkpoint()
     finally:
@@ -182,8 +171,8 @@ def test_past_the_budget_the_error_says_what_to_do_and_no_sample_is_lost(
     # What the error says: a pipeline resumed from the checkpoint starts at the failed batch...
     resumed = _pipeline(own_server.info, dataset,
                         {"enable_checkpointing": True, "checkpoint": checkpoint}, **settings)
-    assert [i for _ in range(rest) for i in _check(dataset, resumed.run())] == expected[len(seen):]
+    assert [i for _ in range(rest) for i in check_batch(dataset, resumed.run())] == expected[len(seen):]
     # ...and so does the same pipeline, asked again once the server is back.
     for _ in range(rest):
-        seen += _check(dataset, pipe.run())
+        seen += check_batch(dataset, pipe.run())
     assert seen == expected
