@@ -5,7 +5,8 @@ points (LOCAL_ONE, token-aware):
 1. after a warm-up epoch, two epochs with every node up: rows/s, the reader's reads per replica
    host, and each node's own count of reads it coordinated and served (its system_views);
 2. node 2 SIGKILLed at the start of epoch 3, epochs 3 and 4 without it: rows/s (ratio to 1.),
-   the longest ``pipe.run()``, retries; every sample checked once per epoch;
+   the longest ``pipe.run()``, retries (samples are counted here; tests/test_cluster.py checks
+   each one);
 3. node 2 started again, epochs 5 and 6: rows/s, and the reads node 2 served again;
 4. the cost of reading at LOCAL_QUORUM (two replicas answer each read): a second pipeline,
    both warmed up one epoch, then one epoch each in turn, three times; rows/s and the ratio.

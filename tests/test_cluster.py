@@ -150,8 +150,8 @@ def test_reads_go_to_the_rows_replica_and_spread_over_the_ring(
     if rf == 1:
         # ...token-aware: each read went to the node holding its row, none was forwarded, and
         # the reader's count per primary replica is exactly what each node served. (At RF 3
-        # the driver picks one of the 3 replicas and the coordinator one of its replicas by
-        # latency: the shares hold, the counts per node move.)
+        # each driver I/O thread picks a replica position, and a coordinator may read from
+        # another replica: the shares hold, the counts per node move.)
         assert coordinated == local
         assert stats.reads_by_host == local, (stats.reads_by_host, local)
 

@@ -8,6 +8,7 @@ that came too late would show up as a failure, never as a JVM started by acciden
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from fractions import Fraction
@@ -338,3 +339,23 @@ def test_an_empty_contact_point_list_is_refused() -> None:
 
     with pytest.raises(ConnectionFailed, match="no contact point"):
         Connection(host=" , ")
+
+
+def test_settings_fixed_at_creation_are_kept(tmp_path: Path) -> None:
+    _write_cluster_json(tmp_path, 3)
+    previous = cluster.cluster_info(tmp_path)
+    assert previous is not None
+    previous = dataclasses.replace(previous, version="5.0.5", cluster_name="mine")
+    config = cluster.ClusterConfig(dir=tmp_path, nodes=3)
+    assert cluster._fixed_settings(config, previous, set()) == {
+        "cluster_name": "mine", "version": "5.0.5", "num_tokens": 16}
+    assert cluster._fixed_settings(cluster.ClusterConfig(dir=tmp_path), None, set()) == {
+        "cluster_name": server.DEFAULT_CLUSTER_NAME, "version": server.DEFAULT_VERSION,
+        "num_tokens": 16}
+    upgrade = cluster.ClusterConfig(dir=tmp_path, nodes=3, version="5.0.6")
+    assert cluster._fixed_settings(upgrade, previous, set())["version"] == "5.0.6"
+    with pytest.raises(server.ServerError, match="stop the cluster before moving it to 5.0.6"):
+        cluster._fixed_settings(upgrade, previous, {2})
+    with pytest.raises(server.ServerError, match="created with cluster_name 'mine'"):
+        cluster._fixed_settings(cluster.ClusterConfig(dir=tmp_path, cluster_name="other"),
+                                previous, set())

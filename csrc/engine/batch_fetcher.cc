@@ -473,14 +473,13 @@ void BatchFetcher::Wait(Batch *batch) {
   using Clock = std::chrono::steady_clock;
   const auto started = Clock::now();
   const auto deadline = started + std::chrono::milliseconds(options_.retry_budget_ms);
-  // One round ends when every read of it ended: each within the request timeout, after waiting
-  // behind the requests queued before it.
+  // One round ends when every read of it ended: each within its request timeouts (two when a
+  // missing row is read again at a quorum), after waiting behind the requests queued before it.
+  const int64_t per_read = ReadTimeoutMs();
   const auto round_bound = std::chrono::milliseconds(
-      static_cast<int64_t>(session_->options().request_timeout_ms) *
-          (2 + static_cast<int64_t>(batch->size()) / options_.max_in_flight) +
-      10000);
-  // Past the deadline a round may still finish its reads: each ends within the request timeout.
-  const auto grace = std::chrono::milliseconds(session_->options().request_timeout_ms + 5000);
+      per_read * (2 + static_cast<int64_t>(batch->size()) / options_.max_in_flight) + 10000);
+  // Past the deadline a round may still finish its reads: each ends within its timeouts.
+  const auto grace = std::chrono::milliseconds(per_read + 5000);
   for (int round = 0;; ++round) {
     std::vector<Batch::Failure> failures;
     {
@@ -536,8 +535,13 @@ void BatchFetcher::Wait(Batch *batch) {
   }
 }
 
+int64_t BatchFetcher::ReadTimeoutMs() const {
+  const int64_t timeout = session_->options().request_timeout_ms;
+  return session_->rechecks_missing_rows() ? 2 * timeout : timeout;
+}
+
 std::chrono::milliseconds BatchFetcher::LandingBound() const {
-  return std::chrono::milliseconds(session_->options().request_timeout_ms + 30000);
+  return std::chrono::milliseconds(ReadTimeoutMs() + 30000);
 }
 
 bool BatchFetcher::Landed(Batch *batch) const {

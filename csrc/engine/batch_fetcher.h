@@ -160,6 +160,8 @@ class BatchFetcher {
   // How long reads already issued may take to land: each ends within the session's request
   // timeout; the margin covers the driver's own bookkeeping.
   std::chrono::milliseconds LandingBound() const;
+  // How long one read may take: its request timeout, twice when a missing row is re-read.
+  int64_t ReadTimeoutMs() const;
 
   std::shared_ptr<const Session> session_;
   FetchOptions options_;

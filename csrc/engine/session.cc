@@ -282,9 +282,9 @@ void Session::Connect() {
   }
   // Wraps the DC-aware policy: each read goes first to a replica of its row.
   api_.cass_cluster_set_token_aware_routing(cluster_.get(), cass_true);
-  // Unshuffled: the driver reads a row from the same replica every time (a fixed position in
-  // its replica list, drawn per session), so one node's page cache holds it rather than RF of
-  // them. Drivers before 2.10 lack the switch, and the ring's functions too.
+  // Unshuffled: each of the driver's I/O threads reads a row from one replica (a fixed position
+  // in its replica list, drawn per thread), so at most io_threads nodes' page caches hold it
+  // rather than all RF. Drivers before 2.10 lack the switch, and the ring's functions too.
   if (api_.cass_cluster_set_token_aware_routing_shuffle_replicas) {
     api_.cass_cluster_set_token_aware_routing_shuffle_replicas(cluster_.get(), cass_false);
   }

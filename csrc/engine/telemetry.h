@@ -44,11 +44,10 @@ struct ReaderTelemetry {
   std::atomic<int64_t> consumer_wait_ns{0};  // and how long, in all
   std::atomic<int> prefetch_depth{0};
   LatencyHistogram read_latency;
-  // Rows read by the node that holds them: their primary replica in the token ring, where
-  // token-aware routing with unshuffled replicas sends them while it is up (the C API does not
-  // report the actual coordinator: a read that went to another replica still counts to the
-  // primary). Sized once, before any read, so counting takes no lock; empty when the ring is
-  // unknown.
+  // Rows read, by the node that holds each: its primary replica in the token ring (each node's
+  // share by its part of the ring; the node that served it only at RF 1: the C API does not
+  // report the coordinator). Sized once, before any read, so counting takes no lock; empty
+  // when the ring is unknown.
   std::vector<std::string> hosts;
   std::unique_ptr<std::atomic<int64_t>[]> reads_by_host;
   std::string token_ring;  // the ring as loaded, or why it is not known

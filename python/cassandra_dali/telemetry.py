@@ -12,8 +12,8 @@ node_exporter's textfile collector, or an HTTP handler of your own).
 ``reads_by_host`` counts the rows read by the node that holds each row: its primary replica in
 the token ring the reader loads when it connects (``system.local``, ``system.peers`` and the
 keyspace's replication): each node's share of the reads by its part of the ring. At RF 1 that
-is the node that served the read; at RF > 1 the driver sends each row to one fixed replica per
-session (not shuffled), so the nodes' loads have these shares moved round the ring (see
+is the node that served the read; at RF > 1 the driver sends a row to a replica at a fixed
+position per I/O thread (not shuffled), so the nodes' loads have about these shares (see
 docs/reader.md). The C API does not report the node that coordinated a read. Empty when the
 ring could not be loaded (``token_ring`` says why, e.g. a driver older than 2.16).
 """

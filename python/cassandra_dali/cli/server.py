@@ -56,8 +56,9 @@ def add_parser(subparsers: Any) -> None:
                        help="seconds to wait for the server (%(default)s)")
     start.add_argument("--cluster-name", default=None,
                        help=f"(default: {server.DEFAULT_CLUSTER_NAME}; an existing cluster's own)")
-    start.add_argument("--version", default=server.DEFAULT_VERSION,
-                       help="Cassandra version (%(default)s)")
+    start.add_argument("--version", default=None,
+                       help=f"Cassandra version (default: {server.DEFAULT_VERSION}; an existing "
+                       "cluster's own)")
     start.set_defaults(func=_start)
 
     stop = commands.add_parser("stop", help="stop the server, or every node of the cluster "
@@ -116,7 +117,8 @@ def _start(args: argparse.Namespace) -> int:
         host=args.host, native_port=args.port, storage_port=args.storage_port,
         jmx_port=args.jmx_port, heap=args.heap, auth=args.auth, tls=args.tls,
         client_auth=args.tls_client_auth,
-        cluster_name=args.cluster_name or server.DEFAULT_CLUSTER_NAME, version=args.version,
+        cluster_name=args.cluster_name or server.DEFAULT_CLUSTER_NAME,
+        version=args.version or server.DEFAULT_VERSION,
         start_timeout=args.timeout,
     )
     if args.dir is not None:

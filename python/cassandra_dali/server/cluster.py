@@ -260,7 +260,7 @@ def _start_cluster_locked(config: ClusterConfig, directory: Path) -> ClusterInfo
         storage = _pick_port(addresses, config.storage_port,
                              previous.storage_port if previous else None, DEFAULT_STORAGE_PORT,
                              "storage", taken=native)
-    fixed = _fixed_settings(config, previous)
+    fixed = _fixed_settings(config, previous, running)
     info = ClusterInfo(
         host=",".join(addresses), port=native, dir=directory, nodes=config.nodes,
         storage_port=storage, heap=config.heap, **fixed,
@@ -288,20 +288,26 @@ def _start_cluster_locked(config: ClusterConfig, directory: Path) -> ClusterInfo
     return info
 
 
-def _fixed_settings(config: ClusterConfig, previous: ClusterInfo | None) -> dict[str, Any]:
+def _fixed_settings(config: ClusterConfig, previous: ClusterInfo | None,
+                    running: set[int]) -> dict[str, Any]:
     """cluster_name, version and num_tokens: as asked, else as the existing cluster has them,
     else the defaults. Another name or token count than the existing cluster's is refused (its
-    nodes would not start with them); another version is an upgrade, allowed."""
+    nodes would not start with them); another version is an upgrade, allowed only while no node
+    runs (a ring of mixed versions is not something to start by accident)."""
     defaults: dict[str, Any] = {"cluster_name": DEFAULT_CLUSTER_NAME, "version": DEFAULT_VERSION,
                                 "num_tokens": DEFAULT_NUM_TOKENS}
     fixed = {}
     for name, default in defaults.items():
         asked = getattr(config, name)
         existing = getattr(previous, name) if previous is not None else None
-        if asked is not None and existing is not None and asked != existing \
-                and name != "version":
-            raise ServerError(f"the cluster in {config.dir} was created with {name} "
-                              f"{existing!r}, not {asked!r}; give a new cluster another --dir")
+        if asked is not None and existing is not None and asked != existing:
+            if name != "version":
+                raise ServerError(f"the cluster in {config.dir} was created with {name} "
+                                  f"{existing!r}, not {asked!r}; give a new cluster another --dir")
+            if running:
+                raise ServerError(f"nodes {sorted(running)} of the cluster in {config.dir} run "
+                                  f"Cassandra {existing}: stop the cluster before moving it to "
+                                  f"{asked}")
         fixed[name] = asked if asked is not None else existing if existing is not None else default
     return fixed
 
