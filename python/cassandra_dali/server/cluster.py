@@ -25,7 +25,7 @@ from typing import Any
 from .._files import write_atomically
 from ..client import Connection, ConnectionFailed
 from ..client.cluster import quiet_driver
-from .config import ServerConfig, ServerInfo, ServerStatus, port_in_use, read_state
+from .config import ServerConfig, ServerInfo, ServerStatus, port_in_use
 from .layout import (
     CLUSTER_FILE,
     DEFAULT_CLUSTER_NAME,
@@ -477,12 +477,6 @@ def _cluster_lock(info: ClusterInfo) -> Any:
 def check_node(info: ClusterInfo, node: int) -> None:
     if not 1 <= node <= info.nodes:
         raise ServerError(f"the cluster in {info.dir} has nodes 1 to {info.nodes}, not {node}")
-
-
-def node_state(directory: Path | str | None, node: int) -> ServerInfo | None:
-    info = _require_cluster(directory)
-    check_node(info, node)
-    return read_state(info.node_dir(node))
 
 
 def _write_cluster_file(info: ClusterInfo) -> None:
