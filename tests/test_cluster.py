@@ -144,7 +144,8 @@ def test_reads_go_to_the_rows_replica_and_spread_over_the_ring(
     # served once, and the ring's thirds share the load...
     assert sum(coordinated.values()) == sum(local.values()) == stats.rows >= SIZE
     assert sum(stats.reads_by_host.values()) == stats.rows
-    for counts in (coordinated, local, stats.reads_by_host):
+    # (Which replica serves a read at RF 3 is the coordinator's choice, by latency: not checked.)
+    for counts in (coordinated, stats.reads_by_host) if rf > 1 else (coordinated, local):
         assert all(counts[a] > stats.rows * 0.2 for a in cluster.hosts), counts
     assert "127.0.0.2" in telemetry.summary(stats)
     if rf == 1:
@@ -313,3 +314,42 @@ def test_ingest_at_local_quorum_survives_a_node_killed_mid_ingest(
     # Every row is there (read at ALL: every replica answers, node 3 included).
     assert len(list(session.execute("SELECT id FROM ingest3.data_train"))) == files
     assert len(list(session.execute("SELECT id FROM ingest3.metadata_train"))) == files
+
+
+CLOSE_WHILE_RESTARTING = """
+import random, sys, threading, time
+from pathlib import Path
+import cassandra_dali
+from cassandra_dali import server
+
+directory, table, ids = Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
+info = server.cluster_info(directory)
+rng = random.Random(7)
+for _ in range(2):
+    readers = [cassandra_dali.Reader(table, **info.connection().reader_kwargs())
+               for _ in range(8)]
+    for reader in readers:
+        reader.read(ids)
+    server.stop_node(directory, 3, kill=True)
+    restart = threading.Thread(target=server.start_node, args=(directory, 3))
+    restart.start()
+    while readers:  # each closed while node 3 is down, coming back, or just back
+        time.sleep(rng.uniform(0.2, 1.5))
+        readers.pop()
+    restart.join()
+print("closed every reader")
+"""
+
+
+def test_readers_closed_while_a_node_restarts_do_not_crash(
+    cluster: server.ClusterInfo, rf3: Dataset
+) -> None:
+    # The driver's prepare-on-up handler used to call into a session closed meanwhile and
+    # abort the process ("pure virtual method called"); the reader turns that handler off.
+    result = subprocess.run(
+        [sys.executable, "-c", CLOSE_WHILE_RESTARTING, str(cluster.dir),
+         f"{rf3.keyspace}.data_int", *rf3.ids[:8]],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and "closed every reader" in result.stdout, \
+        result.stderr[-3000:]
+    assert server.cluster_status(cluster.dir)[2].status.running

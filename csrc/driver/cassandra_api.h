@@ -189,8 +189,10 @@ typedef void (*CassFutureCallback)(CassFuture *future, void *data);
   X(cass_iterator_get_map_key, const CassValue *, (const CassIterator *))                      \
   X(cass_iterator_get_map_value, const CassValue *, (const CassIterator *))
 
-// Every function resolved only if present (the loader lists those missing): the ring's, and
-// the replica-shuffle switch (driver 2.10 on; a library without it has no ring functions either).
+// Every function resolved only if present (the loader lists those missing): the ring's, the
+// replica-shuffle switch (driver 2.10 on; a library without it has no ring functions either),
+// and the prepare-on-up switch (2.8 on).
 #define CASS_DALI_OPTIONAL_FUNCTIONS(X)                                                        \
   CASS_DALI_RING_FUNCTIONS(X)                                                                  \
-  X(cass_cluster_set_token_aware_routing_shuffle_replicas, void, (CassCluster *, cass_bool_t))
+  X(cass_cluster_set_token_aware_routing_shuffle_replicas, void, (CassCluster *, cass_bool_t)) \
+  X(cass_cluster_set_prepare_on_up_or_add_host, CassError, (CassCluster *, cass_bool_t))

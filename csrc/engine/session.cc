@@ -288,6 +288,13 @@ void Session::Connect() {
   if (api_.cass_cluster_set_token_aware_routing_shuffle_replicas) {
     api_.cass_cluster_set_token_aware_routing_shuffle_replicas(cluster_.get(), cass_false);
   }
+  // Off: the driver's prepare-on-up handler calls into the session after a node comes back,
+  // and a session closed meanwhile dies there ("pure virtual method called" in
+  // Cluster::notify_host_up_after_prepare: seen closing readers while a node restarted). A
+  // restarted node answers the first read "unprepared" and the driver prepares it then.
+  if (api_.cass_cluster_set_prepare_on_up_or_add_host) {
+    api_.cass_cluster_set_prepare_on_up_or_add_host(cluster_.get(), cass_false);
+  }
   api_.cass_cluster_set_consistency(cluster_.get(), consistency_);
   if (!options_.username.empty()) {
     const std::string password = ResolvePassword(options_);
