@@ -141,8 +141,10 @@ def test_reads_go_to_the_rows_replica_and_spread_over_the_ring(
     print(f"reads per node (RF {rf}, {stats.rows} rows read): coordinated {coordinated}, "
           f"served {local}, reader's count per replica host {stats.reads_by_host}")
     # Every row read (the epoch, and what was read ahead of the next) was sent to one node and
-    # served once, and the ring's thirds share the load...
-    assert sum(coordinated.values()) == sum(local.values()) == stats.rows >= SIZE
+    # served (at RF 3 a slow replica can make the coordinator ask a second one: speculative
+    # retry), and the ring's thirds share the load...
+    assert sum(coordinated.values()) == stats.rows >= SIZE
+    assert sum(local.values()) == stats.rows if rf == 1 else sum(local.values()) >= stats.rows
     assert sum(stats.reads_by_host.values()) == stats.rows
     # (Which replica serves a read at RF 3 is the coordinator's choice, by latency: not checked.)
     for counts in (coordinated, stats.reads_by_host) if rf > 1 else (coordinated, local):
