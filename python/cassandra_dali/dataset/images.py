@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+import multiprocessing
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -200,7 +201,10 @@ def generate(
     if workers == 1 or len(jobs) < 32:  # a pool costs more than it saves on a few images
         results = list(_with_progress(map(_write, jobs), len(jobs), progress))
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # Not fork: the caller may hold DALI pipelines and driver sessions (threads), and a forked
+        # worker that garbage-collects its copy of one crashes (seen in the test suite).
+        context = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             results = list(_with_progress(pool.map(_write, jobs, chunksize=8), len(jobs), progress))
     summary = GenerateSummary(
         root=root,
