@@ -26,6 +26,32 @@ def server_for(host: str, port: int | None, name: str, heap: str = "2G") -> Iter
         server.stop(directory)
 
 
+def add_cluster_arguments(parser: Any) -> None:
+    """The flags of a bench that runs on a local 3-node cluster (:func:`cluster_for`)."""
+    from pathlib import Path
+
+    parser.add_argument("--heap", default="512M", help="per node")
+    parser.add_argument("--cluster-dir", type=Path,
+                        default=server.cache_root() / "servers" / "bench-cluster")
+    parser.add_argument("--keep", action="store_true", help="leave the cluster running")
+
+
+@contextlib.contextmanager
+def cluster_for(args: Any) -> Iterator[server.ClusterInfo]:
+    """The 3-node cluster in ``args.cluster_dir``: started if it does not run, and then stopped
+    on leaving unless ``args.keep``; one already running is used and left running."""
+    running = server.is_cluster_dir(args.cluster_dir) and all(
+        n.status.running for n in server.cluster_status(args.cluster_dir))
+    info = server.start_cluster(server.ClusterConfig(dir=args.cluster_dir, nodes=3,
+                                                     heap=args.heap, cluster_name="bench"))
+    print(f"cluster: {info.contact_point} ({'already running' if running else 'started'})")
+    try:
+        yield info
+    finally:
+        if not args.keep and not running:
+            server.stop_cluster(args.cluster_dir)
+
+
 def machine_cpu() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far, from /proc/stat: how busy its
     cores were between two calls is (busy1 - busy0) / (total1 - total0)."""

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_server import machine_cpu
+from bench_server import add_cluster_arguments, cluster_for, machine_cpu
 from cassandra_dali import server
 from cassandra_dali.client import cql_files
 from cassandra_dali.dataset import images
@@ -89,10 +89,7 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--write-consistencies", nargs="*", default=[],
                         help="extra serial runs at these levels (the default is LOCAL_QUORUM)")
-    parser.add_argument("--heap", default="512M", help="per node")
-    parser.add_argument("--cluster-dir", type=Path,
-                        default=server.cache_root() / "servers" / "bench-cluster")
-    parser.add_argument("--keep", action="store_true", help="leave the cluster running")
+    add_cluster_arguments(parser)
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/cluster_ingest.json")
     args = parser.parse_args()
 
@@ -100,14 +97,9 @@ def main() -> int:
     if not (data / "train").is_dir():
         images.generate(data, args.per_class, 0, seed=7)
     expected = 10 * args.per_class
-    running = server.is_cluster_dir(args.cluster_dir) and all(
-        n.status.running for n in server.cluster_status(args.cluster_dir))
-    info = server.start_cluster(server.ClusterConfig(dir=args.cluster_dir, nodes=3,
-                                                     heap=args.heap, cluster_name="bench"))
-    print(f"cluster: {info.contact_point} ({'already running' if running else 'started'}), "
-          f"{expected} images in {data}")
+    print(f"{expected} images in {data}")
     runs: dict[str, list[dict[str, Any]]] = {}
-    try:
+    with cluster_for(args) as info:
         for round_ in range(args.rounds):
             fresh_keyspace(info, "bench_serial")
             serial = [sys.executable, "extract_serial.py", *ingest_args(data, "bench_serial", info)]
@@ -133,9 +125,6 @@ def main() -> int:
                     runs.setdefault(name, []).append(run_ingest(submit, expected, info))
             print(f"round {round_ + 1}: " + ", ".join(
                 f"{k} {v[-1]['images_per_s']} img/s" for k, v in runs.items()))
-    finally:
-        if not args.keep and not running:
-            server.stop_cluster(args.cluster_dir)
 
     base = statistics.mean(r["images_per_s"] for r in runs["serial"])
     base_wall = statistics.mean(r["wall_seconds"] for r in runs["serial"])

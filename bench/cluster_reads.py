@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_server import machine_cpu, write_random_rows
+from bench_server import add_cluster_arguments, cluster_for, machine_cpu, write_random_rows
 from cassandra_dali import server, telemetry
 from cassandra_dali.sources import cassandra_node
 from nvidia.dali import pipeline_def
@@ -73,20 +73,13 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=6000)
     parser.add_argument("--row-bytes", type=int, nargs=2, default=[10_000, 30_000])
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--heap", default="512M", help="per node")
-    parser.add_argument("--cluster-dir", type=Path,
-                        default=server.cache_root() / "servers" / "bench-cluster")
-    parser.add_argument("--keep", action="store_true", help="leave the cluster running")
+    add_cluster_arguments(parser)
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/cluster_reads.json")
     args = parser.parse_args()
 
-    running = server.is_cluster_dir(args.cluster_dir) and all(
-        n.status.running for n in server.cluster_status(args.cluster_dir))
-    info = server.start_cluster(server.ClusterConfig(dir=args.cluster_dir, nodes=3,
-                                                     heap=args.heap, cluster_name="bench"))
     result: dict[str, Any] = {"rows": args.rows, "row_bytes": args.row_bytes, "rf": 3,
                               "batch": args.batch}
-    try:
+    with cluster_for(args) as info:
         session = info.connect()
         try:
             ids, total = write_random_rows(session, "bench_cluster", args.rows,
@@ -155,9 +148,6 @@ def main() -> int:
         result["consistency"] = {"rows_per_s": rates, "ratio": both / one}
         print(f"LOCAL_ONE {one:,.0f} rows/s, LOCAL_QUORUM {both:,.0f} rows/s ({both / one:.2f}x); "
               f"per epoch {rates}")
-    finally:
-        if not args.keep and not running:
-            server.stop_cluster(args.cluster_dir)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=float))
     return 0

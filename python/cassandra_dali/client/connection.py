@@ -109,6 +109,12 @@ class Connection:
             cluster.shutdown()
             raise
 
+    def connection(self) -> Connection:
+        """The client settings alone, without a subclass's fields (the launcher's ServerInfo
+        and ClusterInfo): what a tool or a reader needs."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(Connection)}
+        return Connection(**fields)
+
     def secret(self) -> str | None:
         """The password: given, or the first line of ``password_file``."""
         if self.password_file is None:

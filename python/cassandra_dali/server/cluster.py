@@ -18,6 +18,7 @@ import dataclasses
 import ipaddress
 import json
 import logging
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -81,10 +82,6 @@ class ClusterInfo(Connection):
     version: str = DEFAULT_VERSION
     num_tokens: int = DEFAULT_NUM_TOKENS
     startup_seconds: float | None = None
-
-    def connection(self) -> Connection:
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(Connection)}
-        return Connection(**fields)
 
     def node_dir(self, node: int) -> Path:
         assert self.dir is not None
@@ -178,8 +175,6 @@ def _pick_port(addresses: list[str], wanted: int | None, last: int | None, defau
         if candidate and candidate != taken and not any(port_in_use(a, candidate)
                                                         for a in addresses):
             return candidate
-    import socket
-
     for _ in range(100):
         with socket.socket() as sock:
             sock.bind((addresses[0], 0))
@@ -190,8 +185,6 @@ def _pick_port(addresses: list[str], wanted: int | None, last: int | None, defau
 
 
 def _check_addresses(addresses: list[str]) -> None:
-    import socket
-
     for address in addresses:
         with socket.socket() as sock:
             try:

@@ -59,11 +59,6 @@ class ServerInfo(Connection):
     storage_port: int | None = None
     jmx_port: int | None = None
 
-    def connection(self) -> Connection:
-        """The client settings alone (what a tool or a reader needs)."""
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(Connection)}
-        return Connection(**fields)
-
     def to_json(self) -> dict[str, Any]:
         fields = dataclasses.asdict(self)
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in fields.items()}
