@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -289,6 +291,38 @@ def test_python_reader_matches_the_operator(
     assert ids == dataset.ids[:BATCH]
     assert [int(x) for x in labels] == [int(x[0]) for x in op_labels]
     assert [sha(x) for x in data] == [sha(x) for x in op_data]
+
+
+def test_one_python_reader_serves_many_threads(
+    cassandra_server: server.ServerInfo, dataset: Dataset
+) -> None:
+    # 8 threads on disjoint ids, round after round through the reader's ring of batches: each
+    # gets its own rows, whole, while the others read.
+    reader = cassandra_dali.Reader(
+        f"{dataset.keyspace}.data_int", cassandra_port=cassandra_server.port
+    )
+    threads, per_batch, rounds = 8, 5, 6
+    barrier = threading.Barrier(threads)
+
+    def work(t: int) -> int:
+        mine = dataset.ids[t::threads]
+        barrier.wait()
+        checked = 0
+        for _ in range(rounds):
+            for at in range(0, len(mine), per_batch):
+                ids = mine[at:at + per_batch]
+                data, labels, got = reader.read(ids)
+                assert got == ids
+                for blob, label, u in zip(data, labels, got):
+                    index = dataset.ids.index(u)
+                    assert int(label) == index
+                    assert sha(blob) == sha(dataset.blobs[index]), f"thread {t}: {u} corrupt"
+                    checked += 1
+        return checked
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        counts = list(pool.map(work, range(threads)))
+    assert sum(counts) == SIZE * rounds
 
 
 @pytest.mark.parametrize("steps_before", [5, 11])  # 11 + 6 crosses the epoch boundary (13)

@@ -120,6 +120,11 @@ def test_schema_errors(
         ({"label_type": "float"}, "label_type 'float'"),
         ({"table": "ks.t; DROP KEYSPACE ks"}, "is not a valid CQL identifier"),
         ({"table": "no_keyspace"}, "must be given as 'keyspace.table'"),
+        ({"table": '"my-ks".data_int'}, "only letters, digits and '_' in keyspace and table names"),
+        ({"table": "ks." + "t" * 49}, "at most 48 characters in keyspace and table names"),
+        ({"request_timeout_ms": 0}, "request_timeout_ms=0 must be >= 1"),
+        ({"connect_timeout_ms": -1}, "connect_timeout_ms=-1 must be >= 1"),
+        ({"max_requests_in_flight": 16385}, "max_requests_in_flight=16385 must be between 1"),
     ],
 )
 def test_argument_errors(
@@ -132,6 +137,40 @@ def test_argument_errors(
         expected = "source_uuids[5] = 'not-a-uuid' is not a UUID"
     err = _pipeline_error(**kwargs)
     assert expected in str(err)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ({"request_timeout_ms": 0}, "request_timeout_ms=0 must be >= 1 (0 would be the driver's "
+                                    "'no timeout'"),
+        ({"connect_timeout_ms": 0}, "connect_timeout_ms=0 must be >= 1"),
+        ({"retry_budget_ms": -1}, "retry_budget_ms=-1 must be >= 0"),
+        ({"max_requests_in_flight": 0}, "max_requests_in_flight=0 must be between 1 and 16384"),
+    ],
+)
+def test_python_reader_refuses_bounds_before_connecting(args: dict[str, Any], expected: str) -> None:
+    # Refused before any connection: the port is one nothing listens on.
+    with pytest.raises(ValueError) as caught:
+        cassandra_dali.Reader("ks.t", cassandra_port=_free_port(), **args)
+    assert expected in str(caught.value)
+
+
+def test_long_column_names_read(cassandra_server: server.ServerInfo, cql_session: Any,
+                                dataset: Dataset) -> None:
+    # Cassandra limits keyspace and table names to 48 characters, not column names.
+    data_col, label_col = "sample_bytes_" + "d" * 50, '"Label Of The Sample ' + "L" * 45 + '"'
+    table = f"{dataset.keyspace}.long_columns"
+    cql_session.execute(f"CREATE TABLE {table} (id uuid PRIMARY KEY, {data_col} blob, "
+                        f"{label_col} int)")
+    insert = cql_session.prepare(f"INSERT INTO {table} (id, {data_col}, {label_col}) VALUES (?, ?, ?)")
+    for i in range(3):
+        cql_session.execute(insert, (uuid.UUID(dataset.ids[i]), dataset.blobs[i], i))
+    reader = cassandra_dali.Reader(table, cassandra_port=cassandra_server.port,
+                                   data_col=data_col.upper(), label_col=label_col)
+    data, labels, _ = reader.read(dataset.ids[:3])
+    assert [bytes(d) for d in data] == dataset.blobs[:3]
+    assert list(labels) == [0, 1, 2]
 
 
 def test_bad_rows_file_names_file_and_line(

@@ -1,6 +1,9 @@
 // DALI operators fn.crs4.cassandra (self-fed from a UUID list) and fn.crs4.cassandra_interactive
 // (fed UUIDs at run time). Both are thin: the engine reads, they only emit batches.
+#include <algorithm>
+#include <initializer_list>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <type_traits>
@@ -23,9 +26,11 @@ using dali::CPUBackend;
 using dali::OpSpec;
 using dali::Workspace;
 
-// The shared arguments (engine/reader_arguments.h) as this operator was given them.
-ReaderSettings SettingsFromSpec(const OpSpec &spec) {
-  return SettingsFromArguments([&](const ArgumentDecl &decl) {
+// The declared arguments (engine/reader_arguments.h) as this operator was given them; nullopt
+// for those left out.
+ArgumentSource SpecArguments(const OpSpec &spec) {
+  return [&spec](const ArgumentDecl &decl) -> std::optional<ArgValue> {
+    if (!decl.required && !spec.HasArgument(decl.name)) return std::nullopt;
     return std::visit(
         [&](const auto &default_value) -> ArgValue {
           using T = std::decay_t<decltype(default_value)>;
@@ -36,7 +41,7 @@ ReaderSettings SettingsFromSpec(const OpSpec &spec) {
           }
         },
         decl.default_value);
-  });
+  };
 }
 
 // Runs `fn`, turning engine errors into DALI errors with the same message, so they reach Python
@@ -56,7 +61,7 @@ class CassandraOpBase : public dali::Operator<CPUBackend> {
  public:
   explicit CassandraOpBase(const OpSpec &spec) : dali::Operator<CPUBackend>(spec) {
     Translate([&] {
-      ReaderSettings settings = SettingsFromSpec(spec);
+      ReaderSettings settings = SettingsFromArguments(SpecArguments(spec));
       table_ = std::move(settings.table);
       connection_ = std::move(settings.connection);
       fetch_ = settings.fetch;
@@ -87,38 +92,8 @@ class CassandraSelfFeed : public CassandraOpBase {
  public:
   explicit CassandraSelfFeed(const OpSpec &spec) : CassandraOpBase(spec) {
     Translate([&] {
-      auto uuid_texts = spec.GetRepeatedArgument<std::string>("source_uuids");
-      auto rows_file = spec.GetArgument<std::string>("source_uuids_file");
-      if (!uuid_texts.empty() && !rows_file.empty()) {
-        throw ArgumentError("give either source_uuids or source_uuids_file, not both");
-      }
-      std::shared_ptr<const UuidList> uuids = rows_file.empty()
-                                                  ? UuidList::InMemory(ParseUuidList(uuid_texts))
-                                                  : UuidList::FromFile(rows_file);
-      if (uuids->size() == 0) {
-        throw ArgumentError(rows_file.empty()
-                                ? std::string("source_uuids is empty: nothing to read")
-                                : "rows file '" + Printable(rows_file, 4096) + "' holds no UUIDs");
-      }
-      ShardLayout layout(uuids->size(), spec.GetArgument<int>("num_shards"),
-                         spec.GetArgument<int>("shard_id"), max_batch_size_);
-      // Every rank must draw the same permutation, so it never comes from DALI's per-op
-      // `seed`: that one derives from the pipeline's seed, which training scripts commonly set
-      // per rank (DALI's ImageNet example uses 12 + local_rank), and is random when unset.
-      uint64_t seed = spec.GetArgument<int64_t>("shuffle_seed");
-      EpochOrder order(layout, spec.GetArgument<bool>("shuffle_every_epoch"), seed);
       reader_ = std::make_unique<PrefetchingLoader>(
-          Connect(), std::move(uuids), order,
-          PrefetchLimits{spec.GetArgument<int>("prefetch_buffers"),
-                         // Left out, the cap makes room for a larger prefetch_buffers given
-                         // alone (valid before the depth adapted).
-                         spec.HasArgument("max_prefetch_buffers")
-                             ? spec.GetArgument<int>("max_prefetch_buffers")
-                             : std::max(spec.GetArgument<int>("max_prefetch_buffers"),
-                                        spec.GetArgument<int>("prefetch_buffers")),
-                         spec.GetArgument<int64_t>("prefetch_bytes")},
-          spec.GetArgument<bool>("loop_forever"),
-          fetch_);
+          Connect(), SelfFeedSettingsFromArguments(SpecArguments(spec)), max_batch_size_, fetch_);
     });
   }
 
@@ -218,8 +193,10 @@ DALI_REGISTER_OPERATOR(crs4__cassandra_interactive, ::cassandra_dali::CassandraI
 namespace cassandra_dali {
 namespace {
 
-dali::OpSchema &AddReaderArguments(dali::OpSchema &schema) {
+// The declared arguments of the given scopes, with their defaults and docs.
+dali::OpSchema &AddDeclaredArguments(dali::OpSchema &schema, std::initializer_list<ArgScope> scopes) {
   for (const auto &decl : ReaderArguments()) {
+    if (std::find(scopes.begin(), scopes.end(), decl.scope) == scopes.end()) continue;
     if (decl.required) {
       schema.AddArg(decl.name, decl.doc, DALI_STRING);  // only the table is required
       continue;
@@ -233,20 +210,27 @@ dali::OpSchema &AddReaderArguments(dali::OpSchema &schema) {
 }  // namespace
 }  // namespace cassandra_dali
 
-// What DALI_SCHEMA expands to, with the shared arguments added from their one declaration.
+// What DALI_SCHEMA expands to, with arguments added from their one declaration.
+#if DALI_SCHEMA_DEFAULT_METADATA_POLICY
+#define CASSANDRA_DALI_NEW_SCHEMA(name) \
+  ::dali::SchemaRegistry::RegisterSchema(name).MakeDefined().UseDefaultMetadataPolicy()
+#else
+#define CASSANDRA_DALI_NEW_SCHEMA(name) ::dali::SchemaRegistry::RegisterSchema(name).MakeDefined()
+#endif
+
 int DALI_OPERATOR_SCHEMA_REQUIRED_FOR_crs4__cassandra_base() { return 42; }
 static ::dali::OpSchema *const crs4__cassandra_base_schema =
-    &::cassandra_dali::AddReaderArguments(
-#if DALI_SCHEMA_DEFAULT_METADATA_POLICY
-        ::dali::SchemaRegistry::RegisterSchema("crs4__cassandra_base").MakeDefined()
-            .UseDefaultMetadataPolicy()
-#else
-        ::dali::SchemaRegistry::RegisterSchema("crs4__cassandra_base").MakeDefined()
-#endif
-            .DocStr("Arguments shared by the Cassandra readers."));
+    &::cassandra_dali::AddDeclaredArguments(
+        CASSANDRA_DALI_NEW_SCHEMA("crs4__cassandra_base")
+            .DocStr("Arguments shared by the Cassandra readers."),
+        {::cassandra_dali::ArgScope::kReader, ::cassandra_dali::ArgScope::kOperators});
 
-DALI_SCHEMA(crs4__cassandra)
-    .DocStr(R"(Reads samples (encoded bytes) and labels from a Cassandra table by UUID.
+// fn.crs4.cassandra: its own arguments (the list, shards, order, read-ahead) from the
+// declaration too.
+int DALI_OPERATOR_SCHEMA_REQUIRED_FOR_crs4__cassandra() { return 42; }
+static ::dali::OpSchema *const crs4__cassandra_schema = &::cassandra_dali::AddDeclaredArguments(
+    CASSANDRA_DALI_NEW_SCHEMA("crs4__cassandra")
+        .DocStr(R"(Reads samples (encoded bytes) and labels from a Cassandra table by UUID.
 
 Walks `source_uuids` (or `source_uuids_file`) epoch after epoch. Every rank draws the same
 permutation from `shuffle_seed` and the epoch (a fixed default, so ranks agree unless told
@@ -254,42 +238,14 @@ otherwise; DALI's per-operator `seed` is not used, since pipelines often get one
 takes shard `shard_id` of `num_shards` (positions [N*i/S, N*(i+1)/S)), and pads it by
 repeating its last sample to ceil(ceil(N/S)/B) whole batches, so all ranks run the same number
 of batches and shards never overlap. DALI iterators with `reader_name` trim the padding.)")
-    .NumInput(0)
-    .NumOutput(2)
-    .AddOptionalArg("source_uuids", "UUIDs of the samples, as strings.",
-                    std::vector<std::string>())
-    .AddOptionalArg("source_uuids_file",
-                    "Rows file from the UUID cache tool: text, one UUID per line; or binary "
-                    "(cassandra-dali data uuids --binary), read where it lies: any length, no "
-                    "memory per rank.", std::string(""))
-    .AddOptionalArg("shard_id", "This reader's shard.", 0)
-    .AddOptionalArg("num_shards", "Number of shards (ranks).", 1)
-    .AddOptionalArg("shuffle_every_epoch", "Draw a new permutation every epoch.", true)
-    .AddOptionalArg("shuffle_seed",
-                    "Seed of the per-epoch permutation; must be the same on every rank.",
-                    static_cast<int64_t>(1234))
-    .AddOptionalArg("loop_forever",
-                    "Run epochs back to back; if false, pipe.run() raises StopIteration at the "
-                    "end of each epoch.",
-                    true)
-    .AddOptionalArg("prefetch_buffers",
-                    "Batches read ahead at least. The depth grows from there while pipe.run() "
-                    "has to wait for data (a long round trip, a slow server) and shrinks back "
-                    "when it does not, up to max_prefetch_buffers and within prefetch_bytes.",
-                    2)
-    .AddOptionalArg("max_prefetch_buffers",
-                    "Cap on the batches read ahead; equal to prefetch_buffers: a fixed depth.",
-                    64)
-    .AddOptionalArg("prefetch_bytes",
-                    "Cap on the bytes of the batches read ahead (the depth then follows the "
-                    "batch size, at least one batch); 0: no byte cap.",
-                    static_cast<int64_t>(256) << 20)
-    .AddParent("crs4__cassandra_base");
+        .NumInput(0)
+        .NumOutput(2)
+        .AddParent("crs4__cassandra_base"),
+    {::cassandra_dali::ArgScope::kSelfFeed});
 
 DALI_SCHEMA(crs4__cassandra_interactive)
     .DocStr(R"(Reads the samples whose UUIDs it is fed (uint8 [16] or uint64 [2] per sample,
 e.g. from fn.external_source), for serving.)")
     .NumInput(1)
     .NumOutput(2)
-    .AddOptionalArg("prefetch_buffers", "Accepted for compatibility; ignored.", 2)
     .AddParent("crs4__cassandra_base");

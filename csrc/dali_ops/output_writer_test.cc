@@ -2,6 +2,7 @@
 // DALI's pinned memory resource is replaced by a host one that records its allocations, so
 // "pinned" outputs allocate, and the test can tell DALI's memory from the engine's.
 //   output_writer_test          runs every case; prints "N passed, N failed"; exit 1 on failure
+// (The sample buffers' own tests are in engine/sample_buffer_test.cc.)
 //   output_writer_test --bench  what the copy into DALI's outputs costs against sharing
 #include <chrono>
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include "dali/core/mm/memory_resource.h"
 #include "dali/pipeline/util/thread_pool.h"
 #include "dali_ops/output_writer.h"
+#include "testing/check.h"
 
 namespace cassandra_dali {
 namespace {
@@ -87,42 +89,10 @@ const OutputState kStates[] = {
     {"pinned for a GPU consumer (.gpu()) on device 1", true, 1, OutputPath::kCopy},
 };
 
-int g_failed = 0, g_passed = 0;
-std::string g_case;
-
-#define CHECK(cond)                                                                      \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
-      std::fprintf(stderr, "FAIL [%s] %s:%d: %s\n", g_case.c_str(), __FILE__, __LINE__, \
-                   #cond);                                                               \
-      ++g_failed;                                                                        \
-      return;                                                                            \
-    }                                                                                    \
-  } while (0)
-
-void Run(const std::string &name, const std::function<void()> &body) {
-  g_case = name;
-  const int failed_before = g_failed;
-  try {
-    body();
-  } catch (const std::exception &e) {
-    std::fprintf(stderr, "FAIL [%s] threw: %s\n", name.c_str(), e.what());
-    ++g_failed;
-  }
-  if (g_failed == failed_before) {
-    ++g_passed;
-    std::printf("ok   %s\n", name.c_str());
-  }
-}
-
 // A batch as the fetcher leaves it: sample i holds bytes derived from (seed, i).
 void Fill(Batch &batch, const std::vector<size_t> &sizes, int seed) {
   const int n = static_cast<int>(sizes.size());
-  batch.uuids.assign(n, UuidBytes{});
-  batch.data.resize(n);
-  batch.label_blob.resize(n);
-  batch.label_int.resize(n);
-  batch.slot_request.resize(n);
+  batch.Assign(std::vector<UuidBytes>(n), {});
   for (int i = 0; i < n; ++i) {
     uint8_t *d = batch.data[i].Prepare(sizes[i]);
     for (size_t k = 0; k < sizes[i]; ++k) d[k] = static_cast<uint8_t>(seed * 31 + i * 7 + k);
@@ -212,22 +182,6 @@ void TestSharedSampleIsNotOverwritten() {
   CHECK(std::memcmp(data.tensor<uint8_t>(0), before.data(), before.size()) == 0);
 }
 
-// Once DALI lets go, a slot is reused; after a run of small samples an outlier's memory is
-// given back.
-void TestSlotReuseAndShrink() {
-  SampleBuffer buffer;
-  const uint8_t *first = buffer.Prepare(3000);
-  CHECK(buffer.Prepare(2900) == first);
-  buffer.Prepare(8 << 20);  // an outlier
-  CHECK(buffer.capacity() >= (8u << 20));
-  // Two shrink windows at most; the last sample of each window is the smallest.
-  for (int i = 0; i < 32; ++i) buffer.Prepare(i % 2 ? 100 : 3000);
-  CHECK(buffer.capacity() < (1u << 20));
-  CHECK(buffer.capacity() >= 3000);  // refitted to the window's largest, not to its last
-  const uint8_t *refitted = buffer.Prepare(3000);
-  CHECK(buffer.Prepare(3000) == refitted);
-}
-
 // Large copies run on the operator's thread pool and still land sample for sample.
 void TestParallelCopy() {
   dali::OldThreadPool pool(4, dali::CPU_ONLY_DEVICE_ID, false, "output-writer-test");
@@ -282,7 +236,8 @@ void Bench() {
 }  // namespace cassandra_dali
 
 int main(int argc, char **argv) {
-  using namespace cassandra_dali;  // NOLINT
+  using namespace cassandra_dali;           // NOLINT
+  using namespace cassandra_dali::testing;  // NOLINT
   auto resource = std::make_shared<RecordingPinnedResource>();
   g_pinned = resource.get();
   dali::mm::SetDefaultResource<dali::mm::memory_kind::pinned>(resource);
@@ -298,8 +253,6 @@ int main(int argc, char **argv) {
     }
   }
   Run("a shared sample is not overwritten while DALI holds it", TestSharedSampleIsNotOverwritten);
-  Run("slots are reused, and shrink after an outlier", TestSlotReuseAndShrink);
   Run("large copies on the thread pool", TestParallelCopy);
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed ? 1 : 0;
+  return Summary();
 }

@@ -146,6 +146,14 @@ const DriverApi &LoadDriver(const std::string &explicit_path) {
       "real libcassandra.so.2.");
 }
 
+void InstallDriverForTesting(const DriverApi &api) {
+  auto &state = State();
+  std::lock_guard<std::mutex> lock(state.mutex);
+  if (state.info.loaded) throw DriverLoadError("a driver is already loaded in this process");
+  state.api = api;
+  state.info = {true, "(in-process fake)", "test", {}};
+}
+
 const DriverApi &Driver() {
   auto &state = State();
   if (!state.info.loaded) throw DriverLoadError("the Cassandra driver is not loaded yet");

@@ -38,6 +38,11 @@ void SetBundledDriverPath(const std::string &path);
 // different explicit path is an error.
 const DriverApi &LoadDriver(const std::string &explicit_path = "");
 
+// Installs a function table as the loaded driver: the engine's tests put a fake driver behind
+// it (reads that never end, fail at once, or land from other threads). Once per process,
+// before any LoadDriver.
+void InstallDriverForTesting(const DriverApi &api);
+
 // The already-loaded table; call only after LoadDriver succeeded (handles and sessions do).
 const DriverApi &Driver();
 

@@ -3,29 +3,46 @@
 #include <algorithm>
 
 #include "engine/errors.h"
+#include "engine/reader_arguments.h"
 
 namespace cassandra_dali {
 
+void PrefetchLimits::Validate() const {
+  if (min_batches < 0) throw ArgumentError("prefetch_buffers must be >= 0");
+  if (max_batches < min_batches) {
+    throw ArgumentError("max_prefetch_buffers (" + std::to_string(max_batches) +
+                        ") must be >= prefetch_buffers (" + std::to_string(min_batches) + ")");
+  }
+  if (max_bytes < 0) throw ArgumentError("prefetch_bytes must be >= 0");
+}
+
+namespace {
+
+std::shared_ptr<const UuidList> OpenList(const SelfFeedSettings &settings) {
+  std::shared_ptr<const UuidList> uuids =
+      settings.rows_file.empty() ? UuidList::InMemory(ParseUuidList(settings.source_uuids))
+                                 : UuidList::FromFile(settings.rows_file);
+  if (uuids->size() == 0) {
+    throw ArgumentError(settings.rows_file.empty()
+                            ? std::string("source_uuids is empty: nothing to read")
+                            : "rows file '" + Printable(settings.rows_file, 4096) +
+                                  "' holds no UUIDs");
+  }
+  return uuids;
+}
+
+}  // namespace
+
 PrefetchingLoader::PrefetchingLoader(std::shared_ptr<const Session> session,
-                                     std::shared_ptr<const UuidList> uuids,
-                                     const EpochOrder &order, const PrefetchLimits &limits,
-                                     bool loop_forever, const FetchOptions &options)
-    : uuids_(std::move(uuids)),
-      order_(order),
-      limits_(limits),
-      depth_(limits.min_batches),
-      loop_forever_(loop_forever),
+                                     const SelfFeedSettings &settings, int batch_size,
+                                     const FetchOptions &options)
+    : uuids_(OpenList(settings)),
+      order_(ShardLayout(uuids_->size(), settings.num_shards, settings.shard_id, batch_size),
+             settings.shuffle_every_epoch, settings.shuffle_seed),
+      limits_((settings.prefetch.Validate(), settings.prefetch)),
+      depth_(limits_.min_batches),
+      loop_forever_(settings.loop_forever),
       fetcher_(std::move(session), options) {
-  if (limits_.min_batches < 0) throw ArgumentError("prefetch_buffers must be >= 0");
-  if (limits_.max_batches < limits_.min_batches) {
-    throw ArgumentError("max_prefetch_buffers (" + std::to_string(limits_.max_batches) +
-                        ") must be >= prefetch_buffers (" +
-                        std::to_string(limits_.min_batches) + ")");
-  }
-  if (limits_.max_bytes < 0) throw ArgumentError("prefetch_bytes must be >= 0");
-  if (uuids_->size() != order_.layout().dataset_size) {
-    throw ArgumentError("internal: UUID list and shard layout disagree on the dataset size");
-  }
   for (; slots_ < limits_.min_batches + 1 + kBatchesHeldDownstream; ++slots_) {
     free_.push_back(fetcher_.NewBatch());
   }
@@ -34,9 +51,8 @@ PrefetchingLoader::PrefetchingLoader(std::shared_ptr<const Session> session,
 void PrefetchingLoader::StartNextBatch() {
   Batch *batch = free_.front();
   order_.BatchIndices(issue_epoch_, issue_batch_, indices_);
-  batch->source_index = indices_;
-  uuids_->Gather(indices_, batch->uuids);
-  fetcher_.Start(batch);  // may throw: the slot then stays free and the position unchanged
+  uuids_->Gather(indices_, batch_uuids_);
+  fetcher_.Start(batch, batch_uuids_, indices_);  // may throw: the slot stays free
   free_.pop_front();
   in_flight_.push_back(batch);
   if (++issue_batch_ == order_.layout().BatchesPerEpoch()) {
@@ -62,8 +78,7 @@ const Batch *PrefetchingLoader::Next() {
     // The batch that failed last time is read again (whole): an epoch never loses samples, and
     // the position stays where a checkpoint of the failed run would resume. (An outage, not
     // the link: no adaptation on it.)
-    batch = failed_;
-    fetcher_.Start(batch);
+    batch = failed_ = fetcher_.Restart(failed_);
   } else {
     if (in_flight_.empty()) StartNextBatch();
     batch = in_flight_.front();
@@ -168,16 +183,15 @@ void PrefetchingLoader::Seek(const ReaderPosition &position) {
                         std::to_string(order_.layout().BatchesPerEpoch()) + " batches per epoch");
   }
   if (failed_) {
-    in_flight_.push_front(failed_);  // its reads may still be landing: waited for below
+    in_flight_.push_front(failed_);
     failed_ = nullptr;
   }
-  // Those reads belong to batches the restored run will not emit from here: let them land
-  // (bounded), without retrying what failed.
+  // Those batches will not be emitted from here. Reads of them may still be at the driver:
+  // such a batch is replaced rather than waited for (it is freed when they end).
   while (!in_flight_.empty()) {
     Batch *batch = in_flight_.front();
     in_flight_.pop_front();
-    fetcher_.Settle(batch);
-    free_.push_back(batch);
+    free_.push_back(fetcher_.Landed(batch) ? batch : fetcher_.Replace(batch));
   }
   last_return_ = {};
   consumed_epoch_ = issue_epoch_ = position.epoch;
@@ -195,12 +209,13 @@ DirectLoader::DirectLoader(std::shared_ptr<const Session> session, const FetchOp
 
 const Batch *DirectLoader::Read(const std::vector<UuidBytes> &uuids) {
   if (uuids.empty()) throw ArgumentError("the UUID batch is empty: nothing to read");
-  Batch *batch = slots_[next_];
+  Batch *&slot = slots_[next_];
   next_ = (next_ + 1) % static_cast<int>(slots_.size());
-  batch->uuids = uuids;
-  batch->source_index.assign(uuids.size(), -1);
+  // A read that failed may have left reads of this slot at the driver: a new batch takes it.
+  if (!fetcher_.Landed(slot)) slot = fetcher_.Replace(slot);
+  Batch *batch = slot;
   const auto started = std::chrono::steady_clock::now();
-  fetcher_.Start(batch);
+  fetcher_.Start(batch, uuids);
   fetcher_.Wait(batch);
   auto &telemetry = fetcher_.telemetry();  // a direct read is waited for whole
   telemetry.batches.fetch_add(1, std::memory_order_relaxed);

@@ -34,17 +34,24 @@ struct ReaderPosition {
 // while the consumer waits). A long round trip then fills the pipe by itself. Behind a server
 // that is simply slower than the consumer, batch latency includes queueing and the depth can
 // still climb to its caps: max_batches and max_bytes bound that memory.
+// Set from the reader's argument declaration (prefetch_buffers, max_prefetch_buffers,
+// prefetch_bytes), which holds the defaults.
 struct PrefetchLimits {
-  int min_batches = 2;
-  int max_batches = 64;
-  int64_t max_bytes = int64_t{256} << 20;
+  int min_batches = 0;
+  int max_batches = 0;
+  int64_t max_bytes = 0;
+
+  void Validate() const;  // throws ArgumentError naming the argument
 };
+
+struct SelfFeedSettings;
 
 class PrefetchingLoader {
  public:
-  PrefetchingLoader(std::shared_ptr<const Session> session, std::shared_ptr<const UuidList> uuids,
-                    const EpochOrder &order, const PrefetchLimits &limits, bool loop_forever,
-                    const FetchOptions &options);
+  // Walks the list `settings` name (source_uuids or the rows file), shard settings.shard_id of
+  // settings.num_shards, in batches of `batch_size`.
+  PrefetchingLoader(std::shared_ptr<const Session> session, const SelfFeedSettings &settings,
+                    int batch_size, const FetchOptions &options);
 
   // The next complete batch, valid until the following call; nullptr once at the end of each
   // epoch when not looping forever. Reads for the next batches (the adaptive depth), across
@@ -55,10 +62,9 @@ class PrefetchingLoader {
   const ShardLayout &layout() const { return order_.layout(); }
   ReaderPosition position() const { return {consumed_epoch_, consumed_batch_}; }
 
-  // Continues from `position`: reads in flight are waited for (bounded) and dropped.
+  // Continues from `position`: reads in flight are dropped (their batches are replaced, not
+  // waited for).
   void Seek(const ReaderPosition &position);
-
-
 
  private:
   void StartNextBatch();
@@ -82,6 +88,7 @@ class PrefetchingLoader {
   bool loop_forever_;
   BatchFetcher fetcher_;
   std::vector<int64_t> indices_;
+  std::vector<UuidBytes> batch_uuids_;  // the UUIDs at indices_
   std::deque<Batch *> free_, in_flight_;
   Batch *last_ = nullptr;    // returned by the last call, still held by the consumer
   Batch *failed_ = nullptr;  // whose reads failed: read again by the next call
@@ -93,7 +100,8 @@ class DirectLoader {
  public:
   DirectLoader(std::shared_ptr<const Session> session, const FetchOptions &options);
 
-  // Reads the rows of `uuids`; the batch is reused kBatchesHeldDownstream + 1 calls later.
+  // Reads the rows of `uuids`; the batch is reused kBatchesHeldDownstream + 1 calls later (a
+  // new one takes its place if reads of it are still pending then). One caller at a time.
   const Batch *Read(const std::vector<UuidBytes> &uuids);
 
   const ReaderTelemetry &telemetry() const { return fetcher_.telemetry(); }

@@ -69,34 +69,102 @@ const std::vector<ArgumentDecl> &ReaderArguments() {
        "Name the reader's counters are listed under (cassandra_dali.telemetry); empty: the "
        "table. cassandra_dali.sources sets it to the operator's name= (which DALI does not "
        "pass to the operator).",
-       false, false},
+       false, ArgScope::kOperators},
       {"driver_path", S(),
        "Path of the DataStax driver library (libcassandra.so.2); empty: $CASSANDRA_DALI_DRIVER, "
        "the system's, then the acsylla wheel's."},
       // The reference project's arguments that have no effect here: accepted so its scripts run.
-      {"cloud_config", S(), "Not supported; must be empty.", false, false},
-      {"comm_threads", 2, "Accepted for compatibility; ignored.", false, false},
+      {"cloud_config", S(), "Not supported; must be empty.", false, ArgScope::kOperators},
+      {"comm_threads", 2, "Accepted for compatibility; ignored.", false, ArgScope::kOperators},
       {"copy_threads", 2,
        "Accepted for compatibility (copies run in the driver's callbacks); ignored.", false,
-       false},
-      {"wait_threads", 2, "Accepted for compatibility; ignored.", false, false},
-      {"slow_start", 0, "Accepted for compatibility; ignored.", false, false},
+       ArgScope::kOperators},
+      {"wait_threads", 2, "Accepted for compatibility; ignored.", false, ArgScope::kOperators},
+      {"slow_start", 0, "Accepted for compatibility; ignored.", false, ArgScope::kOperators},
+      {"prefetch_buffers", 2,
+       "Batches read ahead at least (fn.crs4.cassandra; fn.crs4.cassandra_interactive accepts "
+       "and ignores it). The depth grows from there while pipe.run() has to wait for data (a "
+       "long round trip, a slow server) and shrinks back when it does not, up to "
+       "max_prefetch_buffers and within prefetch_bytes.",
+       false, ArgScope::kOperators},
+      // fn.crs4.cassandra's own: the list it walks, its shard, the order and the read-ahead.
+      {"source_uuids", Strings{}, "UUIDs of the samples, as strings.", false,
+       ArgScope::kSelfFeed},
+      {"source_uuids_file", S(),
+       "Rows file from the UUID cache tool: text, one UUID per line; or binary (cassandra-dali "
+       "data uuids --binary), read where it lies: any length, no memory per rank.",
+       false, ArgScope::kSelfFeed},
+      {"shard_id", 0, "This reader's shard.", false, ArgScope::kSelfFeed},
+      {"num_shards", 1, "Number of shards (ranks).", false, ArgScope::kSelfFeed},
+      {"shuffle_every_epoch", true, "Draw a new permutation every epoch.", false,
+       ArgScope::kSelfFeed},
+      {"shuffle_seed", int64_t{1234},
+       "Seed of the per-epoch permutation; must be the same on every rank.", false,
+       ArgScope::kSelfFeed},
+      {"loop_forever", true,
+       "Run epochs back to back; if false, pipe.run() raises StopIteration at the end of each "
+       "epoch.",
+       false, ArgScope::kSelfFeed},
+      {"max_prefetch_buffers", 64,
+       "Cap on the batches read ahead; equal to prefetch_buffers: a fixed depth. Left out, it "
+       "is at least prefetch_buffers.",
+       false, ArgScope::kSelfFeed},
+      {"prefetch_bytes", int64_t{256} << 20,
+       "Cap on the bytes of the batches read ahead (the depth then follows the batch size, at "
+       "least one batch); 0: no byte cap.",
+       false, ArgScope::kSelfFeed},
   };
   return kArguments;
 }
 
-ReaderSettings SettingsFromArguments(
-    const std::function<ArgValue(const ArgumentDecl &)> &value) {
+const char *ArgScopeName(ArgScope scope) {
+  switch (scope) {
+    case ArgScope::kReader: return "reader";
+    case ArgScope::kOperators: return "operators";
+    case ArgScope::kSelfFeed: return "self_feed";
+  }
+  return "?";
+}
+
+namespace {
+
+const ArgumentDecl &Declared(const char *name) {
   const auto &decls = ReaderArguments();
-  auto get = [&](const char *name) {
-    auto it = std::find_if(decls.begin(), decls.end(),
-                           [&](const ArgumentDecl &d) { return std::string(d.name) == name; });
-    if (it == decls.end()) throw std::logic_error(std::string("undeclared argument ") + name);
-    return value(*it);
-  };
-  auto str = [&](const char *name) { return std::get<std::string>(get(name)); };
-  auto num = [&](const char *name) { return std::get<int>(get(name)); };
-  auto flag = [&](const char *name) { return std::get<bool>(get(name)); };
+  auto it = std::find_if(decls.begin(), decls.end(),
+                         [&](const ArgumentDecl &d) { return std::string(d.name) == name; });
+  if (it == decls.end()) throw std::logic_error(std::string("undeclared argument ") + name);
+  return *it;
+}
+
+// Typed access to the arguments passed, defaults filled in from the declaration.
+class Arguments {
+ public:
+  explicit Arguments(const ArgumentSource &value) : value_(value) {}
+  ArgValue Get(const char *name) const {
+    const ArgumentDecl &decl = Declared(name);
+    auto given = value_(decl);
+    return given ? *given : decl.default_value;
+  }
+  bool Given(const char *name) const { return value_(Declared(name)).has_value(); }
+  std::string Str(const char *name) const { return std::get<std::string>(Get(name)); }
+  int Int(const char *name) const { return std::get<int>(Get(name)); }
+  int64_t Int64(const char *name) const { return std::get<int64_t>(Get(name)); }
+  bool Flag(const char *name) const { return std::get<bool>(Get(name)); }
+  std::vector<std::string> Strs(const char *name) const {
+    return std::get<std::vector<std::string>>(Get(name));
+  }
+
+ private:
+  const ArgumentSource &value_;
+};
+
+}  // namespace
+
+ReaderSettings SettingsFromArguments(const ArgumentSource &value) {
+  const Arguments args(value);
+  auto str = [&](const char *name) { return args.Str(name); };
+  auto num = [&](const char *name) { return args.Int(name); };
+  auto flag = [&](const char *name) { return args.Flag(name); };
 
   if (!str("cloud_config").empty()) {
     throw ArgumentError("cloud_config (Astra secure bundles) is not supported: pass "
@@ -106,7 +174,7 @@ ReaderSettings SettingsFromArguments(
   s.table = MakeTableSpec(str("table"), str("id_col"), str("data_col"), str("label_col"),
                           str("label_type"), str("checksum_col"));
   auto &c = s.connection;
-  c.contact_points = std::get<std::vector<std::string>>(get("cassandra_ips"));
+  c.contact_points = args.Strs("cassandra_ips");
   c.port = num("cassandra_port");
   c.username = str("username");
   c.password = str("password");
@@ -137,7 +205,44 @@ ReaderSettings SettingsFromArguments(
   f.retry_budget_ms = num("retry_budget_ms");
   f.max_retries = num("max_retries");
   f.retry_backoff_ms = num("retry_backoff_ms");
+  // Refused when the pipeline is built, not at its first read.
+  c.Validate();
+  f.Validate();
   return s;
+}
+
+SelfFeedSettings SelfFeedSettingsFromArguments(const ArgumentSource &value) {
+  const Arguments args(value);
+  SelfFeedSettings s;
+  s.source_uuids = args.Strs("source_uuids");
+  s.rows_file = args.Str("source_uuids_file");
+  if (!s.source_uuids.empty() && !s.rows_file.empty()) {
+    throw ArgumentError("give either source_uuids or source_uuids_file, not both");
+  }
+  s.shard_id = args.Int("shard_id");
+  s.num_shards = args.Int("num_shards");
+  s.shuffle_every_epoch = args.Flag("shuffle_every_epoch");
+  // Every rank must draw the same permutation, so it never comes from DALI's per-op `seed`:
+  // that one derives from the pipeline's seed, which training scripts commonly set per rank
+  // (DALI's ImageNet example uses 12 + local_rank), and is random when unset.
+  s.shuffle_seed = static_cast<uint64_t>(args.Int64("shuffle_seed"));
+  s.loop_forever = args.Flag("loop_forever");
+  s.prefetch.min_batches = args.Int("prefetch_buffers");
+  // Left out, the cap makes room for a larger prefetch_buffers given alone.
+  s.prefetch.max_batches = args.Given("max_prefetch_buffers")
+                               ? args.Int("max_prefetch_buffers")
+                               : std::max(args.Int("max_prefetch_buffers"),
+                                          s.prefetch.min_batches);
+  s.prefetch.max_bytes = args.Int64("prefetch_bytes");
+  s.prefetch.Validate();
+  return s;
+}
+
+ReaderSettings DefaultReaderSettings(const std::string &table) {
+  return SettingsFromArguments([&](const ArgumentDecl &decl) -> std::optional<ArgValue> {
+    if (decl.required) return ArgValue(table);
+    return std::nullopt;
+  });
 }
 
 }  // namespace cassandra_dali

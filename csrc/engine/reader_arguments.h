@@ -1,16 +1,19 @@
-// The arguments both faces of the reader take (table, connection, reads), declared once: the
-// DALI schema `crs4__cassandra_base` and the Python `Reader`'s signature are made from this list,
-// and SettingsFromArguments fills the engine's option structs from it. A test checks the
-// Python stub (_native.pyi) against it.
+// Every argument of the readers, declared once with its default and doc: the DALI schemas
+// (`crs4__cassandra_base` and the self-feed arguments of `crs4__cassandra`), the Python
+// `Reader`'s signature and `_native.reader_arguments()` are made from this list, and the
+// *FromArguments functions fill the engine's option structs from it (the structs hold no
+// defaults of their own). Tests check the Python stub and docs/reader.md against it.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "engine/batch_fetcher.h"
+#include "engine/loaders.h"
 #include "engine/session.h"
 
 namespace cassandra_dali {
@@ -18,15 +21,26 @@ namespace cassandra_dali {
 // The default's alternative is the argument's type.
 using ArgValue = std::variant<bool, int, int64_t, std::string, std::vector<std::string>>;
 
+// Who takes an argument.
+enum class ArgScope {
+  kReader,     // both DALI operators and the Python Reader
+  kOperators,  // both DALI operators (compatibility arguments, telemetry_name, prefetch_buffers)
+  kSelfFeed,   // fn.crs4.cassandra only: the list it walks, its shards, order and read-ahead
+};
+const char *ArgScopeName(ArgScope scope);  // "reader", "operators", "self_feed"
+
 struct ArgumentDecl {
   const char *name;
   ArgValue default_value;
   const char *doc;
   bool required = false;  // no default (the table)
-  bool python = true;     // false: the DALI operators only (compatibility arguments)
+  ArgScope scope = ArgScope::kReader;
 };
 
 const std::vector<ArgumentDecl> &ReaderArguments();
+
+// The value passed for an argument, or nullopt when it was left out (its default applies).
+using ArgumentSource = std::function<std::optional<ArgValue>(const ArgumentDecl &)>;
 
 struct ReaderSettings {
   TableSpec table;
@@ -34,8 +48,24 @@ struct ReaderSettings {
   FetchOptions fetch;
 };
 
-// `value(decl)` gives the value passed for decl.name, or decl.default_value. Throws
-// ArgumentError for values no reader accepts.
-ReaderSettings SettingsFromArguments(const std::function<ArgValue(const ArgumentDecl &)> &value);
+// The table, connection and read settings (ArgScope kReader and kOperators). Throws
+// ArgumentError, naming the argument, for values no reader accepts.
+ReaderSettings SettingsFromArguments(const ArgumentSource &value);
+
+// What fn.crs4.cassandra walks and how (ArgScope kSelfFeed, and prefetch_buffers).
+struct SelfFeedSettings {
+  std::vector<std::string> source_uuids;
+  std::string rows_file;
+  int shard_id = 0;
+  int num_shards = 0;
+  bool shuffle_every_epoch = false;
+  uint64_t shuffle_seed = 0;
+  bool loop_forever = false;
+  PrefetchLimits prefetch;
+};
+SelfFeedSettings SelfFeedSettingsFromArguments(const ArgumentSource &value);
+
+// Every argument at its default (the table given): what the structs hold when nothing is passed.
+ReaderSettings DefaultReaderSettings(const std::string &table);
 
 }  // namespace cassandra_dali

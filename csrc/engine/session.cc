@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <thread>
 
 #include "engine/errors.h"
 
@@ -19,43 +20,6 @@ std::string ReadPemFile(const std::string &path, const std::string &what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConnectionError(what + ": cannot read PEM file '" + Printable(path, 4096) + "'");
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-constexpr std::pair<const char *, CassConsistency> kConsistencyNames[] = {
-    {"ANY", CASS_CONSISTENCY_ANY},
-    {"ONE", CASS_CONSISTENCY_ONE},
-    {"TWO", CASS_CONSISTENCY_TWO},
-    {"THREE", CASS_CONSISTENCY_THREE},
-    {"QUORUM", CASS_CONSISTENCY_QUORUM},
-    {"ALL", CASS_CONSISTENCY_ALL},
-    {"LOCAL_QUORUM", CASS_CONSISTENCY_LOCAL_QUORUM},
-    {"EACH_QUORUM", CASS_CONSISTENCY_EACH_QUORUM},
-    {"LOCAL_ONE", CASS_CONSISTENCY_LOCAL_ONE},
-};
-
-CassConsistency ParseConsistency(const std::string &text) {
-  std::string up = text;
-  std::transform(up.begin(), up.end(), up.begin(), [](unsigned char c) { return std::toupper(c); });
-  for (const auto &[name, value] : kConsistencyNames) {
-    if (up == name) return value;
-  }
-  throw ArgumentError("consistency '" + Printable(text) +
-                      "' is not one of ONE, TWO, THREE, QUORUM, ALL, LOCAL_QUORUM, EACH_QUORUM, "
-                      "LOCAL_ONE, ANY");
-}
-
-// Below a quorum, the replica read may be one that missed the row's write (down during the
-// ingest, hints not yet replayed): a row missing there is read again at a quorum, which some
-// replica that took the write is part of. LOCAL_ONE stays in the local data center.
-CassConsistency RecheckConsistency(CassConsistency level) {
-  switch (level) {
-    case CASS_CONSISTENCY_LOCAL_ONE: return CASS_CONSISTENCY_LOCAL_QUORUM;
-    case CASS_CONSISTENCY_ANY:
-    case CASS_CONSISTENCY_ONE:
-    case CASS_CONSISTENCY_TWO:
-    case CASS_CONSISTENCY_THREE: return CASS_CONSISTENCY_QUORUM;
-    default: return level;  // a quorum or more already: an empty answer is the answer
-  }
 }
 
 std::string Quote(const std::string &canonical) { return "\"" + canonical + "\""; }
@@ -73,158 +37,26 @@ const char *TypeName(CassValueType type) {
   }
 }
 
-bool Contains(const std::string &haystack, const char *needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 }  // namespace
 
-const char *ConsistencyName(CassConsistency level) {
-  for (const auto &[name, value] : kConsistencyNames) {
-    if (level == value) return name;
+ConnectFailure ClassifyConnectFailure(CassError rc, const std::string &message) {
+  // A connect that fails on every host ends as "no hosts available"; the driver then writes the
+  // last host's own error code into the message as "(0x%08X)". The codes, not their wording,
+  // decide.
+  std::vector<CassError> codes{rc};
+  for (size_t at = message.find("(0x"); at != std::string::npos;
+       at = message.find("(0x", at + 1)) {
+    const size_t end = message.find(')', at);
+    if (end == std::string::npos || end - at != 11) continue;
+    char *stop = nullptr;
+    const unsigned long code = std::strtoul(message.c_str() + at + 3, &stop, 16);
+    if (stop == message.c_str() + end) codes.push_back(static_cast<CassError>(code));
   }
-  return "?";
-}
-
-std::string ResolvePassword(const ConnectionOptions &options) {
-  const int given = !options.password.empty() + !options.password_file.empty() +
-                    !options.password_env.empty();
-  if (given > 1) {
-    throw ArgumentError("give at most one of password, password_file and password_env");
+  for (CassError code : codes) {
+    if (code == CASS_ERROR_SERVER_BAD_CREDENTIALS) return ConnectFailure::kCredentials;
+    if ((static_cast<unsigned>(code) >> 24) == CASS_ERROR_SOURCE_SSL) return ConnectFailure::kTls;
   }
-  if (!options.password_file.empty()) {
-    std::ifstream in(options.password_file);
-    if (!in) {
-      throw ArgumentError("password_file '" + Printable(options.password_file, 4096) +
-                          "' cannot be read");
-    }
-    std::string line;
-    std::getline(in, line);  // an empty file: an empty password, as the Python tools read it
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    return line;
-  }
-  if (!options.password_env.empty()) {
-    const char *value = std::getenv(options.password_env.c_str());
-    if (!value) {
-      throw ArgumentError("password_env: the environment variable " + options.password_env +
-                          " is not set");
-    }
-    return value;
-  }
-  return options.password;
-}
-
-SslVerify ParseSslVerify(const std::string &text) {
-  if (text == "full") return SslVerify::kFull;
-  if (text == "cert") return SslVerify::kCert;
-  if (text == "none") return SslVerify::kNone;
-  throw ArgumentError("ssl_verify '" + Printable(text) +
-                      "' is not one of 'full' (the certificate and the "
-                      "host's address), 'cert' (the certificate only), 'none' (insecure)");
-}
-
-const char *SslVerifyName(SslVerify verify) {
-  switch (verify) {
-    case SslVerify::kFull: return "full";
-    case SslVerify::kCert: return "cert";
-    case SslVerify::kNone: return "none";
-  }
-  return "?";
-}
-
-SslVerify EffectiveSslVerify(const ConnectionOptions &options) {
-  // The reference project's ssl_verify_identity=False keeps the certificate check only.
-  if (options.ssl_verify == SslVerify::kFull && !options.ssl_verify_identity) {
-    return SslVerify::kCert;
-  }
-  return options.ssl_verify;
-}
-
-std::string SystemTrustBundle() {
-  std::vector<std::string> candidates;
-  if (const char *env = std::getenv("SSL_CERT_FILE"); env && *env) candidates.push_back(env);
-  for (const char *path : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
-                           "/etc/ssl/ca-bundle.pem", "/etc/pki/tls/cacert.pem",
-                           "/etc/ssl/cert.pem"}) {
-    candidates.push_back(path);
-  }
-  for (const auto &path : candidates) {
-    std::ifstream in(path);
-    if (in) return path;
-  }
-  return "";
-}
-
-std::vector<std::string> SplitPemCertificates(const std::string &text) {
-  static const std::string kBegin = "-----BEGIN CERTIFICATE-----";
-  static const std::string kEnd = "-----END CERTIFICATE-----";
-  std::vector<std::string> out;
-  for (size_t at = text.find(kBegin); at != std::string::npos; at = text.find(kBegin, at)) {
-    const size_t end = text.find(kEnd, at);
-    if (end == std::string::npos) break;
-    out.push_back(text.substr(at, end + kEnd.size() - at) + "\n");
-    at = end + kEnd.size();
-  }
-  return out;
-}
-
-LabelType ParseLabelType(const std::string &text) {
-  if (text == "int") return LabelType::kInt;
-  if (text == "blob" || text == "image") return LabelType::kBlob;
-  if (text == "none") return LabelType::kNone;
-  throw ArgumentError("label_type '" + Printable(text) +
-                      "' is not one of 'int', 'blob' ('image'), 'none'");
-}
-
-std::string ConnectionOptions::Endpoint() const {
-  std::string hosts;
-  for (const auto &h : contact_points) hosts += (hosts.empty() ? "" : ",") + h;
-  return hosts + ":" + std::to_string(port);
-}
-
-std::string CanonicalIdentifier(const std::string &name, const std::string &what) {
-  auto bad = [&](const std::string &why) {
-    return ArgumentError(what + " '" + Printable(name) + "' is not a valid CQL identifier: " + why);
-  };
-  if (name.empty()) throw bad("it is empty");
-  if (name.size() >= 2 && name.front() == '"' && name.back() == '"') {
-    std::string inner = name.substr(1, name.size() - 2);
-    if (inner.empty() || inner.find('"') != std::string::npos) {
-      throw bad("quoted names must be non-empty and contain no double quote");
-    }
-    for (unsigned char c : inner) {
-      if (c < 0x20) throw bad("it contains a control character");
-    }
-    return inner;
-  }
-  if (!std::isalpha(static_cast<unsigned char>(name[0]))) throw bad("it must start with a letter");
-  std::string out;
-  for (unsigned char c : name) {
-    if (!std::isalnum(c) && c != '_') throw bad("only letters, digits and '_' are allowed");
-    out.push_back(static_cast<char>(std::tolower(c)));
-  }
-  if (out.size() > 48) throw bad("it is longer than 48 characters");
-  return out;
-}
-
-TableSpec MakeTableSpec(const std::string &table, const std::string &id_col,
-                        const std::string &data_col, const std::string &label_col,
-                        const std::string &label_type, const std::string &checksum_col) {
-  TableSpec spec;
-  auto dot = table.find('.');
-  if (table.empty() || dot == std::string::npos) {
-    throw ArgumentError("table '" + Printable(table) + "' must be given as 'keyspace.table'");
-  }
-  spec.keyspace = CanonicalIdentifier(table.substr(0, dot), "keyspace of table");
-  spec.table = CanonicalIdentifier(table.substr(dot + 1), "table");
-  spec.id_col = CanonicalIdentifier(id_col, "id_col");
-  spec.data_col = CanonicalIdentifier(data_col, "data_col");
-  spec.label_type = ParseLabelType(label_type);
-  if (spec.label_type != LabelType::kNone) {
-    spec.label_col = CanonicalIdentifier(label_col, "label_col");
-  }
-  if (!checksum_col.empty()) spec.checksum_col = CanonicalIdentifier(checksum_col, "checksum_col");
-  return spec;
+  return ConnectFailure::kOther;
 }
 
 std::string FutureErrorMessage(const DriverApi &api, CassFuture *future) {
@@ -235,26 +67,48 @@ std::string FutureErrorMessage(const DriverApi &api, CassFuture *future) {
 }
 
 Session::Session(const ConnectionOptions &options, const TableSpec &table)
-    : api_(LoadDriver(options.driver_path)),
+    : api_((options.Validate(), LoadDriver(options.driver_path))),
       options_(options),
       table_(table),
       consistency_(ParseConsistency(options.consistency)),
       recheck_consistency_(RecheckConsistency(consistency_)) {
-  if (options_.contact_points.empty()) throw ArgumentError("cassandra_ips is empty");
-  if (options_.port <= 0 || options_.port > 65535) {
-    throw ArgumentError("cassandra_port " + std::to_string(options_.port) + " is out of range");
-  }
-  if (options_.io_threads < 1) throw ArgumentError("io_threads must be >= 1");
   Connect();
   CheckSchema();
   LoadRing();
   Prepare();
 }
 
+Session::Session(const ConnectionOptions &options, const TableSpec &table, Unconnected)
+    : api_((options.Validate(), Driver())),
+      options_(options),
+      table_(table),
+      consistency_(ParseConsistency(options.consistency)),
+      recheck_consistency_(RecheckConsistency(consistency_)) {}
+
+namespace {
+thread_local int t_driver_callbacks = 0;
+}  // namespace
+
+DriverCallbackScope::DriverCallbackScope() { ++t_driver_callbacks; }
+DriverCallbackScope::~DriverCallbackScope() { --t_driver_callbacks; }
+bool DriverCallbackScope::Active() { return t_driver_callbacks > 0; }
+
 Session::~Session() {
   if (!session_) return;
-  CassFuturePtr closing(api_.cass_session_close(session_.get()));
-  api_.cass_future_wait_timed(closing.get(), 10'000 * kMicrosPerMilli);
+  auto close = [&api = api_](CassSessionPtr session) {
+    CassFuturePtr closing(api.cass_session_close(session.get()));
+    api.cass_future_wait_timed(closing.get(), 10'000 * kMicrosPerMilli);
+  };
+  if (!DriverCallbackScope::Active()) {
+    close(std::move(session_));
+    return;
+  }
+  // On a driver I/O thread: the close would wait for this very thread. The cluster and
+  // prepared statement go with the session (the driver frees the session before them).
+  std::thread([close, session = std::move(session_), prepared = std::move(prepared_),
+               cluster = std::move(cluster_), ssl = std::move(ssl_)]() mutable {
+    close(std::move(session));
+  }).detach();
 }
 
 void Session::Connect() {
@@ -269,7 +123,7 @@ void Session::Connect() {
   api_.cass_cluster_set_core_connections_per_host(cluster_.get(),
                                                   std::max(1, options_.connections_per_host));
   // Deep enough for every prefetched request; the engine caps requests in flight below it.
-  api_.cass_cluster_set_queue_size_io(cluster_.get(), 16384);
+  api_.cass_cluster_set_queue_size_io(cluster_.get(), kDriverQueueSize);
   api_.cass_cluster_set_connect_timeout(cluster_.get(), options_.connect_timeout_ms);
   api_.cass_cluster_set_request_timeout(cluster_.get(), options_.request_timeout_ms);
   api_.cass_cluster_set_constant_reconnect(cluster_.get(), 500);
@@ -347,18 +201,18 @@ void Session::Connect() {
   if (rc == CASS_OK) return;
   std::string message = FutureErrorMessage(api_, connecting.get());
   std::string where = " at " + options_.Endpoint();
-  if (rc == CASS_ERROR_SERVER_BAD_CREDENTIALS || Contains(message, "redentials") ||
-      Contains(message, "uthenticat")) {
-    throw ConnectionError("authentication failed" + where + " for user '" + options_.username +
-                          "': " + message);
-  }
-  if ((rc >> 24) == CASS_ERROR_SOURCE_SSL || Contains(message, "SSL") ||
-      Contains(message, "certificate")) {
-    throw ConnectionError("TLS connection" + where + " failed: " + message + " (" +
-                          trust_description_ + "; ssl_verify='" +
-                          SslVerifyName(EffectiveSslVerify(options_)) +
-                          "'). Check that the server's certificate is signed by a trusted CA "
-                          "and names the address connected to");
+  switch (ClassifyConnectFailure(rc, message)) {
+    case ConnectFailure::kCredentials:
+      throw ConnectionError("authentication failed" + where + " for user '" + options_.username +
+                            "': " + message);
+    case ConnectFailure::kTls:
+      throw ConnectionError("TLS connection" + where + " failed: " + message + " (" +
+                            trust_description_ + "; ssl_verify='" +
+                            SslVerifyName(EffectiveSslVerify(options_)) +
+                            "'). Check that the server's certificate is signed by a trusted CA "
+                            "and names the address connected to");
+    case ConnectFailure::kOther:
+      break;
   }
   throw ConnectionError("cannot connect to Cassandra" + where + " (connect timeout " +
                         std::to_string(options_.connect_timeout_ms) + " ms" + datacenter +

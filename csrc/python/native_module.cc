@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <tuple>
 #include <type_traits>
@@ -104,6 +105,9 @@ py::list HostNames(const TokenRing &ring, const std::vector<int> &indexes) {
   return out;
 }
 
+// The Python face of a DirectLoader. Safe for concurrent callers: one read at a time, each
+// holding the lock from the read to the end of its conversion to Python objects (the arrays
+// share the batch's buffers, which the next reads of the ring may refill).
 class PyReader {
  public:
   PyReader(const ConnectionOptions &connection, const TableSpec &table, const FetchOptions &fetch)
@@ -118,16 +122,19 @@ class PyReader {
 
   py::tuple Read(const std::vector<std::string> &texts) {
     std::vector<UuidBytes> uuids = ParseUuidList(texts);
+    std::unique_lock<std::mutex> lock(mutex_, std::defer_lock);
     const Batch *batch;
     {
+      // The lock is taken without the GIL: a thread holding it needs the GIL to convert.
       py::gil_scoped_release release;
+      lock.lock();
       batch = reader_->Read(uuids);
     }
     const int n = batch->size();
     py::list data, ids;
     for (int i = 0; i < n; ++i) {
       data.append(ToArray(batch->data[i]));
-      ids.append(FormatUuid(batch->uuids[batch->slot_request[i]]));
+      ids.append(FormatUuid(batch->uuids()[batch->slot_request[i]]));
     }
     py::object labels = py::none();
     if (label_type_ == LabelType::kInt) {
@@ -146,7 +153,17 @@ class PyReader {
   LabelType label_type_;
   std::shared_ptr<const Session> session_;
   std::unique_ptr<DirectLoader> reader_;
+  std::mutex mutex_;
 };
+
+// The default the declaration gives an argument.
+template <typename T>
+T DeclaredDefault(const char *name) {
+  for (const auto &decl : ReaderArguments()) {
+    if (std::string(decl.name) == name) return std::get<T>(decl.default_value);
+  }
+  throw std::logic_error(std::string("undeclared argument ") + name);
+}
 
 }  // namespace
 
@@ -215,7 +232,21 @@ PYBIND11_MODULE(_native, m) {
         return d;
       },
       "Sample buffers allocated so far in this process, by every reader (operator or Reader).");
-  m.def("canonical_identifier", &CanonicalIdentifier, py::arg("name"), py::arg("what") = "name");
+  m.def(
+      "canonical_identifier",
+      [](const std::string &name, const std::string &what, const std::string &kind) {
+        if (kind != "column" && kind != "keyspace_or_table") {
+          throw ArgumentError("kind '" + Printable(kind) +
+                              "' is not 'column' or 'keyspace_or_table'");
+        }
+        return CanonicalIdentifier(name, what,
+                                   kind == "column" ? IdentifierKind::kColumn
+                                                    : IdentifierKind::kKeyspaceOrTable);
+      },
+      py::arg("name"), py::arg("what") = "name", py::arg("kind") = "column",
+      "The canonical form of a CQL identifier as the reader uses it (unquoted: lower-cased); "
+      "ValueError naming `what` and the rule otherwise. kind 'keyspace_or_table': Cassandra's "
+      "\\w+ of at most 48 characters, quoted or not.");
   m.def(
       "crc32c",
       [](py::buffer data) {
@@ -304,7 +335,8 @@ PYBIND11_MODULE(_native, m) {
         return all;
       },
       py::arg("dataset_size"), py::arg("num_shards"), py::arg("shard_id"), py::arg("batch_size"),
-      py::arg("epoch"), py::arg("shuffle") = true, py::arg("seed") = 1234,
+      py::arg("epoch"), py::arg("shuffle") = true,
+      py::arg("seed") = static_cast<uint64_t>(DeclaredDefault<int64_t>("shuffle_seed")),
       "Source indices this shard reads in `epoch`, padding included (what fn.crs4.cassandra "
       "reads).");
 
@@ -320,13 +352,15 @@ PYBIND11_MODULE(_native, m) {
                                                     decl.default_value);
           d["doc"] = decl.doc;
           d["required"] = decl.required;
-          d["python"] = decl.python;
+          d["python"] = decl.scope == ArgScope::kReader;
+          d["scope"] = ArgScopeName(decl.scope);
           out.append(d);
         }
         return out;
       },
-      "The arguments fn.crs4.cassandra and Reader share, declared once: name, default, doc, "
-      "required, python (False: the DALI operators only).");
+      "Every reader argument, declared once: name, default, doc, required, scope ('reader': "
+      "both DALI operators and Reader; 'operators': both DALI operators; 'self_feed': "
+      "fn.crs4.cassandra only) and python (whether Reader takes it).");
 
   py::class_<PyReader>(m, "Reader",
                        "Reads rows by UUID with the same engine as fn.crs4.cassandra, without "
@@ -338,15 +372,16 @@ PYBIND11_MODULE(_native, m) {
                const auto &decls = ReaderArguments();
                if (name == "table" ||
                    std::none_of(decls.begin(), decls.end(), [&](const ArgumentDecl &d) {
-                     return d.python && name == d.name;
+                     return d.scope == ArgScope::kReader && name == d.name;
                    })) {
                  throw py::type_error("Reader() got an unexpected keyword argument '" + name +
                                       "' (cassandra_dali._native.reader_arguments() lists them)");
                }
              }
-             ReaderSettings settings = SettingsFromArguments([&](const ArgumentDecl &decl) {
+             ReaderSettings settings = SettingsFromArguments(
+                 [&](const ArgumentDecl &decl) -> std::optional<ArgValue> {
                if (decl.required) return ArgValue(table);
-               if (!kwargs.contains(decl.name)) return decl.default_value;
+               if (!kwargs.contains(decl.name)) return std::nullopt;
                return std::visit(
                    [&](const auto &default_value) -> ArgValue {
                      using T = std::decay_t<decltype(default_value)>;

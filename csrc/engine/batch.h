@@ -1,0 +1,66 @@
+// One batch of reads: the UUIDs asked for and, once every read has landed, a sample per slot.
+// Its state is shared with the reads in flight (each holds the batch alive), so a batch given
+// up on while reads are pending is freed only when the last of them ends.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "engine/read_failures.h"
+#include "engine/sample_buffer.h"
+#include "engine/uuid.h"
+
+namespace cassandra_dali {
+
+class ReadQueue;
+class BatchFetcher;
+
+class Batch : public std::enable_shared_from_this<Batch> {
+ public:
+  int size() const { return static_cast<int>(uuids_.size()); }
+  // From Start to the last read landing (retries included): the read-ahead's measure of the
+  // link. Meaningful once the batch is complete.
+  double LatencySeconds() const {
+    return std::chrono::duration<double>(landed_ - started_).count();
+  }
+  // The UUIDs asked for, in request order, and each one's position in the source list (-1 when
+  // it has none). They change only when no read of the batch is pending (Assign).
+  const std::vector<UuidBytes> &uuids() const { return uuids_; }
+  const std::vector<int64_t> &source_index() const { return source_index_; }
+
+  // Sets what the batch reads and sizes its slots. Throws ReadError while reads of its earlier
+  // contents are pending: their callbacks still read the UUIDs and write the slots.
+  // `source_index` empty: -1 each.
+  void Assign(const std::vector<UuidBytes> &uuids, const std::vector<int64_t> &source_index);
+
+  std::vector<int64_t> slot_request;  // output slot -> request index (identity unless ooo)
+  std::vector<SampleBuffer> data;      // per output slot
+  std::vector<SampleBuffer> label_blob;
+  std::vector<int32_t> label_int;
+
+ private:
+  friend class ReadQueue;
+  friend class BatchFetcher;
+  struct RequestState {
+    // Read again at the session's recheck (quorum) level: the row was missing at the weaker
+    // one. Kept by later retries of the read; reset by Assign.
+    bool recheck = false;
+  };
+
+  std::vector<UuidBytes> uuids_;
+  std::vector<int64_t> source_index_;
+  std::vector<RequestState> requests_;
+  mutable std::mutex mutex_;
+  std::condition_variable done_cv_;
+  int pending_ = 0;  // reads issued and not ended
+  std::atomic<int> next_slot_{0};
+  std::vector<ReadFailure> failures_;
+  std::chrono::steady_clock::time_point started_, landed_;
+};
+
+}  // namespace cassandra_dali
