@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.cassandra-dali-installed
 SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc cmake -type f 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: all install test gpu-check sanitize fuzz demo bench bench-gpu minio clean distclean cassandra-jars \
+.PHONY: all install test gpu-check sanitize tsan fuzz demo bench bench-gpu minio clean distclean cassandra-jars \
 	wheel wheel-check
 
 all: install
@@ -43,6 +43,12 @@ gpu-check: install cassandra-jars
 # The reader's tests against an ASan+UBSan build of the C++ parts (build-sanitize/).
 sanitize: install cassandra-jars
 	tests/sanitize/run.sh $(PYTEST_ARGS)
+
+# The engine's test binary (fake driver, no DALI, no Python) under ThreadSanitizer (build-tsan/),
+# TSAN_ROUNDS runs.
+TSAN_ROUNDS ?= 5
+tsan: install
+	tests/sanitize/tsan.sh $(TSAN_ROUNDS)
 
 # Fuzz the parsers (UUIDs, rows files, identifiers, sizes) with atheris; FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 60

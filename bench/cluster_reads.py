@@ -32,6 +32,7 @@ from typing import Any
 
 from bench_server import add_cluster_arguments, cluster_for, machine_cpu, write_random_rows
 from cassandra_dali import server, telemetry
+from cassandra_dali.client import nodes
 from cassandra_dali.sources import cassandra_node
 from nvidia.dali import pipeline_def
 
@@ -40,7 +41,7 @@ NAME = "cluster-reads"
 
 
 def node_reads(info: server.ClusterInfo, keyspace: str) -> dict[str, tuple[int, int]]:
-    return server.cluster.node_read_counts(info, keyspace, "data")
+    return nodes.node_read_counts(info, keyspace, "data")
 
 
 def delta(after: dict[str, tuple[int, int]], before: dict[str, tuple[int, int]]

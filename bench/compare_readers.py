@@ -32,7 +32,8 @@ from typing import Any
 
 import cassandra_dali
 import s3_store
-from cassandra_dali import readloop, server
+from cassandra_dali import server
+from cassandra_dali.benchmark import readloop
 from cassandra_dali.client import Connection, cql_files, token_scan
 from cassandra_dali.dataset import images, ingest, rows_files
 from driver_loader import DriverLoop

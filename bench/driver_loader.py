@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 import numpy as np
-from cassandra_dali import readloop
+from cassandra_dali.benchmark import readloop
 from cassandra_dali.client import Connection
 from cassandra_dali.sharding import shard_layout
 from nvidia.dali import types as dali_types

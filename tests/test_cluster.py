@@ -25,6 +25,7 @@ from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT
 from cassandra.query import SimpleStatement
 from cassandra_dali import _native, server, telemetry
+from cassandra_dali.client import nodes
 from cassandra_dali.dataset import images
 from cassandra_dali.sources import cassandra_node
 from nvidia.dali import pipeline_def
@@ -97,7 +98,7 @@ def _epoch(epoch: int) -> list[int]:
 
 
 def _node_reads(cluster: server.ClusterInfo, keyspace: str) -> dict[str, tuple[int, int]]:
-    return server.cluster.node_read_counts(cluster, keyspace, "data_int")
+    return nodes.node_read_counts(cluster, keyspace, "data_int")
 
 
 def _quiet(name: str) -> telemetry.ReaderStats:

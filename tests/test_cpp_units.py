@@ -42,3 +42,16 @@ def test_cpp_unit_binary(binary: str, cases: int) -> None:
     assert summary, run.stdout
     passed, failed = int(summary[1]), int(summary[2])
     assert failed == 0 and passed >= cases, run.stdout
+
+
+def test_cpp_sources_fit_100_columns() -> None:
+    # The style .clang-format describes (Google, 100 columns).
+    root = BUILD.parent
+    long_lines = [
+        f"{path.relative_to(root)}:{number}"
+        for path in sorted((root / "csrc").rglob("*"))
+        if path.suffix in (".h", ".cc")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if len(line) > 100
+    ]
+    assert not long_lines, long_lines

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from cassandra_dali import _native, server
 from cassandra_dali.dataset import images
+from cassandra_dali.sources import reader_default
 from gpu_pipelines import CONSUMERS, LABEL_TYPES, OPERATORS, reader_pipeline
 from PIL import Image
 from reader_helpers import Dataset, reader_kwargs, sha, write_dataset
@@ -21,7 +22,6 @@ from reader_helpers import Dataset, reader_kwargs, sha, write_dataset
 pytestmark = pytest.mark.gpu
 
 BATCH = 16
-SEED = 1234  # the reader's default shuffle_seed
 BYTE_CONSUMERS = ("python", "cpu_operator", "gpu")
 DECODE_CONSUMERS = ("mixed_decode", "cpu_decode_gpu")
 
@@ -74,7 +74,9 @@ def _check_batch(ds: Dataset, consumer: str, label_type: str, expected: list[int
 
 
 def _self_fed_order(size: int, epoch: int, num_shards: int = 1, shard_id: int = 0) -> list[int]:
-    return _native.epoch_indices(size, num_shards, shard_id, BATCH, epoch, True, SEED)
+    # The reader is given no shuffle_seed: its declared default applies.
+    seed = reader_default("shuffle_seed")
+    return _native.epoch_indices(size, num_shards, shard_id, BATCH, epoch, True, seed)
 
 
 @pytest.mark.parametrize("label_type", LABEL_TYPES)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cassandra_dali import readloop
+from cassandra_dali.benchmark import readloop
 from cassandra_dali.client import Connection
 from gpu_pipelines import CONSUMERS, LABEL_TYPES, OPERATORS, reader_pipeline
 

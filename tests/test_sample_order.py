@@ -76,13 +76,35 @@ def test_uuid_parsing_matches_python() -> None:
 
 @pytest.mark.parametrize(
     ("name", "canonical"),
-    [("Data", "data"), ("label_2", "label_2"), ('"MixedCase"', "MixedCase")],
+    [("Data", "data"), ("label_2", "label_2"), ('"MixedCase"', "MixedCase"),
+     ("A" * 60, "a" * 60), ('"Any name; 60 ' + "x" * 46 + '"', "Any name; 60 " + "x" * 46)],
 )
-def test_identifiers(name: str, canonical: str) -> None:
+def test_column_identifiers(name: str, canonical: str) -> None:
+    """Columns: any length (Cassandra limits keyspace and table names only)."""
     assert _native.canonical_identifier(name, "column") == canonical
 
 
-@pytest.mark.parametrize("name", ["", "1abc", "a-b", "a b", "x;DROP", '"a"b"', "a" * 49, '""'])
-def test_bad_identifiers_are_refused(name: str) -> None:
+@pytest.mark.parametrize("name", ["", "1abc", "a-b", "a b", "x;DROP", '"a"b"', '""', '"a\x01"'])
+def test_bad_column_identifiers_are_refused(name: str) -> None:
     with pytest.raises(ArgumentError, match="is not a valid CQL identifier"):
         _native.canonical_identifier(name, "data_col")
+
+
+@pytest.mark.parametrize(
+    ("name", "canonical"),
+    [("Imagenette", "imagenette"), ('"Mixed_Case"', "Mixed_Case"), ('"1st"', "1st"),
+     ('"_x"', "_x"), ("a" * 48, "a" * 48)],
+)
+def test_keyspace_and_table_identifiers(name: str, canonical: str) -> None:
+    assert _native.canonical_identifier(name, "table", "keyspace_or_table") == canonical
+
+
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [("a" * 49, "48 characters"), ('"' + "a" * 49 + '"', "48 characters"),
+     ('"a b"', "letters, digits"), ('"a-b"', "letters, digits"), ("1abc", "start with a letter"),
+     ('""', "empty")],
+)
+def test_bad_keyspace_and_table_identifiers_name_the_rule(name: str, rule: str) -> None:
+    with pytest.raises(ArgumentError, match=f"is not a valid CQL identifier: .*{rule}"):
+        _native.canonical_identifier(name, "table", "keyspace_or_table")

@@ -4,6 +4,8 @@ name, and of a Reader, checked against what was read; errors counted; the Promet
 from __future__ import annotations
 
 import re
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +18,7 @@ from nvidia.dali import pipeline_def
 from reader_helpers import Dataset, reader_kwargs, run_batches, write_dataset
 
 SIZE, BATCH = 120, 8
+DEPTH = 2  # the operator's read-ahead, fixed (prefetch_buffers = max_prefetch_buffers)
 
 
 @pytest.fixture(scope="module")
@@ -25,16 +28,19 @@ def dataset(cql_session: Any, keyspace: str) -> Iterator[Dataset]:
 
 def test_operator_counters_by_name(cassandra_server: server.ServerInfo, dataset: Dataset) -> None:
     table = f"{dataset.keyspace}.data_int"
-    args = reader_kwargs(cassandra_server, table, source_uuids=dataset.ids)
+    args = reader_kwargs(cassandra_server, table, source_uuids=dataset.ids,
+                         prefetch_buffers=DEPTH, max_prefetch_buffers=DEPTH)
 
     @pipeline_def(batch_size=BATCH, num_threads=1, device_id=None, prefetch_queue_depth=2)
     def pipe() -> Any:
         return cassandra_node(args, name="CountedReader")
 
+    started = time.monotonic()
     p = pipe()
     p.build()
     outputs = run_batches(p, 20)
     (stats,) = telemetry.readers("CountedReader")
+    wall = time.monotonic() - started
     consumed = sum(len(data) for data, _ in outputs)
     served = sum(len(blob) for data, _ in outputs for blob in data)
     assert stats.table == table
@@ -42,25 +48,44 @@ def test_operator_counters_by_name(cassandra_server: server.ServerInfo, dataset:
     assert consumed <= stats.batches * BATCH and stats.batches >= 20
     assert stats.rows >= consumed and stats.reads >= stats.rows
     assert stats.bytes >= served > 0
-    assert stats.errors == 0 and stats.retries == 0 and stats.in_flight >= 0
+    assert stats.errors == 0 and stats.retries == 0
+    # Reads in flight belong to the batches being read ahead: at most the fixed depth's (plus
+    # the one the consumer waits for), a row each.
+    assert 0 <= stats.in_flight <= (DEPTH + 1) * BATCH
     assert 0 < stats.latency_p50_seconds <= stats.latency_p99_seconds < 10
-    assert stats.prefetch_depth >= 2 and stats.seconds > 0 and stats.rows_per_s > 0
-    # Every row read is counted to one node (its primary replica in the token ring).
+    # The reader started after `started`: its own clock cannot have run longer.
+    assert stats.prefetch_depth == DEPTH and 0 < stats.seconds <= wall
+    assert stats.rows_per_s == pytest.approx(stats.rows / stats.seconds)
+    assert stats.rows_per_s >= stats.rows / wall
+    # Every row read is counted to one node (its primary replica in the token ring). The two
+    # counters are read one after the other while the read-ahead goes on: equal to within the
+    # reads in flight (the Reader's test, at rest, checks equality).
     assert stats.reads_by_host, stats.token_ring
-    assert sum(stats.reads_by_host.values()) == stats.rows
+    assert abs(sum(stats.reads_by_host.values()) - stats.rows) <= (DEPTH + 1) * BATCH
+    run_batches(p, 5)
     later = telemetry.readers("CountedReader")[0]
-    assert later.rows >= stats.rows and telemetry.rates(stats, later)["rows_per_s"] >= 0
+    rate = telemetry.rates(stats, later)["rows_per_s"]
+    assert later.rows >= stats.rows and later.seconds > stats.seconds
+    assert rate == pytest.approx((later.rows - stats.rows) / (later.seconds - stats.seconds))
     del p
     assert telemetry.readers("CountedReader") == []  # gone with its pipeline
 
 
 def test_reader_counters_and_errors(cassandra_server: server.ServerInfo,
                                     dataset: Dataset) -> None:
+    started = time.monotonic()
     reader = cassandra_dali.Reader(f"{dataset.keyspace}.data_int",
                                    cassandra_port=cassandra_server.port)
+    before = telemetry.of(reader)
     reader.read(dataset.ids[:10])
     stats = telemetry.of(reader)
-    assert (stats.rows, stats.batches, stats.errors) == (10, 1, 0)
+    wall = time.monotonic() - started
+    assert (stats.rows, stats.batches, stats.errors, stats.in_flight) == (10, 1, 0, 0)
+    assert (before.rows, before.in_flight) == (0, 0)
+    assert 0 < stats.seconds <= wall and stats.rows_per_s >= 10 / wall
+    assert stats.rows_per_s == pytest.approx(10 / stats.seconds)
+    assert telemetry.rates(before, stats)["rows_per_s"] == pytest.approx(
+        10 / (stats.seconds - before.seconds))
     assert stats.bytes == sum(len(b) for b in dataset.blobs[:10])
     assert sum(stats.reads_by_host.values()) == 10
     assert stats.consumer_waits == 1 and stats.consumer_wait_seconds > 0
@@ -68,6 +93,33 @@ def test_reader_counters_and_errors(cassandra_server: server.ServerInfo,
         reader.read([str(uuid.uuid4())])
     assert telemetry.of(reader).errors == 1
     assert "1 errors" in telemetry.summary(telemetry.of(reader))
+
+
+def test_reads_in_flight_rise_during_a_read_and_fall_to_zero(
+        cassandra_server: server.ServerInfo, dataset: Dataset) -> None:
+    """Watched from another thread (the process-wide list, not the Reader, which is busy):
+    every row of a batch is one read in flight until it completes."""
+    table = f"{dataset.keyspace}.data_int"
+    reader = cassandra_dali.Reader(table, cassandra_port=cassandra_server.port)
+    seen = 0
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal seen
+        while not done.is_set():
+            seen = max([seen, *(s.in_flight for s in telemetry.readers(table))])
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        deadline = time.monotonic() + 10
+        while seen == 0 and time.monotonic() < deadline:
+            reader.read(dataset.ids)
+    finally:
+        done.set()
+        watcher.join()
+    assert 0 < seen <= SIZE
+    assert telemetry.of(reader).in_flight == 0
 
 
 def test_prometheus_text() -> None:

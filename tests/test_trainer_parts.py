@@ -160,6 +160,33 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
         checkpoint.load(tmp_path / "missing.pth.tar", torch.device("cpu"))
 
 
+def test_checkpoints_go_to_a_run_directory_named_in_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Without --checkpoint-dir nothing lands in the current directory (the checkout, when a
+    script runs from examples/), and the log says where the checkpoint went."""
+    repo = EXAMPLES.parents[1]
+    monkeypatch.chdir(EXAMPLES)
+    monkeypatch.delenv("CASSANDRA_DALI_CACHE", raising=False)
+    for script, data in ((FILE_SCRIPT, ["ROOT/train", "ROOT/val"]), (CASSANDRA_SCRIPT, [])):
+        opts = options.options_from_args(_load_script(script).parse_args(["-a", "resnet18", *data]))
+        default = checkpoint.directory(opts.checkpoint_dir, opts.arch)
+        assert default.is_absolute() and default.name.startswith("resnet18-")
+        assert not default.is_relative_to(Path.cwd()) and not default.is_relative_to(repo)
+        assert default.parent == Path.home() / ".cache" / "cassandra-dali" / "runs"
+    # Written, with the cache moved to where the test may write.
+    monkeypatch.setenv("CASSANDRA_DALI_CACHE", str(tmp_path / "cache"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    caplog.set_level("INFO", logger=checkpoint.__name__)
+    path = checkpoint.save({"epoch": 1}, checkpoint.directory(None, "linear"))
+    assert path.parent.parent == tmp_path / "cache" / "runs" and path.is_file()
+    assert list(work.iterdir()) == []
+    assert str(path) in caplog.text
+    assert checkpoint.directory(tmp_path / "mine", "linear") == tmp_path / "mine"
+
+
 def test_data_position_must_match_the_run() -> None:
     run = {"world_size": 2, "batch_size": 16, "max_iters": None, "source": "CassandraSource",
            "seed": 7, "dali": "2.4.0"}

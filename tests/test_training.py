@@ -171,6 +171,7 @@ def test_train_two_ranks_then_resume(source: str, data: Data, tmp_path: Path) ->
     (start,) = _events(full_log, "start")
     assert (start["world_size"], start["backend"], start["device"]) == (2, "gloo", "cpu")
     assert start["dali_cpu"] is True and start["precision"] == "O0: fp32"
+    assert start["checkpoint_dir"] == str((tmp_path / "full").resolve())
     assert start["steps_per_epoch"] == TRAIN_PER_CLASS * 10 // (2 * BATCH)
     full = _events(full_log, "iter")
     assert len(full) == 4 * start["steps_per_epoch"]

@@ -211,10 +211,13 @@ def test_statement_splitting() -> None:
         cql_files.split_statements(text, keyspace="other")[1]
         == "INSERT INTO \"other\".t (a) VALUES ('it''s')"
     )
-    # A renamed keyspace is always quoted: whatever the name holds stays a name.
-    assert cql_files.split_statements(text, keyspace='"k; DROP KEYSPACE k"')[1].startswith(
-        'INSERT INTO "k; DROP KEYSPACE k".t'
+    # A renamed keyspace is always quoted (a quoted name keeps its case), and checked by
+    # Cassandra's rule, quoted or not: nothing but letters, digits and '_' gets into the CQL.
+    assert cql_files.split_statements(text, keyspace='"Other_2"')[1].startswith(
+        'INSERT INTO "Other_2".t'
     )
+    with pytest.raises(ValueError, match="only letters, digits and '_'"):
+        cql_files.split_statements(text, keyspace='"k; DROP KEYSPACE k"')
     with pytest.raises(cql_files.CqlSyntaxError, match="unterminated"):
         cql_files.split_statements("SELECT 'abc")
 

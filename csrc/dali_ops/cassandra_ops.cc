@@ -194,7 +194,8 @@ namespace cassandra_dali {
 namespace {
 
 // The declared arguments of the given scopes, with their defaults and docs.
-dali::OpSchema &AddDeclaredArguments(dali::OpSchema &schema, std::initializer_list<ArgScope> scopes) {
+dali::OpSchema &AddDeclaredArguments(dali::OpSchema &schema,
+                                     std::initializer_list<ArgScope> scopes) {
   for (const auto &decl : ReaderArguments()) {
     if (std::find(scopes.begin(), scopes.end(), decl.scope) == scopes.end()) continue;
     if (decl.required) {

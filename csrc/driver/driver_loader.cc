@@ -78,7 +78,8 @@ void CheckUuidLayout(const DriverApi &api, const std::string &path) {
 }
 
 void SetDriverLogLevel(const DriverApi &api) {
-  // The driver logs to stderr; our exceptions carry its messages, so only critical ones unless asked (error, warn, info, debug).
+  // The driver logs to stderr; our exceptions carry its messages, so only critical ones unless
+  // asked ($CASSANDRA_DALI_DRIVER_LOG: error, warn, info, debug).
   CassLogLevel level = CASS_LOG_CRITICAL;
   if (const char *env = std::getenv("CASSANDRA_DALI_DRIVER_LOG"); env) {
     std::string v = env;

@@ -21,8 +21,9 @@ ShardLayout::ShardLayout(int64_t size, int shards, int shard, int batch)
   if (dataset_size <= 0) throw ArgumentError("the UUID list is empty: nothing to read");
   if (num_shards < 1) throw ArgumentError("num_shards must be >= 1, got " + std::to_string(shards));
   if (shard_id < 0 || shard_id >= num_shards) {
-    throw ArgumentError("shard_id " + std::to_string(shard_id) + " is out of range for num_shards " +
-                        std::to_string(num_shards) + " (expected 0.." +
+    throw ArgumentError("shard_id " + std::to_string(shard_id) +
+                        " is out of range for num_shards " + std::to_string(num_shards) +
+                        " (expected 0.." +
                         std::to_string(num_shards - 1) + ")");
   }
   if (batch_size < 1) throw ArgumentError("batch size must be >= 1");

@@ -2,11 +2,12 @@
 //
 // Every rank draws the same permutation of the whole list from (seed, epoch), then takes its
 // slice. The permutation is computed, not stored (a keyed bijection of [0, N)), so an order
-// costs no memory whatever N is: shard i of S covers positions [N*i/S, N*(i+1)/S), so shards never overlap and together
-// cover the list exactly once per epoch. Each shard is then padded, by repeating its own last
-// sample, to ceil(ceil(N/S)/B) whole batches: every rank runs the same number of full batches
-// (no rank waits for another at the end of an epoch), and DALI iterators with `reader_name` and
-// a PARTIAL or DROP last-batch policy trim the padding (pad_last_batch is reported as set).
+// costs no memory whatever N is: shard i of S covers positions [N*i/S, N*(i+1)/S), so shards
+// never overlap and together cover the list exactly once per epoch. Each shard is then padded,
+// by repeating its own last sample, to ceil(ceil(N/S)/B) whole batches: every rank runs the
+// same number of full batches (no rank waits for another at the end of an epoch), and DALI
+// iterators with `reader_name` and a PARTIAL or DROP last-batch policy trim the padding
+// (pad_last_batch is reported as set).
 #pragma once
 
 #include <cstdint>

@@ -273,7 +273,9 @@ void Session::CheckSchema() {
       if (type == ok) return;
     }
     std::string expected;
-    for (auto ok : allowed) expected += (expected.empty() ? "" : " or ") + std::string(TypeName(ok));
+    for (auto ok : allowed) {
+      expected += (expected.empty() ? "" : " or ") + std::string(TypeName(ok));
+    }
     throw SchemaError(role + " column '" + column + "' of table '" + qualified + "' is " +
                       TypeName(type) + ", expected " + expected);
   };

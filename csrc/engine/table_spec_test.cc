@@ -14,12 +14,7 @@ namespace {
 // The message of the ArgumentError `fn` throws, or "" if it throws none.
 template <typename Fn>
 std::string Refusal(Fn &&fn) {
-  try {
-    fn();
-  } catch (const ArgumentError &e) {
-    return e.what();
-  }
-  return "";
+  return testing::ThrownMessage<ArgumentError>(fn);
 }
 
 bool Contains(const std::string &text, const std::string &part) {
@@ -41,7 +36,8 @@ TEST_CASE(KeyspaceAndTableRule, "identifiers: keyspace and table names are \\w{1
   auto too_long = Refusal([&] { MakeTableSpec("ks." + long_name, "id", "d", "l", "int"); });
   CHECK(Contains(too_long, "table '" + long_name + "'"));
   CHECK(Contains(too_long, "at most 48 characters"));
-  auto quoted_long = Refusal([&] { MakeTableSpec("\"" + long_name + "\".t", "id", "d", "l", "int"); });
+  auto quoted_long =
+      Refusal([&] { MakeTableSpec("\"" + long_name + "\".t", "id", "d", "l", "int"); });
   CHECK(Contains(quoted_long, "keyspace of table"));
   CHECK(Contains(quoted_long, "quoted or not"));
   auto dash = Refusal([&] { MakeTableSpec("\"my-ks\".t", "id", "d", "l", "int"); });

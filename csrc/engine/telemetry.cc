@@ -32,7 +32,9 @@ int64_t LatencyHistogram::Count() const {
 double LatencyHistogram::Quantile(double q) const {
   std::array<int64_t, kBuckets> counts;
   int64_t total = 0;
-  for (int b = 0; b < kBuckets; ++b) total += counts[b] = counts_[b].load(std::memory_order_relaxed);
+  for (int b = 0; b < kBuckets; ++b) {
+    total += counts[b] = counts_[b].load(std::memory_order_relaxed);
+  }
   if (total == 0) return 0;
   const auto rank = static_cast<int64_t>(std::ceil(q * static_cast<double>(total)));
   int64_t seen = 0;

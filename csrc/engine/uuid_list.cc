@@ -79,7 +79,8 @@ class BinaryFileList final : public UuidList {
     if (::fstat(fd_.get(), &info) != 0) {
       throw ArgumentError("cannot stat " + Named(path) + ": " + std::strerror(errno));
     }
-    const auto expected = static_cast<__int128>(kBinaryRowsHeader) + static_cast<__int128>(count) * 16;
+    const auto expected =
+        static_cast<__int128>(kBinaryRowsHeader) + static_cast<__int128>(count) * 16;
     if (static_cast<__int128>(info.st_size) != expected) {
       throw ArgumentError(Named(path) + " says it holds " + std::to_string(count) +
                           " UUIDs but is " + std::to_string(info.st_size) +

@@ -186,7 +186,8 @@ PYBIND11_MODULE(_native, m) {
         LoadDriver(path);
         return DriverInfoDict(LoadedDriverInfo());
       },
-      py::arg("path") = "", "Loads the Cassandra driver (once per process); returns driver_info().");
+      py::arg("path") = "",
+      "Loads the Cassandra driver (once per process); returns driver_info().");
   m.def(
       "driver_info", [] { return DriverInfoDict(LoadedDriverInfo()); },
       "Which driver library is loaded: {'loaded', 'path', 'provider', 'missing_optional'} (the "

@@ -32,6 +32,17 @@ int RunAll(const std::string &filter = "");
 void Run(const std::string &name, const std::function<void()> &body);
 int Summary();  // prints "N passed, N failed"; 0 if none failed
 
+// The message of the E that `fn` throws, or "" when it throws none.
+template <typename E, typename Fn>
+std::string ThrownMessage(Fn &&fn) {
+  try {
+    fn();
+  } catch (const E &e) {
+    return e.what();
+  }
+  return "";
+}
+
 }  // namespace cassandra_dali::testing
 
 #define TEST_CASE(fn, name)                                                    \

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from cassandra_dali import training
-from cassandra_dali.cli.options import add_connection_arguments, connection_from_args
+from cassandra_dali.cli._options import add_connection_arguments, connection_from_args
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,17 +48,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path("val.rows"),
         help="UUIDs of the validation samples (default %(default)s)",
     )
+    # Unset: not passed, so fn.crs4.cassandra's own defaults apply.
     data.add_argument(
         "--io-threads",
         type=int,
-        default=2,
-        help="driver I/O threads per reader (default %(default)s)",
+        default=None,
+        help="driver I/O threads per reader (default: the reader's)",
     )
     data.add_argument(
         "--prefetch-buffers",
         type=int,
-        default=2,
-        help="batches each reader fetches ahead (default %(default)s)",
+        default=None,
+        help="batches each reader fetches ahead at least (default: the reader's)",
     )
     add_connection_arguments(parser)
     training.add_training_arguments(parser)

@@ -2,7 +2,7 @@
 
 Importing the package loads the DALI plugin, so ``nvidia.dali.fn.crs4.cassandra`` and
 ``fn.crs4.cassandra_interactive`` exist. ``Reader`` reads rows by UUID with the same engine,
-without DALI.
+without DALI. The tools' errors that a user can fix are all :class:`UserError`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ._native import (
     ReadError,
     SchemaError,
 )
+from .errors import UserError
 
 __version__ = "0.1.0"
 
@@ -47,5 +48,6 @@ __all__ = [
     "ReadError",
     "Reader",
     "SchemaError",
+    "UserError",
     "driver_info",
 ]

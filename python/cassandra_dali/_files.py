@@ -1,12 +1,29 @@
-"""Writing files whole or not at all: what the launcher, the dataset generator, the rows files
-and the trainer's checkpoints all need (a reader never sees half a file)."""
+"""Files the tools write: where by default (the per-user cache, never inside a checkout or the
+current directory) and how (whole or not at all: what the launcher, the dataset generator, the
+rows files and the trainer's checkpoints all need, so a reader never sees half a file)."""
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+
+def cache_root() -> Path:
+    """Per-machine cache for jars, default server directories and runs (outside any
+    repository); ``CASSANDRA_DALI_CACHE`` moves it."""
+    override = os.environ.get("CASSANDRA_DALI_CACHE")
+    if override:
+        return Path(override).expanduser().resolve()
+    return Path.home() / ".cache" / "cassandra-dali"
+
+
+def new_run_dir(name: str) -> Path:
+    """A directory name for a new run's outputs, ``CACHE/runs/NAME-YYYYmmdd-HHMMSS-PID`` (the
+    process id keeps two runs started in the same second apart); not created here."""
+    return cache_root() / "runs" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 
 
 def write_atomically(path: Path, write: Callable[[BinaryIO], None] | bytes, *,

@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from .errors import UserError
 
-class GpuError(RuntimeError):
+
+class GpuError(UserError, RuntimeError):
     """No usable GPU for this process, said in words a user can act on."""
 
 

@@ -15,10 +15,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import _native
 from .client import Connection
 
 READER_NAME = "Reader"
-DEFAULT_SEED = 1234
+
+
+def reader_default(name: str) -> Any:
+    """The default of ``fn.crs4.cassandra``'s argument ``name``, read from the engine's one
+    declaration of the reader's arguments rather than written again here."""
+    for argument in _native.reader_arguments():
+        if argument["name"] == name:
+            return argument["default"]
+    raise KeyError(f"fn.crs4.cassandra declares no argument {name!r}")
 
 
 def cassandra_node(arguments: Mapping[str, Any], name: str = READER_NAME) -> tuple[Any, Any]:
@@ -35,7 +44,8 @@ def cassandra_node(arguments: Mapping[str, Any], name: str = READER_NAME) -> tup
 class CassandraSource:
     """Rows of a data table, by UUID: listed in ``rows_file`` (from ``cache_uuids.py``) or given
     as ``uuids``. ``options`` are further ``fn.crs4.cassandra`` arguments (``io_threads``,
-    ``prefetch_buffers``, ``label_type``, ``loop_forever``...)."""
+    ``prefetch_buffers``, ``label_type``, ``loop_forever``...); one set to None is not passed,
+    so the operator's own default applies."""
 
     table: str
     rows_file: str | Path | None = None
@@ -44,23 +54,26 @@ class CassandraSource:
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def arguments(self, *, shard_id: int = 0, num_shards: int = 1, shuffle: bool = True,
-                  seed: int = DEFAULT_SEED) -> dict[str, Any]:
+                  seed: int | None = None) -> dict[str, Any]:
         """The operator's arguments for one shard. Every rank draws the same permutation from
-        ``seed`` each epoch and takes its slice: a global reshuffle, shards never overlapping."""
+        ``seed`` (None: the operator's ``shuffle_seed``) each epoch and takes its slice: a
+        global reshuffle, shards never overlapping."""
         if (self.rows_file is None) == (self.uuids is None):
             raise ValueError(f"{self.table}: give either rows_file or uuids")
         listed: dict[str, Any] = (
             {"source_uuids_file": str(self.rows_file)} if self.rows_file is not None
             else {"source_uuids": list(self.uuids or ())}
         )
-        return {
+        arguments = {
             "table": self.table, **listed, "shard_id": shard_id, "num_shards": num_shards,
             "shuffle_every_epoch": shuffle, "shuffle_seed": seed,
             **self.connection.reader_kwargs(), **self.options,
         }
+        # Left out rather than passed as a copy of the default: the engine declares it once.
+        return {key: value for key, value in arguments.items() if value is not None}
 
     def read(self, *, shard_id: int = 0, num_shards: int = 1, shuffle: bool = True,
-             seed: int = DEFAULT_SEED, name: str = READER_NAME) -> tuple[Any, Any]:
+             seed: int | None = None, name: str = READER_NAME) -> tuple[Any, Any]:
         return cassandra_node(
             self.arguments(shard_id=shard_id, num_shards=num_shards, shuffle=shuffle, seed=seed),
             name,
@@ -85,8 +98,12 @@ class FileSource:
     global_shuffle: bool = False
 
     def read(self, *, shard_id: int = 0, num_shards: int = 1, shuffle: bool = True,
-             seed: int = DEFAULT_SEED, name: str = READER_NAME) -> tuple[Any, Any]:
+             seed: int | None = None, name: str = READER_NAME) -> tuple[Any, Any]:
+        """``seed`` None: ``fn.crs4.cassandra``'s default, so both readers start alike."""
         import nvidia.dali.fn as fn
+
+        if seed is None:
+            seed = reader_default("shuffle_seed")
 
         order = ({"shuffle_after_epoch": shuffle} if self.global_shuffle
                  else {"random_shuffle": shuffle})

@@ -6,14 +6,16 @@ corpus through them in ``make test``."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import tempfile
 import uuid
 from collections.abc import Callable
+from fractions import Fraction
 
 from cassandra_dali import _native, client
-from cassandra_dali.cli import options
+from cassandra_dali.cli import _options as options
 
 _CANONICAL = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\Z")
 
@@ -65,38 +67,123 @@ def rows_file(data: bytes) -> None:
         os.unlink(path)
 
 
+# Cassandra's identifier rules, written here from its documentation rather than from the
+# engine's code. Keyspace and table names: only letters, digits and '_', 1..48 characters, quoted
+# or not. Columns: unquoted, a letter then letters, digits or '_', any length; quoted, anything
+# non-empty without a double quote or a control character. Unquoted names are lower-cased.
+_WORD = re.compile(r"[A-Za-z0-9_]{1,48}")
+_UNQUOTED = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+KINDS = ("column", "keyspace_or_table")
+
+
+def _identifier_model(name: str, kind: str) -> str | None:
+    """The canonical name, or None if the rules refuse it."""
+    quoted = len(name) >= 2 and name[0] == name[-1] == '"'
+    inner = name[1:-1] if quoted else name
+    if kind == "keyspace_or_table" and not _WORD.fullmatch(inner):
+        return None
+    if quoted:
+        clean = inner and '"' not in inner and min(map(ord, inner)) >= 0x20
+        return inner if clean else None
+    return name.lower() if _UNQUOTED.fullmatch(name) else None
+
+
+def _check_refusal(name: str, kind: str, message: str) -> None:
+    """A refusal names the rule: for keyspaces and tables, Cassandra's own."""
+    assert "is not a valid CQL identifier" in message, message
+    inner = name[1:-1] if len(name) >= 2 and name[0] == name[-1] == '"' else name
+    if kind == "keyspace_or_table" and inner:
+        if re.search(r"[^A-Za-z0-9_]", inner):
+            assert "letters, digits" in message, message
+        elif len(inner) > 48:
+            assert "48" in message, message
+
+
 def identifier(data: bytes) -> None:
     name = _text(data)
-    try:
-        canonical = _native.canonical_identifier(name, "name")
-    except ValueError as error:
-        assert "is not a valid CQL identifier" in str(error), str(error)
-        return
-    assert canonical and '"' not in canonical
-    assert all(ord(c) >= 0x20 for c in canonical)
-    quoted = client.quote_identifier(canonical)
-    assert quoted[0] == quoted[-1] == '"' and '"' not in quoted[1:-1]
-    if not name.startswith('"'):
-        assert re.fullmatch(r"[a-z][a-z0-9_]{0,47}", canonical), canonical
+    for kind in KINDS:
+        expected = _identifier_model(name, kind)
+        try:
+            canonical = _native.canonical_identifier(name, "name", kind)
+        except ValueError as error:
+            assert expected is None, f"refused the {kind} name {name!r}: {error}"
+            _check_refusal(name, kind, str(error))
+            continue
+        assert canonical == expected, f"{kind} {name!r} gave {canonical!r}, not {expected!r}"
+        quoted = client.quote_identifier(canonical)
+        assert quoted[0] == quoted[-1] == '"' and '"' not in quoted[1:-1]
+
+
+def _table_model(name: str) -> tuple[str, str] | None:
+    parts = name.split(".")
+    if len(parts) != 2:
+        return None
+    keyspace, table = (_identifier_model(part, "keyspace_or_table") for part in parts)
+    return (keyspace, table) if keyspace is not None and table is not None else None
 
 
 def table_name(data: bytes) -> None:
     name = _text(data)
+    expected = _table_model(name)
     try:
+        got = client.qualified_table(name)
         text = client.cql_table(name)
-    except ValueError:
+    except ValueError as error:
+        assert expected is None, f"refused the table {name!r}: {error}"
         return
-    keyspace, table = client.qualified_table(name)
-    assert text == f"{client.quote_identifier(keyspace)}.{client.quote_identifier(table)}"
+    assert got == expected, f"{name!r} gave {got!r}, not {expected!r}"
+    assert text == f'"{expected[0]}"."{expected[1]}"', text
+
+
+# Sizes: a decimal number (ASCII digits, optional exponent), then K, M or G (binary units,
+# optionally followed by i) and an optional B, any case, blanks around; at least one byte, below
+# 2**62.
+_SIZE = re.compile(r"\s*(?P<number>[0-9]+(\.[0-9]*)?|\.[0-9]+)([eE](?P<exponent>[+-]?[0-9]+))?"
+                   r"\s*((?P<unit>[kKmMgG])[iI]?)?[bB]?\s*")
+_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}
+
+
+def _size_model(text: str) -> Fraction | None:
+    """The exact number of bytes written (not rounded), or None if it is not a size."""
+    match = _SIZE.fullmatch(text)
+    if match is None:
+        return None
+    exponent = int(match["exponent"] or 0)
+    if abs(exponent) > 10_000:  # 0, below a byte, or far beyond 2**62: all refused
+        return Fraction(0)
+    return Fraction(match["number"]) * 10**exponent * _UNITS[(match["unit"] or "").lower()]
 
 
 def size(data: bytes) -> None:
     text = _text(data)
+    exact = _size_model(text)
+
+    def near(bound: int) -> bool:  # where a float's rounding may decide either way
+        return exact is not None and abs(exact - bound) <= Fraction(bound, 2**50)
+
+    valid = exact is not None and 1 <= exact < 2**62
     try:
         value = options.parse_size(text)
-    except argparse.ArgumentTypeError:
+    except argparse.ArgumentTypeError as error:
+        assert not valid or near(1) or near(2**62), f"refused the size {text!r}: {error}"
         return
-    assert isinstance(value, int) and 1 <= value < 2**62, value
+    assert valid or near(1) or near(2**62), f"accepted {text!r} as {value} bytes"
+    assert exact is not None and abs(value - math.floor(exact)) <= 1 + exact / 2**50, (text, value)
+
+
+def _layout_model(n: int, shards: int, shard: int, batch: int) -> dict[str, int] | None:
+    """Shard i of S covers [N*i/S, N*(i+1)/S); every shard pads to ceil(N/S), then to whole
+    batches. None where the reader must refuse."""
+    if not (1 <= n <= 2**62 and 1 <= shards <= n and 0 <= shard < shards and batch >= 1):
+        return None
+    begin, end = n * shard // shards, n * (shard + 1) // shards
+    batches = _ceil_div(_ceil_div(n, shards), batch)
+    return {"begin": begin, "end": end, "size": end - begin, "batches_per_epoch": batches,
+            "padded_shard_size": batches * batch, "padded_epoch_size": batches * batch * shards}
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def shard_layout(data: bytes) -> None:
@@ -106,14 +193,13 @@ def shard_layout(data: bytes) -> None:
     shards = int.from_bytes(data[6:9], "little", signed=True)
     shard = int.from_bytes(data[9:12], "little", signed=True)
     batch = int.from_bytes(data[12:16], "little", signed=True)
+    expected = _layout_model(n, shards, shard, batch)
     try:
         layout = _native.shard_layout(n, shards, shard, batch)
-    except ValueError:
+    except ValueError as error:
+        assert expected is None, f"refused {(n, shards, shard, batch)}: {error}"
         return
-    assert 0 < n and 0 <= shard < shards and batch > 0, (n, shards, shard, batch)
-    assert 0 <= layout["begin"] <= layout["end"] <= n
-    assert layout["padded_shard_size"] == layout["batches_per_epoch"] * batch
-    assert layout["padded_shard_size"] >= layout["end"] - layout["begin"]
+    assert layout == expected, ((n, shards, shard, batch), layout, expected)
 
 
 CHECKS: dict[str, Callable[[bytes], None]] = {

@@ -1,6 +1,7 @@
 """The ``cassandra-dali`` command (also ``python -m cassandra_dali.cli``): one argparse
-sub-command group per module (:mod:`.server`, :mod:`.data`, :mod:`.schema`, :mod:`.demo`),
-flags shared through :mod:`.options`, and one way to fail (:mod:`.common`).
+sub-command group per module (:mod:`.server`, :mod:`.data`, :mod:`.schema`, :mod:`.demo`;
+``data``'s larger commands in :mod:`.ingest`, :mod:`.read`, :mod:`.split`), and the private
+helpers: flags shared through :mod:`._options`, one way to fail (:mod:`._common`).
 
 A group module exposes ``add_parser(subparsers)``, which adds its sub-parser and sets
 ``func(args) -> int`` on each of its commands. Add a group by adding its module to
@@ -15,7 +16,7 @@ import importlib
 from collections.abc import Sequence
 from types import ModuleType
 
-from .common import configure_logging, run_guarded
+from ._common import configure_logging, run_guarded
 
 GROUPS: tuple[str, ...] = ("server", "data", "schema", "demo")
 

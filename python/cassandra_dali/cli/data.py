@@ -7,7 +7,7 @@
   (:mod:`cassandra_dali.client.token_scan`, :mod:`cassandra_dali.dataset.rows_files`);
 - ``data split --metadata-table ... --out DIR``: train/val or k-fold rows files
   (:mod:`cassandra_dali.dataset.splits`);
-- ``data read``: ``loop_read.py`` (:mod:`cassandra_dali.readloop`).
+- ``data read``: ``loop_read.py`` (:mod:`cassandra_dali.benchmark.readloop`).
 
 The example scripts call :func:`cassandra_dali.cli.script_main` with the name of one of these
 commands, so a script and its sub-command take the same flags and fail the same way.
@@ -22,7 +22,7 @@ from typing import Any
 from ..client import token_scan
 from ..dataset import images, rows_files
 from . import ingest, read, split
-from .options import add_connection_arguments, connection_from_args
+from ._options import add_connection_arguments, connection_from_args
 
 # --------------------------------------------------------------------------------------------
 # Commands

@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .. import readloop, server
+from .. import server
+from ..benchmark import readloop
 from ..client import cql_files, token_scan
 from ..dataset import TABLES_CQL, images, ingest, rows_files
 

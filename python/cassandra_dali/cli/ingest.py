@@ -20,7 +20,7 @@ from ..dataset.row_writer import (
     DEFAULT_RETRY_BUDGET_S,
     DEFAULT_WRITE_CONSISTENCY,
 )
-from .options import add_connection_arguments, connection_from_args, parse_size
+from ._options import add_connection_arguments, connection_from_args, parse_size
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,5 +1,5 @@
 """``cassandra-dali data read`` (``loop_read.py``): the read loop's flags
-(:mod:`cassandra_dali.readloop`), sharded by torchrun's variables."""
+(:mod:`cassandra_dali.benchmark.readloop`), sharded by torchrun's variables."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from .. import telemetry
-from ..readloop import READERS, LoopConfig, LoopError, per_rank_path, run
+from ..benchmark.readloop import READERS, LoopConfig, LoopError, per_rank_path, run
 from ..sharding import Ranks
-from .options import add_connection_arguments, connection_from_args
+from ._options import add_connection_arguments, connection_from_args
 
 
 def _ranks() -> Ranks:
@@ -50,17 +50,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also decode the images (mixed decoder with --use-gpu)",
     )
-    parser.add_argument("--seed", type=int, default=1234, help="shuffling seed (%(default)s)")
+    # Unset: not passed, so fn.crs4.cassandra's own defaults apply (docs/reader.md lists them).
+    parser.add_argument("--seed", type=int, default=None,
+                        help="shuffling seed (default: the reader's shuffle_seed)")
     parser.add_argument("--num-threads", type=int, default=2, help="DALI CPU threads (%(default)s)")
-    parser.add_argument(
-        "--io-threads", type=int, default=2, help="driver I/O threads (%(default)s)"
-    )
+    parser.add_argument("--io-threads", type=int, default=None,
+                        help="driver I/O threads (default: the reader's)")
     parser.add_argument(
         "--prefetch-buffers",
         type=int,
-        default=2,
+        default=None,
         help="batches fn.crs4.cassandra reads ahead at least; the depth adapts from there "
-        "(%(default)s)",
+        "(default: the reader's)",
     )
     parser.add_argument(
         "--record",

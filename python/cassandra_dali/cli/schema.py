@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from ..client import cql_files
-from .options import add_connection_arguments, connection_from_args
+from ._options import add_connection_arguments, connection_from_args
 
 
 def _positive(text: str) -> int:

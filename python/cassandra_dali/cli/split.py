@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..dataset import splits
-from .options import add_connection_arguments, connection_from_args
+from ._options import add_connection_arguments, connection_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ port) and, for clusters with auth or TLS, ``--username``/
 the same variables the test suite reads), and ``--client-cert``/``--client-key`` for servers that
 require client certificates (``CASSANDRA_CLIENT_CERT``, ``CASSANDRA_CLIENT_KEY``), and
 ``--datacenter`` (``CASSANDRA_DATACENTER``) for clusters of several data centers; the flags
-themselves are in :mod:`cassandra_dali.cli.options`. The same settings give a cassandra-driver
+themselves are in :mod:`cassandra_dali.cli._options`. The same settings give a cassandra-driver
 session and the arguments of ``fn.crs4.cassandra``, so a script cannot write to one server and
 read another.
 """
@@ -20,6 +20,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..errors import UserError
 from .cluster import PathArg, make_cluster
 
 if TYPE_CHECKING:
@@ -151,7 +152,7 @@ class Connection:
         return kwargs
 
 
-class ConnectionFailed(RuntimeError):
+class ConnectionFailed(UserError, RuntimeError):
     """No Cassandra host answered; the message names the host and port."""
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import _native
+from ..errors import UserError
 from .identifiers import quote_identifier
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class CqlSyntaxError(ValueError):
+class CqlSyntaxError(UserError, ValueError):
     """The file could not be split into statements (an unterminated string or comment)."""
 
 
@@ -62,7 +63,9 @@ def split_statements(text: str, keyspace: str | None = None) -> list[str]:
     original = created_keyspace(text) if keyspace else None
     if keyspace and original is None:
         raise CqlSyntaxError("cannot rename the keyspace: the file has no CREATE KEYSPACE")
-    new_name = quote_identifier(_native.canonical_identifier(keyspace, "keyspace")) if keyspace else None
+    new_name = (quote_identifier(_native.canonical_identifier(keyspace, "keyspace",
+                                                              "keyspace_or_table"))
+                if keyspace else None)
     statements: list[str] = []
     current: list[str] = []
     for kind, value in _tokens(text):

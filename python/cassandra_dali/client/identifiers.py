@@ -1,5 +1,7 @@
 """Keyspace, table and column names as CQL text: checked as the reader checks them (the same
-native function), then always double-quoted, so no name can be read as CQL."""
+native function, with Cassandra's rules: keyspace and table names only letters, digits and '_',
+at most 48 characters, quoted or not; column names any length), then always double-quoted, so
+no name can be read as CQL."""
 
 from __future__ import annotations
 
@@ -19,10 +21,11 @@ def cql_table(name: str) -> str:
 
 
 def qualified_table(name: str) -> tuple[str, str]:
-    """Split and check ``keyspace.table`` (unquoted CQL identifiers, as lower case)."""
+    """Split and check ``keyspace.table``: unquoted parts are lower-cased, quoted ones
+    (``ks."Table"``) keep their case."""
     parts = name.split(".")
     if len(parts) != 2:
         raise ValueError(f"table {name!r} must be given as keyspace.table")
-    keyspace = _native.canonical_identifier(parts[0], "keyspace")
-    table = _native.canonical_identifier(parts[1], "table")
+    keyspace = _native.canonical_identifier(parts[0], "keyspace", "keyspace_or_table")
+    table = _native.canonical_identifier(parts[1], "table", "keyspace_or_table")
     return keyspace, table

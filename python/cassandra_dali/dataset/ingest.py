@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..client import Connection, cql_table
 from ..client.token_scan import scan_ids
+from ..errors import UserError
 from . import checksums
 from .row_writer import (
     DEFAULT_CONCURRENCY,
@@ -69,7 +70,7 @@ class OnError(str, enum.Enum):
     FAIL = "fail"
 
 
-class IngestError(RuntimeError):
+class IngestError(UserError, RuntimeError):
     """The ingest stopped: the message names the file or the server, and what to do."""
 
 

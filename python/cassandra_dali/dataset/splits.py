@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from .._files import write_atomically
 from ..client import cql_table
 from ..client.token_scan import prepare_range_scan, scan_in_ring_order
+from ..errors import UserError
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
@@ -44,7 +45,7 @@ BUCKET_BITS = 12  # 4096 buckets per stratum: a cut's bucket holds ~n/4096 keys
 _KEY_BITS = 64
 
 
-class SplitError(ValueError):
+class SplitError(UserError, ValueError):
     """A split that cannot be made as asked (the message says which argument)."""
 
 

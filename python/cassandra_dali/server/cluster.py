@@ -25,7 +25,7 @@ from typing import Any
 
 from .._files import write_atomically
 from ..client import Connection, ConnectionFailed
-from ..client.cluster import quiet_driver
+from ..client.nodes import hosts_not_up
 from .config import ServerConfig, ServerInfo, ServerStatus, port_in_use
 from .layout import (
     CLUSTER_FILE,
@@ -329,7 +329,7 @@ def wait_for_ring(info: ClusterInfo, *, timeout: float, expect_down: set[int] | 
     last = "not checked yet"
     while True:
         try:
-            missing = _hosts_not_up(info, wanted)
+            missing = hosts_not_up(wanted, info.port)
             if not missing:
                 return
             last = f"not seen up yet: {', '.join(sorted(missing))}"
@@ -339,73 +339,6 @@ def wait_for_ring(info: ClusterInfo, *, timeout: float, expect_down: set[int] | 
             raise ServerError(f"the cluster in {info.dir} did not form a ring of "
                               f"{len(wanted)} up nodes within {timeout:.0f} s ({last})")
         time.sleep(1.0)
-
-
-def _hosts_not_up(info: ClusterInfo, wanted: set[str]) -> set[str]:
-    # Ask each node itself: gossip's view differs per node until the ring has settled.
-    views: dict[str, dict[str, tuple[str, int | None]]] = {}
-    for address in sorted(wanted):
-        cluster = single_node_cluster(address, info.port)
-        try:
-            with quiet_driver():
-                rows = cluster.connect().execute(
-                    "SELECT address, status_with_port, generation FROM system_views.gossip_info",
-                    timeout=10)
-                views[address] = {str(r.address): (r.status_with_port or "", r.generation)
-                                  for r in rows}
-        finally:
-            cluster.shutdown()
-    missing = set()
-    for node in wanted:
-        generation = views[node].get(node, ("", None))[1]  # the node's own, since its start
-        for viewer in wanted:
-            state, seen = views[viewer].get(node, ("", None))
-            if not state.startswith("NORMAL") or seen != generation:
-                missing.add(node)
-    # A client's view: the driver learns the ring from one node and connects to every other.
-    cluster = Connection(host=",".join(sorted(wanted)), port=info.port).cluster(
-        connect_timeout=5, control_connection_timeout=5)
-    try:
-        with quiet_driver():
-            cluster.connect()
-            up = {str(h.address) for h in cluster.metadata.all_hosts() if h.is_up}
-    finally:
-        cluster.shutdown()
-    return missing | (wanted - up)
-
-
-def node_read_counts(info: ClusterInfo, keyspace: str, table: str) -> dict[str, tuple[int, int]]:
-    """Per node address: (reads of ``keyspace.table`` it coordinated, reads it served from its
-    own data), from its ``system_views`` (counted since the node started). With token-aware
-    routing the two are equal at RF 1: no node forwards a read."""
-    counts = {}
-    for address in info.hosts:
-        cluster = single_node_cluster(address, info.port)
-        try:
-            session = cluster.connect()
-            values = []
-            for view in ("coordinator_read_latency", "local_read_latency"):
-                row = session.execute(f"SELECT count FROM system_views.{view} WHERE "
-                                      "keyspace_name = %s AND table_name = %s",
-                                      (keyspace, table)).one()
-                values.append(int(row.count) if row else 0)
-            counts[address] = (values[0], values[1])
-        finally:
-            cluster.shutdown()
-    return counts
-
-
-def single_node_cluster(address: str, port: int) -> Any:
-    """A driver cluster that talks to ``address`` only (its view of the ring is what counts)."""
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile
-    from cassandra.policies import WhiteListRoundRobinPolicy
-
-    from ..client.cluster import make_cluster
-
-    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([address]),
-                               request_timeout=10)
-    return make_cluster(address, port, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-                        connect_timeout=5, control_connection_timeout=5)
 
 
 def cluster_status(directory: Path | str | None) -> list[NodeStatus]:

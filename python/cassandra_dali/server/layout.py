@@ -1,13 +1,16 @@
 """What every part of the launcher agrees on: defaults, the files of a server directory, where
-the cache is, and the one error type a user can act on."""
+its default directories are (in the package's cache), and the one error type a user can act
+on."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 from collections.abc import Iterator
 from pathlib import Path
+
+from .._files import cache_root
+from ..errors import UserError
 
 DEFAULT_VERSION = "5.0.6"
 DEFAULT_HEAP = "1G"
@@ -34,16 +37,8 @@ START_HEADER = "==== cassandra-dali start at "
 CA_PEM = "ca.pem"
 
 
-class ServerError(RuntimeError):
+class ServerError(UserError, RuntimeError):
     """A failure the user can act on (bad setup, port in use, server did not start...)."""
-
-
-def cache_root() -> Path:
-    """Per-machine cache for jars and default server directories (outside any repository)."""
-    override = os.environ.get("CASSANDRA_DALI_CACHE")
-    if override:
-        return Path(override).expanduser().resolve()
-    return Path.home() / ".cache" / "cassandra-dali"
 
 
 def default_server_dir() -> Path:

@@ -13,17 +13,24 @@ A run that matches it (``data_mismatch`` is None) builds rank ``r``'s pipeline f
 Writes go to a temporary file in the same directory, are flushed to disk and then renamed over
 the old checkpoint: a job killed mid-write leaves the previous checkpoint intact, never a torn
 one.
+
+Without ``--checkpoint-dir`` a run writes into a directory of its own under the per-user cache
+(:func:`directory`), never into the current directory (a checkout would fill with 90 MB
+files); the log names each file written.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .._files import write_atomically
+from .._files import new_run_dir, write_atomically
+
+log = logging.getLogger(__name__)
 
 FORMAT = 1
 LATEST = "checkpoint.pth.tar"
@@ -41,8 +48,16 @@ _DATA_KEYS = {
 }
 
 
+def directory(chosen: Path | None, arch: str) -> Path:
+    """Where a run's checkpoints go: ``chosen`` (``--checkpoint-dir``), else a new run
+    directory ``CACHE/runs/ARCH-DATE-TIME-PID`` in the per-user cache (``~/.cache/cassandra-dali``
+    or ``$CASSANDRA_DALI_CACHE``)."""
+    return chosen if chosen is not None else new_run_dir(arch)
+
+
 def save(state: dict[str, Any], directory: Path | str, *, is_best: bool = False) -> Path:
-    """Write ``directory/checkpoint.pth.tar`` (and ``model_best.pth.tar`` when best)."""
+    """Write ``directory/checkpoint.pth.tar`` (and ``model_best.pth.tar`` when best), and say
+    where in the log."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LATEST
@@ -51,6 +66,8 @@ def save(state: dict[str, Any], directory: Path | str, *, is_best: bool = False)
         with open(path, "rb") as latest:
             write_atomically(directory / BEST, lambda out: shutil.copyfileobj(latest, out),
                              durable=True)
+    log.info("checkpoint written: %s%s", path.resolve(),
+             f" (and {BEST}: best top-1 so far)" if is_best else "")
     return path
 
 

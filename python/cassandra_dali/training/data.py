@@ -40,7 +40,7 @@ from nvidia.dali.plugin.base_iterator import LastBatchPolicy
 from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
 from ..sharding import shard_batches
-from ..sources import DEFAULT_SEED, READER_NAME, CassandraSource, FileSource
+from ..sources import READER_NAME, CassandraSource, FileSource
 
 __all__ = ["CassandraSource", "FileSource", "Loader", "PipelineOptions", "Source",
            "training_loader", "validation_loader"]
@@ -56,8 +56,9 @@ class Source(Protocol):
     """Where one split's samples come from: a :mod:`cassandra_dali.sources` reader."""
 
     def read(self, *, shard_id: int = 0, num_shards: int = 1, shuffle: bool = True,
-             seed: int = DEFAULT_SEED, name: str = READER_NAME) -> tuple[Any, Any]:
-        """Reader outputs (encoded bytes, int32 label) for the shard, named ``READER_NAME``."""
+             seed: int | None = None, name: str = READER_NAME) -> tuple[Any, Any]:
+        """Reader outputs (encoded bytes, int32 label) for the shard, named ``READER_NAME``
+        (``seed`` None: the reader's default)."""
         ...
 
     def describe(self) -> str: ...

@@ -28,7 +28,7 @@ class TrainOptions:
     print_freq: int = 10
     resume: Path | None = None
     evaluate: bool = False
-    checkpoint_dir: Path = Path(".")
+    checkpoint_dir: Path | None = None  # None: a new run directory (checkpoint.directory)
     dali_cpu: bool = False
     opt_level: str = "O0"
     loss_scale: str | None = None
@@ -88,7 +88,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("-e", "--evaluate", action="store_true", help="only validate (with --resume)")
     g.add_argument("--checkpoint-dir", type=Path, default=d.checkpoint_dir,
                    help="where rank 0 writes checkpoint.pth.tar and model_best.pth.tar after "
-                        "every epoch (default: the current directory)")
+                        "every epoch (default: a new run directory, "
+                        "~/.cache/cassandra-dali/runs/ARCH-DATE-TIME-PID, named in the log)")
     g.add_argument("--dali_cpu", "--dali-cpu", dest="dali_cpu", action="store_true",
                    help="decode and augment on the CPU (implied without a GPU)")
     g.add_argument("--opt-level", default=d.opt_level, choices=precision.OPT_LEVELS,

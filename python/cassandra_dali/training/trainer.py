@@ -108,6 +108,7 @@ class Trainer:
         self.start_epoch = opts.start_epoch
         self.best_top1 = 0.0
         self.train_source_kind = type(train_source).__name__
+        self.checkpoint_dir = checkpoint.directory(opts.checkpoint_dir, opts.arch)
         self.data_start = DataStart(order_seed(opts.seed, self.start_epoch),
                                     augment_seed(opts.seed, self.start_epoch, ctx.rank))
         if opts.resume is not None:
@@ -216,6 +217,8 @@ class Trainer:
             "val_source": val_source.describe(), "seed": opts.seed,
             "torch_threads": torch.get_num_threads(),
         }
+        if not opts.evaluate:  # rank 0's: where --resume finds this run
+            info["checkpoint_dir"] = str(self.checkpoint_dir.resolve())
         log.info("training: %s", ", ".join(f"{k}={v}" for k, v in info.items()))
         self.json.write("start", **info)
 
@@ -253,7 +256,7 @@ class Trainer:
             )
             data = self._data_state()  # a collective: every rank takes part
             if self.ctx.is_main:
-                path = checkpoint.save(self._state(epoch + 1, data), self.opts.checkpoint_dir,
+                path = checkpoint.save(self._state(epoch + 1, data), self.checkpoint_dir,
                                        is_best=is_best)
                 self.json.write("checkpoint", epoch=epoch + 1, path=str(path), best=is_best)
         return result

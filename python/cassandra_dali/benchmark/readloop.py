@@ -22,16 +22,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import telemetry
-from .client import Connection, qualified_table
-from .gpus import GpuError, dali_gpu_count, device_index
-from .sharding import Ranks, batches_per_epoch
-from .sources import READER_NAME, CassandraSource, FileSource
+from .. import telemetry
+from ..client import Connection, qualified_table
+from ..errors import UserError
+from ..gpus import GpuError, dali_gpu_count, device_index
+from ..sharding import Ranks, batches_per_epoch
+from ..sources import READER_NAME, CassandraSource, FileSource
 
 READERS = ("cassandra", "file")
 
 
-class LoopError(RuntimeError):
+class LoopError(UserError, RuntimeError):
     """A problem the user can fix (no GPU, missing rows file, a server down...)."""
 
 
@@ -57,10 +58,12 @@ class LoopConfig:
     epochs: int = 3
     use_gpu: bool = False
     decode: bool = False
-    seed: int = 1234
+    # None: not passed, fn.crs4.cassandra's own defaults apply (the file reader then takes
+    # its shuffle_seed too; the pipeline's own seed is left to DALI: nothing here is random).
+    seed: int | None = None
     num_threads: int = 2
-    io_threads: int = 2
-    prefetch_buffers: int = 2
+    io_threads: int | None = None
+    prefetch_buffers: int | None = None
     ranks: Ranks = dataclasses.field(default_factory=Ranks)
     record: str = ""  # write "sha256 label" of every sample of epoch 0 here
 

@@ -8,6 +8,8 @@ import logging
 import sys
 from collections.abc import Callable
 
+from ..errors import UserError
+
 # Exit status of an interrupted command, as shells report SIGINT.
 EXIT_INTERRUPTED = 130
 EXIT_ERROR = 1
@@ -27,19 +29,9 @@ def configure_logging(verbose: bool = False, prefix: str = "") -> None:
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that are the user's to fix (bad input, a server down, a refused query):
-    printed as one line, without a traceback. Anything else is a bug and keeps its traceback."""
-    from ..client import ConnectionFailed
-    from ..client.cql_files import CqlSyntaxError
-    from ..dataset.ingest import IngestError
-    from ..dataset.splits import SplitError
-    from ..gpus import GpuError
-    from ..readloop import LoopError
-    from ..server import ServerError
-
-    errors: tuple[type[BaseException], ...] = (
-        ServerError, IngestError, SplitError, ConnectionFailed, LoopError, CqlSyntaxError,
-        GpuError, FileNotFoundError,
-    )
+    printed as one line, without a traceback. Anything else is a bug and keeps its traceback.
+    The tools' own errors are all :class:`UserError`; the others come from outside."""
+    errors: tuple[type[BaseException], ...] = (UserError, FileNotFoundError)
     try:  # server-side refusals (unknown table, bad CQL)
         from cassandra import (
             DriverException,

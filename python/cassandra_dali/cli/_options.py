@@ -7,6 +7,7 @@ import argparse
 import logging
 import math
 import os
+import re
 
 from ..client import Connection
 from ..client.connection import PASSWORD_ENV
@@ -81,19 +82,23 @@ def connection_from_args(args: argparse.Namespace) -> Connection:
 
 
 _SIZE_SUFFIXES = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+# A decimal number (ASCII digits, optional exponent), then K, M or G (binary units, optionally
+# "Ki"...) and an optional "B", any case; spaces around. Checked before float(), which would
+# also take "1_0", "inf" or other scripts' digits.
+_SIZE = re.compile(
+    r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*(?:([kKmMgG])[iI]?)?[bB]?\s*")
 
 
 def parse_size(text: str) -> int:
-    """Bytes from ``123``, ``500K``, ``16M``, ``1G`` (binary units)."""
-    value = text.strip().upper().removesuffix("B").removesuffix("I")
-    suffix = value[-1:] if value[-1:] in _SIZE_SUFFIXES else ""
-    try:
-        number = float(value[: len(value) - len(suffix)])
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 16M)") from None
-    if not math.isfinite(number) or number * _SIZE_SUFFIXES[suffix] >= 2**62:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 16M)")
-    size = int(number * _SIZE_SUFFIXES[suffix])
+    """Bytes from ``123``, ``500K``, ``16M``, ``1G``, ``1.5KiB`` (binary units)."""
+    match = _SIZE.fullmatch(text)
+    not_a_size = argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 16M)")
+    if match is None:
+        raise not_a_size
+    number = float(match[1] + (match[2] or "")) * _SIZE_SUFFIXES[(match[3] or "").upper()]
+    if not math.isfinite(number) or number >= 2**62:
+        raise not_a_size
+    size = int(number)
     if size < 1:
         raise argparse.ArgumentTypeError(f"size must be at least one byte: {text!r}")
     return size
