@@ -18,6 +18,7 @@
 #include "engine/errors.h"
 #include "engine/reader_arguments.h"
 #include "engine/loaders.h"
+#include "engine/reader_checkpoint.h"
 
 namespace cassandra_dali {
 namespace {
@@ -97,37 +98,44 @@ class CassandraSelfFeed : public CassandraOpBase {
     });
   }
 
-  // Checkpointing: the state is the position of the next batch to emit; restoring recomputes
-  // the order from it (the reads in flight at save time are simply issued again).
+  // Checkpointing: each iteration saves the consumer's position; the serialized checkpoint adds
+  // what the order depends on. Restoring computes where this reader continues (the same place,
+  // or, on another split, what the run had not delivered: engine/reader_checkpoint.h).
   void SaveState(dali::OpCheckpoint &cpt, dali::AccessOrder) override {
     cpt.MutableCheckpointState() = reader_->position();
   }
 
   void RestoreState(const dali::OpCheckpoint &cpt) override {
-    Translate([&] { reader_->Seek(cpt.CheckpointState<ReaderPosition>()); });
+    Translate([&] {
+      const auto &saved = cpt.CheckpointState<ReaderCheckpoint>();
+      reader_->Seek(ResumePoint(saved, reader_->identity()));
+    });
   }
 
   std::string SerializeCheckpoint(const dali::OpCheckpoint &cpt) const override {
-    const auto &position = cpt.CheckpointState<ReaderPosition>();
-    return "cassandra-reader-v1 " + std::to_string(position.epoch) + " " +
-           std::to_string(position.batch);
+    ReaderCheckpoint checkpoint;
+    try {
+      checkpoint.position = cpt.CheckpointState<ReaderPosition>();
+    } catch (const std::exception &) {
+      // No state saved for the last iteration (DALI's legacy executor after a StopIteration):
+      // the consumer's position now.
+      checkpoint.position = reader_->position();
+    }
+    checkpoint.identity = reader_->identity();
+    return SerializeReaderCheckpoint(checkpoint);
   }
 
   void DeserializeCheckpoint(dali::OpCheckpoint &cpt, const std::string &data) const override {
-    std::istringstream in(data);
-    std::string tag;
-    ReaderPosition position;
-    in >> tag >> position.epoch >> position.batch;
-    DALI_ENFORCE(in && tag == "cassandra-reader-v1",
-                 "not a checkpoint of fn.crs4.cassandra: '" + data + "'");
-    cpt.MutableCheckpointState() = position;
+    cpt.MutableCheckpointState() = Translate([&] { return ParseReaderCheckpoint(data); });
   }
 
   dali::ReaderMeta GetReaderMeta() const override {
     const auto &layout = reader_->layout();
     dali::ReaderMeta meta;
-    meta.epoch_size = layout.dataset_size;
-    meta.epoch_size_padded = layout.PaddedEpochSize();
+    // The epoch the reader is in: after an elastic resume, the part of it left (an iterator
+    // built then sizes that epoch right; checkpoints.follow_epochs re-reads it after).
+    meta.epoch_size = reader_->EpochSize();
+    meta.epoch_size_padded = reader_->PaddedEpochSize();
     meta.number_of_shards = layout.num_shards;
     meta.shard_id = layout.shard_id;
     meta.pad_last_batch = 1;
@@ -151,6 +159,17 @@ class CassandraInteractive : public CassandraOpBase {
   explicit CassandraInteractive(const OpSpec &spec) : CassandraOpBase(spec) {
     reader_ = Translate(
         [&] { return std::make_unique<DirectLoader>(Connect(), fetch_); });
+  }
+
+  // Stateless between iterations (it reads what it is fed): checkpoints hold nothing for it, so
+  // pipelines with enable_checkpointing=True build.
+  void SaveState(dali::OpCheckpoint &cpt, dali::AccessOrder) override {
+    cpt.MutableCheckpointState() = std::monostate();
+  }
+  void RestoreState(const dali::OpCheckpoint &) override {}
+  std::string SerializeCheckpoint(const dali::OpCheckpoint &) const override { return ""; }
+  void DeserializeCheckpoint(dali::OpCheckpoint &cpt, const std::string &) const override {
+    cpt.MutableCheckpointState() = std::monostate();
   }
 
  protected:

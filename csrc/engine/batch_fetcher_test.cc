@@ -123,7 +123,9 @@ TEST_CASE(SeekDropsPendingReads,
   PrefetchingLoader loader(FakeSession(s), feed, 8, s.fetch);
   CHECK(!testing::ThrownMessage<ReadError>([&] { loader.Next(); }).empty());
   const auto started = Clock::now();
-  loader.Seek({0, 3});
+  ReaderPosition position;
+  position.batch = 3;
+  loader.Seek(position);
   CHECK(Clock::now() - started < std::chrono::milliseconds(500));
   Behave(Always(FakeOutcome::kRow));
   const Batch *batch = loader.Next();

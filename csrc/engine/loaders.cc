@@ -42,29 +42,74 @@ PrefetchingLoader::PrefetchingLoader(std::shared_ptr<const Session> session,
       limits_((settings.prefetch.Validate(), settings.prefetch)),
       depth_(limits_.min_batches),
       loop_forever_(settings.loop_forever),
-      fetcher_(std::move(session), options) {
+      fetcher_(session, options),
+      table_(session->table().QualifiedName()) {
   for (; slots_ < limits_.min_batches + 1 + kBatchesHeldDownstream; ++slots_) {
     free_.push_back(fetcher_.NewBatch());
   }
 }
 
+int64_t PrefetchingLoader::BatchesIn(int64_t epoch) const {
+  return order_.Batches(RestOf(epoch));
+}
+
+const EpochRemainder &PrefetchingLoader::RestOf(int64_t epoch) const {
+  return epoch == rest_epoch_ ? rest_ : whole_;
+}
+
 void PrefetchingLoader::StartNextBatch() {
   Batch *batch = free_.front();
-  order_.BatchIndices(issue_epoch_, issue_batch_, indices_);
+  const int samples =
+      order_.BatchIndices(issue_epoch_, RestOf(issue_epoch_), issue_batch_, indices_);
   uuids_->Gather(indices_, batch_uuids_);
   fetcher_.Start(batch, batch_uuids_, indices_);  // may throw: the slot stays free
   free_.pop_front();
-  in_flight_.push_back(batch);
-  if (++issue_batch_ == order_.layout().BatchesPerEpoch()) {
+  in_flight_.push_back({batch, issue_epoch_, samples});
+  if (++issue_batch_ == BatchesIn(issue_epoch_)) {
     issue_batch_ = 0;
     ++issue_epoch_;
   }
 }
 
+int64_t PrefetchingLoader::EpochSize() const {
+  return RestOf(current_epoch_.load()).Size(order_.layout().dataset_size);
+}
+
+int64_t PrefetchingLoader::PaddedEpochSize() const {
+  const ShardLayout &layout = order_.layout();
+  return BatchesIn(current_epoch_.load()) * layout.batch_size * layout.num_shards;
+}
+
+ReaderPosition PrefetchingLoader::position() const {
+  ReaderPosition p;
+  p.epoch = consumed_epoch_;
+  p.batch = consumed_batch_;
+  p.rest = RestOf(consumed_epoch_);
+  p.delivered_epoch = delivered_epoch_;
+  p.delivered = delivered_;
+  return p;
+}
+
+ReaderIdentity PrefetchingLoader::identity() const {
+  std::call_once(list_digest_once_, [&] { list_digest_ = uuids_->Digest(); });
+  const ShardLayout &layout = order_.layout();
+  ReaderIdentity id;
+  id.num_shards = layout.num_shards;
+  id.shard_id = layout.shard_id;
+  id.batch_size = layout.batch_size;
+  id.list_size = layout.dataset_size;
+  id.list_digest = list_digest_;
+  id.table = table_;
+  id.seed = order_.seed();
+  id.shuffle_every_epoch = order_.shuffle_every_epoch();
+  id.loop_forever = loop_forever_;
+  return id;
+}
+
 const Batch *PrefetchingLoader::Next() {
-  if (!loop_forever_ && consumed_batch_ == order_.layout().BatchesPerEpoch()) {
+  if (!loop_forever_ && consumed_batch_ == BatchesIn(consumed_epoch_)) {
     consumed_batch_ = 0;
-    ++consumed_epoch_;
+    current_epoch_ = ++consumed_epoch_;
     last_return_ = {};  // the consumer may do other things now: not a measure of its pace
     return nullptr;
   }
@@ -72,21 +117,23 @@ const Batch *PrefetchingLoader::Next() {
     free_.push_back(last_);
     last_ = nullptr;
   }
-  Batch *batch;
+  Issued issued;
   bool waited = true;
   if (failed_) {
     // The batch that failed last time is read again (whole): an epoch never loses samples, and
     // the position stays where a checkpoint of the failed run would resume. (An outage, not
     // the link: no adaptation on it.)
-    batch = failed_ = fetcher_.Restart(failed_);
+    failed_->batch = fetcher_.Restart(failed_->batch);
+    issued = *failed_;
   } else {
     if (in_flight_.empty()) StartNextBatch();
-    batch = in_flight_.front();
+    issued = in_flight_.front();
     in_flight_.pop_front();
-    failed_ = batch;  // until it is complete: whatever throws below, the next call retries it
-    waited = !fetcher_.Landed(batch);
+    failed_ = issued;  // until it is complete: whatever throws below, the next call retries it
+    waited = !fetcher_.Landed(issued.batch);
     Adapt(waited);
   }
+  Batch *batch = issued.batch;
   const int depth = PrefetchDepth();
   while (static_cast<int>(in_flight_.size()) < depth) {
     if (free_.empty()) {
@@ -99,7 +146,7 @@ const Batch *PrefetchingLoader::Next() {
   }
   const auto wait_started = std::chrono::steady_clock::now();
   fetcher_.Wait(batch);
-  failed_ = nullptr;
+  failed_.reset();
   Observe(*batch);
   auto &telemetry = fetcher_.telemetry();
   telemetry.batches.fetch_add(1, std::memory_order_relaxed);
@@ -117,11 +164,18 @@ const Batch *PrefetchingLoader::Next() {
       batch_bytes_ += batch->data[i].size() + batch->label_blob[i].size();
     }
   }
+  // What was emitted, not what the position implies: the digest of this rank's deliveries.
+  if (issued.epoch != delivered_epoch_) {
+    delivered_epoch_ = issued.epoch;
+    delivered_ = DeliveryDigest();
+  }
+  for (int i = 0; i < issued.samples; ++i) delivered_.Add(batch->source_index()[i]);
   last_ = batch;
-  if (++consumed_batch_ == order_.layout().BatchesPerEpoch() && loop_forever_) {
+  if (++consumed_batch_ == BatchesIn(consumed_epoch_) && loop_forever_) {
     consumed_batch_ = 0;
     ++consumed_epoch_;
   }
+  current_epoch_ = consumed_epoch_;
   return batch;
 }
 
@@ -175,31 +229,40 @@ int PrefetchingLoader::PrefetchDepth() const {
 }
 
 void PrefetchingLoader::Seek(const ReaderPosition &position) {
-  if (position.epoch < 0 || position.batch < 0 ||
-      position.batch > order_.layout().BatchesPerEpoch()) {
+  const int64_t batches = order_.Batches(position.rest);
+  if (position.epoch < 0 || position.batch < 0 || position.batch > batches ||
+      (!position.rest.whole() &&
+       position.rest.intervals().back().second > order_.layout().dataset_size)) {
     throw ArgumentError("checkpoint position (epoch " + std::to_string(position.epoch) +
                         ", batch " + std::to_string(position.batch) +
-                        ") does not fit this reader's " +
-                        std::to_string(order_.layout().BatchesPerEpoch()) + " batches per epoch");
+                        ") does not fit this reader's " + std::to_string(batches) +
+                        " batches per epoch");
   }
   if (failed_) {
-    in_flight_.push_front(failed_);
-    failed_ = nullptr;
+    in_flight_.push_front(*failed_);
+    failed_.reset();
   }
   // Those batches will not be emitted from here. Reads of them may still be at the driver:
   // such a batch is replaced rather than waited for (it is freed when they end).
   while (!in_flight_.empty()) {
-    Batch *batch = in_flight_.front();
+    Batch *batch = in_flight_.front().batch;
     in_flight_.pop_front();
     free_.push_back(fetcher_.Landed(batch) ? batch : fetcher_.Replace(batch));
   }
   last_return_ = {};
+  rest_ = position.rest;
+  rest_epoch_ = position.rest.whole() ? -1 : position.epoch;
   consumed_epoch_ = issue_epoch_ = position.epoch;
   consumed_batch_ = issue_batch_ = position.batch;
-  if (issue_batch_ == order_.layout().BatchesPerEpoch()) {  // at a StopIteration boundary
-    issue_batch_ = 0;
-    ++issue_epoch_;
+  delivered_epoch_ = position.delivered_epoch;
+  delivered_ = position.delivered;
+  if (consumed_batch_ == batches) {
+    // The end of an epoch, whether or not the consumer saw its StopIteration (DALI saves no
+    // state for that iteration): the next epoch follows, without another StopIteration.
+    consumed_batch_ = issue_batch_ = 0;
+    consumed_epoch_ = ++issue_epoch_;
   }
+  current_epoch_ = consumed_epoch_;
 }
 
 DirectLoader::DirectLoader(std::shared_ptr<const Session> session, const FetchOptions &options)

@@ -3,12 +3,16 @@
 // with batches prefetched ahead, and a direct one given UUIDs batch by batch.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <vector>
 
 #include "engine/batch_fetcher.h"
+#include "engine/reader_checkpoint.h"
 #include "engine/sample_order.h"
 #include "engine/uuid_list.h"
 
@@ -18,12 +22,6 @@ namespace cassandra_dali {
 // by default, and the user's current outputs); slots beyond them let buffers be reused.
 constexpr int kBatchesHeldDownstream = 3;
 
-// Where a self-fed reader stands: the epoch and batch it returns next. Checkpoints store this
-// and restore by recomputing the order, not by replaying reads.
-struct ReaderPosition {
-  int64_t epoch = 0;
-  int64_t batch = 0;
-};
 
 // How far ahead a self-fed loader reads. The depth adapts between `min_batches` and
 // `max_batches`, never past `max_bytes` of read-ahead data (0: no byte cap; at least one batch
@@ -60,14 +58,32 @@ class PrefetchingLoader {
   const Batch *Next();
 
   const ShardLayout &layout() const { return order_.layout(); }
-  ReaderPosition position() const { return {consumed_epoch_, consumed_batch_}; }
+  // Where the consumer stands (what a checkpoint saves): the next batch it gets, what is left
+  // of that epoch, and the digest of the samples it got of its last epoch. Checkpoints restore
+  // by recomputing the order, not by replaying reads.
+  ReaderPosition position() const;
+  // The samples of the epoch the reader is in (fewer in an epoch resumed on another split),
+  // and its padded size over all shards: what DALI's iterators size an epoch by.
+  int64_t EpochSize() const;
+  int64_t PaddedEpochSize() const;
+  // What this reader's order depends on (the list's digest is computed once, on first use).
+  ReaderIdentity identity() const;
 
   // Continues from `position`: reads in flight are dropped (their batches are replaced, not
-  // waited for).
+  // waited for). A position at the end of an epoch continues with the next one.
   void Seek(const ReaderPosition &position);
 
  private:
+  // A batch handed to the fetcher, with what the order says of it.
+  struct Issued {
+    Batch *batch = nullptr;
+    int64_t epoch = 0;
+    int samples = 0;  // its first `samples` slots are samples; the rest is padding
+  };
   void StartNextBatch();
+  // The batches of `epoch` this shard reads: fewer for an epoch resumed on another split.
+  int64_t BatchesIn(int64_t epoch) const;
+  const EpochRemainder &RestOf(int64_t epoch) const;
   void Adapt(bool waited);
   void Observe(const Batch &landed);  // the consumption rate and the batch latencies
   double NeededDepth() const;         // Little's law; -1 while nothing is measured yet
@@ -89,11 +105,24 @@ class PrefetchingLoader {
   BatchFetcher fetcher_;
   std::vector<int64_t> indices_;
   std::vector<UuidBytes> batch_uuids_;  // the UUIDs at indices_
-  std::deque<Batch *> free_, in_flight_;
-  Batch *last_ = nullptr;    // returned by the last call, still held by the consumer
-  Batch *failed_ = nullptr;  // whose reads failed: read again by the next call
+  std::deque<Batch *> free_;
+  std::deque<Issued> in_flight_;
+  Batch *last_ = nullptr;          // returned by the last call, still held by the consumer
+  std::optional<Issued> failed_;   // whose reads failed: read again by the next call
   int64_t issue_epoch_ = 0, issue_batch_ = 0;
   int64_t consumed_epoch_ = 0, consumed_batch_ = 0;
+  // consumed_epoch_ for other threads (DALI asks the reader's metadata from Python's).
+  std::atomic<int64_t> current_epoch_{0};
+  // What was left of epoch rest_epoch_ when this reader started it (an elastic resume); every
+  // other epoch is whole.
+  EpochRemainder rest_;
+  int64_t rest_epoch_ = -1;
+  const EpochRemainder whole_;
+  int64_t delivered_epoch_ = 0;
+  DeliveryDigest delivered_;
+  std::string table_;
+  mutable std::once_flag list_digest_once_;
+  mutable uint64_t list_digest_ = 0;
 };
 
 class DirectLoader {

@@ -1,5 +1,6 @@
 #include "engine/sample_order.h"
 
+#include <algorithm>
 #include <string>
 
 #include "engine/errors.h"
@@ -81,14 +82,113 @@ EpochOrder::EpochOrder(const ShardLayout &layout, bool shuffle_every_epoch, uint
     : layout_(layout), shuffle_(shuffle_every_epoch), seed_(seed) {}
 
 void EpochOrder::BatchIndices(int64_t epoch, int64_t batch, std::vector<int64_t> &out) const {
-  out.resize(layout_.batch_size);
-  const int64_t begin = layout_.Begin(), size = layout_.Size();
-  const IndexPermutation permutation = EpochPermutation(layout_.dataset_size, seed_, epoch);
-  for (int64_t k = 0; k < layout_.batch_size; ++k) {
-    int64_t position = batch * layout_.batch_size + k;
-    if (position >= size) position = size - 1;  // padding: repeat the shard's last sample
-    out[k] = shuffle_ ? permutation(begin + position) : begin + position;
+  BatchIndices(epoch, EpochRemainder(), batch, out);
+}
+
+namespace {
+
+int64_t Share(int64_t size, int64_t part, int64_t parts) {
+  return static_cast<int64_t>(static_cast<__int128>(size) * part / parts);
+}
+
+}  // namespace
+
+int64_t SliceLayout::Begin() const { return Share(size, shard_id, num_shards); }
+int64_t SliceLayout::End() const { return Share(size, shard_id + 1, num_shards); }
+
+int64_t SliceLayout::Batches() const {
+  const int64_t largest_shard = (size + num_shards - 1) / num_shards;
+  return (largest_shard + batch_size - 1) / batch_size;
+}
+
+int SliceLayout::Positions(int64_t batch, std::vector<int64_t> &out) const {
+  out.resize(batch_size);
+  const int64_t begin = Begin(), shard_size = End() - begin;
+  int samples = 0;
+  for (int64_t k = 0; k < batch_size; ++k) {
+    const int64_t position = batch * batch_size + k;
+    if (position < shard_size) {
+      out[k] = begin + position;
+      ++samples;
+    } else {  // padding: repeat the shard's last sample (an empty shard: the slice's last)
+      out[k] = shard_size > 0 ? begin + shard_size - 1 : size - 1;
+    }
   }
+  return samples;
+}
+
+EpochRemainder::EpochRemainder(const std::vector<Interval> &intervals) {
+  for (const auto &[begin, end] : intervals) {
+    if (end <= begin) continue;
+    if (!intervals_.empty() && intervals_.back().second == begin) {
+      intervals_.back().second = end;
+    } else {
+      intervals_.emplace_back(begin, end);
+    }
+  }
+  int64_t at = 0;
+  for (const auto &[begin, end] : intervals_) {
+    starts_.push_back(at);
+    at += end - begin;
+  }
+}
+
+int64_t EpochRemainder::Size(int64_t dataset_size) const {
+  if (whole()) return dataset_size;
+  return starts_.back() + intervals_.back().second - intervals_.back().first;
+}
+
+int64_t EpochRemainder::PositionAt(int64_t v) const {
+  if (whole()) return v;
+  const size_t i = std::upper_bound(starts_.begin(), starts_.end(), v) - starts_.begin() - 1;
+  return intervals_[i].first + (v - starts_[i]);
+}
+
+std::vector<EpochRemainder::Interval> EpochRemainder::LeftAfter(int64_t dataset_size,
+                                                                int num_shards, int batch_size,
+                                                                int64_t consumed) const {
+  const int64_t size = Size(dataset_size);
+  std::vector<Interval> left;
+  for (int shard = 0; shard < num_shards; ++shard) {
+    const SliceLayout slice{size, num_shards, shard, batch_size};
+    const int64_t begin = slice.Begin(), end = slice.End();
+    const int64_t delivered = static_cast<int64_t>(
+        std::min<__int128>(static_cast<__int128>(consumed) * batch_size, end - begin));
+    // Virtual [begin + delivered, end) back to permutation positions, interval by interval.
+    for (int64_t v = begin + delivered; v < end;) {
+      if (whole()) {
+        left.emplace_back(v, end);
+        break;
+      }
+      const size_t i = std::upper_bound(starts_.begin(), starts_.end(), v) - starts_.begin() - 1;
+      const int64_t offset = v - starts_[i];
+      const int64_t run =
+          std::min(end - v, intervals_[i].second - intervals_[i].first - offset);
+      left.emplace_back(intervals_[i].first + offset, intervals_[i].first + offset + run);
+      v += run;
+    }
+  }
+  return left;
+}
+
+SliceLayout EpochOrder::Slice(const EpochRemainder &rest) const {
+  return {rest.Size(layout_.dataset_size), layout_.num_shards, layout_.shard_id,
+          layout_.batch_size};
+}
+
+int64_t EpochOrder::Batches(const EpochRemainder &rest) const {
+  return rest.whole() ? layout_.BatchesPerEpoch() : Slice(rest).Batches();
+}
+
+int EpochOrder::BatchIndices(int64_t epoch, const EpochRemainder &rest, int64_t batch,
+                             std::vector<int64_t> &out) const {
+  const int samples = Slice(rest).Positions(batch, out);
+  const IndexPermutation permutation = EpochPermutation(layout_.dataset_size, seed_, epoch);
+  for (auto &index : out) {
+    const int64_t position = rest.PositionAt(index);
+    index = shuffle_ ? permutation(position) : position;
+  }
+  return samples;
 }
 
 }  // namespace cassandra_dali

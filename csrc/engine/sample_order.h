@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace cassandra_dali {
@@ -57,6 +58,49 @@ class IndexPermutation {
   uint64_t round_keys_[6];
 };
 
+// What is left of an epoch after an elastic resume: positions of the epoch's permutation, as
+// ordered, disjoint intervals [begin, end) read in this order (the "virtual list" the resumed
+// ranks split as they would a whole epoch). Empty: the whole epoch, [0, N).
+class EpochRemainder {
+ public:
+  using Interval = std::pair<int64_t, int64_t>;
+  EpochRemainder() = default;
+  // Drops empty intervals and merges adjacent ones.
+  explicit EpochRemainder(const std::vector<Interval> &intervals);
+
+  bool whole() const { return intervals_.empty(); }
+  const std::vector<Interval> &intervals() const { return intervals_; }
+  // The positions left, of an epoch of `dataset_size`.
+  int64_t Size(int64_t dataset_size) const;
+  // The permutation position of the v-th position left (v in [0, Size)).
+  int64_t PositionAt(int64_t v) const;
+  // What is left after `consumed` batches of every one of `num_shards` shards of `batch_size`
+  // (ranks in lock-step) walked this remainder: each shard's positions past those delivered,
+  // as permutation intervals in order (none when the epoch is complete).
+  std::vector<Interval> LeftAfter(int64_t dataset_size, int num_shards, int batch_size,
+                                  int64_t consumed) const;
+
+  bool operator==(const EpochRemainder &other) const { return intervals_ == other.intervals_; }
+
+ private:
+  std::vector<Interval> intervals_;
+  std::vector<int64_t> starts_;  // virtual index of each interval's first position
+};
+
+// A shard's slice of `size` positions (a whole epoch, or what is left of one): [size*i/S,
+// size*(i+1)/S), padded to whole batches like ShardLayout; with fewer positions than shards a
+// shard may be empty and pads with the last position.
+struct SliceLayout {
+  int64_t size;
+  int num_shards, shard_id, batch_size;
+  int64_t Begin() const;
+  int64_t End() const;
+  int64_t Batches() const;  // ceil(ceil(size / S) / B), the same on every shard
+  // Positions of batch `batch` of this shard (in [0, size)); returns how many are samples, the
+  // rest of `out` being padding.
+  int Positions(int64_t batch, std::vector<int64_t> &out) const;
+};
+
 class EpochOrder {
  public:
   EpochOrder(const ShardLayout &layout, bool shuffle_every_epoch, uint64_t seed);
@@ -64,9 +108,20 @@ class EpochOrder {
   // Source indices (into the UUID list) of batch `batch` (0..BatchesPerEpoch) of `epoch`.
   void BatchIndices(int64_t epoch, int64_t batch, std::vector<int64_t> &out) const;
 
+  // The batches this shard reads of `epoch` when `rest` is what is left of it.
+  int64_t Batches(const EpochRemainder &rest) const;
+  // Source indices of batch `batch` of `epoch` when `rest` is what is left of it; returns how
+  // many of them are samples (the rest, padding, repeat the shard's last one).
+  int BatchIndices(int64_t epoch, const EpochRemainder &rest, int64_t batch,
+                   std::vector<int64_t> &out) const;
+
   const ShardLayout &layout() const { return layout_; }
+  bool shuffle_every_epoch() const { return shuffle_; }
+  uint64_t seed() const { return seed_; }
 
  private:
+  SliceLayout Slice(const EpochRemainder &rest) const;
+
   ShardLayout layout_;
   bool shuffle_;
   uint64_t seed_;

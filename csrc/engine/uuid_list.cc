@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -11,6 +12,18 @@
 #include "engine/errors.h"
 
 namespace cassandra_dali {
+uint64_t FoldListDigest(uint64_t digest, const uint8_t *uuids, size_t count) {
+  // Two 64-bit words per UUID through a multiply-xorshift mix: order-dependent, fast (the list
+  // of a 10 M-row rows file is 160 MB).
+  for (size_t i = 0; i < 2 * count; ++i) {
+    uint64_t word;
+    std::memcpy(&word, uuids + 8 * i, 8);
+    digest = (digest ^ word) * 0x9E3779B97F4A7C15ull;
+    digest ^= digest >> 29;
+  }
+  return digest;
+}
+
 namespace {
 
 class InMemoryList final : public UuidList {
@@ -20,6 +33,10 @@ class InMemoryList final : public UuidList {
   void Gather(const std::vector<int64_t> &indices, std::vector<UuidBytes> &out) const override {
     out.resize(indices.size());
     for (size_t k = 0; k < indices.size(); ++k) out[k] = uuids_[indices[k]];
+  }
+  uint64_t Digest() const override {
+    return FoldListDigest(kListDigestSeed, uuids_.empty() ? nullptr : uuids_[0].data(),
+                          uuids_.size());
   }
 
  private:
@@ -98,6 +115,19 @@ class BinaryFileList final : public UuidList {
     for (size_t k = 0; k < indices.size(); ++k) {
       ReadAt(fd_.get(), out[k].data(), 16, kBinaryRowsHeader + indices[k] * 16, path_);
     }
+  }
+
+  uint64_t Digest() const override {
+    constexpr int64_t kChunk = 65536;  // UUIDs: 1 MiB
+    std::vector<uint8_t> chunk(static_cast<size_t>(kChunk) * 16);
+    uint64_t digest = kListDigestSeed;
+    for (int64_t at = 0; at < size_; at += kChunk) {
+      const int64_t n = std::min(kChunk, size_ - at);
+      ReadAt(fd_.get(), chunk.data(), static_cast<size_t>(n) * 16, kBinaryRowsHeader + at * 16,
+             path_);
+      digest = FoldListDigest(digest, chunk.data(), static_cast<size_t>(n));
+    }
+    return digest;
   }
 
  private:

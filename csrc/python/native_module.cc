@@ -21,6 +21,7 @@
 #include "engine/errors.h"
 #include "engine/reader_arguments.h"
 #include "engine/loaders.h"
+#include "engine/reader_checkpoint.h"
 
 namespace py = pybind11;
 using namespace cassandra_dali;  // NOLINT
@@ -155,6 +156,33 @@ class PyReader {
   std::unique_ptr<DirectLoader> reader_;
   std::mutex mutex_;
 };
+
+py::dict CheckpointDict(const ReaderCheckpoint &c) {
+  py::dict d;
+  const auto &p = c.position;
+  d["version"] = c.version;
+  d["epoch"] = p.epoch;
+  d["batch"] = p.batch;
+  py::list rest;
+  for (const auto &[begin, end] : p.rest.intervals()) rest.append(py::make_tuple(begin, end));
+  d["rest"] = rest;  // [] : the whole epoch
+  if (c.version >= 2) {
+    const auto &id = c.identity;
+    d["num_shards"] = id.num_shards;
+    d["shard_id"] = id.shard_id;
+    d["batch_size"] = id.batch_size;
+    d["list_size"] = id.list_size;
+    d["list_digest"] = id.list_digest;
+    d["table"] = id.table;
+    d["shuffle_seed"] = id.seed;
+    d["shuffle_every_epoch"] = id.shuffle_every_epoch;
+    d["loop_forever"] = id.loop_forever;
+    d["delivered_epoch"] = p.delivered_epoch;
+    d["delivered"] = py::make_tuple(p.delivered.count, p.delivered.sum);
+    d["batches_in_epoch"] = BatchesLeft(id, p.rest);
+  }
+  return d;
+}
 
 // The default the declaration gives an argument.
 template <typename T>
@@ -340,6 +368,43 @@ PYBIND11_MODULE(_native, m) {
       py::arg("seed") = static_cast<uint64_t>(DeclaredDefault<int64_t>("shuffle_seed")),
       "Source indices this shard reads in `epoch`, padding included (what fn.crs4.cassandra "
       "reads).");
+
+  m.def(
+      "parse_reader_checkpoint",
+      [](const std::string &text) { return CheckpointDict(ParseReaderCheckpoint(text)); },
+      py::arg("text"),
+      "What a checkpoint string of fn.crs4.cassandra holds: version, epoch, batch, rest (the "
+      "permutation intervals left of the epoch; [] for all), and for version 2 the shard count, "
+      "shard, batch size, list size and digest, table, seed, order settings, and the digest "
+      "(count, hash) of the samples its rank delivered of delivered_epoch.");
+  m.def(
+      "resume_point",
+      [](const std::string &text, int num_shards, int shard_id, int batch_size) {
+        const ReaderCheckpoint saved = ParseReaderCheckpoint(text);
+        if (saved.version < 2) throw ArgumentError("a version 1 checkpoint resumes only exactly");
+        ReaderIdentity current = saved.identity;
+        current.num_shards = num_shards;
+        current.shard_id = shard_id;
+        current.batch_size = batch_size;
+        const ReaderPosition next = ResumePoint(saved, current);
+        ReaderCheckpoint resumed{2, next, current};
+        py::dict d = CheckpointDict(resumed);
+        d["remaining"] = next.rest.Size(current.list_size);
+        return d;
+      },
+      py::arg("text"), py::arg("num_shards"), py::arg("shard_id"), py::arg("batch_size"),
+      "Where a reader with these shards and batch size continues the run the checkpoint was "
+      "taken in (the same reader otherwise): epoch, batch, rest, remaining (samples left of "
+      "the epoch), batches_in_epoch.");
+  m.def(
+      "epoch_digest",
+      [](int64_t dataset_size) {
+        const DeliveryDigest d = EpochDigest(dataset_size);
+        return py::make_tuple(d.count, d.sum);
+      },
+      py::arg("dataset_size"),
+      "(count, hash) of a whole epoch of a list of dataset_size samples: the ranks' delivered "
+      "digests of an epoch add up to it (hashes mod 2**64) when each sample came once.");
 
   m.def(
       "reader_arguments",

@@ -1,5 +1,6 @@
 """The ``cassandra-dali`` command (also ``python -m cassandra_dali.cli``): one argparse
-sub-command group per module (:mod:`.server`, :mod:`.data`, :mod:`.schema`, :mod:`.demo`;
+sub-command group per module (:mod:`.server`, :mod:`.data`, :mod:`.schema`, :mod:`.demo`,
+:mod:`.checkpoint`;
 ``data``'s larger commands in :mod:`.ingest`, :mod:`.read`, :mod:`.split`), and the private
 helpers: flags shared through :mod:`._options`, one way to fail (:mod:`._common`).
 
@@ -18,7 +19,7 @@ from types import ModuleType
 
 from ._common import configure_logging, run_guarded
 
-GROUPS: tuple[str, ...] = ("server", "data", "schema", "demo")
+GROUPS: tuple[str, ...] = ("server", "data", "schema", "demo", "checkpoint")
 
 
 def _groups() -> list[ModuleType]:
