@@ -258,30 +258,39 @@ def test_interactive_reader_builds_with_checkpointing(
 def test_loop_forever_false_needs_the_dynamic_executor(
     cassandra_server: server.ServerInfo, dataset: Dataset
 ) -> None:
-    # docs/reader.md: DALI's legacy executor (exec_dynamic=False) cannot go on after an
-    # operator's StopIteration; the dynamic one (DALI's default) starts the next epoch.
+    # docs/reader.md: with DALI's dynamic executor (its default) the run after StopIteration
+    # starts the next epoch; the legacy one (exec_dynamic=False) prefetches into the operator's
+    # StopIteration and treats it as a critical error, sometimes before the epoch's last batch
+    # is handed out, and the pipeline is dead after it.
     args = reader_kwargs(cassandra_server, f"{dataset.keyspace}.data_int",
                          source_uuids=dataset.ids[:40], loop_forever=False)
-    outcomes = {}
-    for dynamic in (True, False):
+
+    def build(dynamic: bool) -> Any:
         @pipeline_def(batch_size=16, num_threads=1, device_id=None, exec_dynamic=dynamic)
         def pipe() -> tuple[Any, Any]:
             return tuple(fn.crs4.cassandra(name="Reader", **args))
 
         p = pipe()
         p.build()
-        for _ in range(3):
-            p.run()
-        with pytest.raises(StopIteration):
-            p.run()
-        p.reset()
+        return p
+
+    dynamic = build(True)
+    for _ in range(3):
+        dynamic.run()
+    with pytest.raises(StopIteration):
+        dynamic.run()
+    dynamic.run()  # the next epoch
+
+    legacy = build(False)
+    errors = []
+    for _ in range(6):
         try:
-            p.run()
-            outcomes[dynamic] = "next epoch"
-        except RuntimeError as error:
-            outcomes[dynamic] = str(error)
-    assert outcomes[True] == "next epoch"
-    assert "Critical error" in outcomes[False]
+            legacy.run()
+        except (StopIteration, RuntimeError) as error:
+            errors.append(str(error))
+            legacy.reset()
+    assert errors and all("Critical error" in e or "no longer valid" in e for e in errors[1:])
+    assert len(errors) >= 2, "the legacy executor went on after StopIteration: update the docs"
 
 
 def test_checkpoint_show(cassandra_server: server.ServerInfo, dataset: Dataset, tmp_path: Any,
@@ -309,3 +318,107 @@ def test_checkpoint_show(cassandra_server: server.ServerInfo, dataset: Dataset, 
     assert '"num_shards": 2' in capsys.readouterr().out
     assert main(["checkpoint", "show", str(tmp_path / "missing")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def _iterators(server_info: server.ServerInfo, ds: Dataset, shards: int, batch: int,
+               policy: Any, resume: list[bytes] | None = None) -> list[Any]:
+    from nvidia.dali.plugin.pytorch import DALIGenericIterator
+
+    iterators = []
+    for j in range(shards):
+        args = reader_kwargs(server_info, f"{ds.keyspace}.data_int", source_uuids=ds.ids,
+                             shard_id=j, num_shards=shards)
+
+        @pipeline_def(batch_size=batch, num_threads=1, device_id=None,
+                      enable_checkpointing=True)
+        def pipe() -> Any:
+            _, labels = fn.crs4.cassandra(name="Reader", **args)
+            return labels  # the samples' bytes vary in size: no tensor for torch
+
+        p = pipe(checkpoint=resume[j]) if resume else pipe()
+        iterators.append(checkpoints.follow_epochs(DALIGenericIterator(
+            [p], ["label"], reader_name="Reader", last_batch_policy=policy,
+            auto_reset=True)))
+    return iterators
+
+
+def _epoch(iterator: Any, steps: int | None = None) -> list[int]:
+    """The labels an iterator hands out: `steps` batches, or to the end of its epoch."""
+    out: list[int] = []
+    for step, batch in enumerate(iterator):
+        out += [int(x) for x in batch[0]["label"].flatten()]
+        if steps is not None and step + 1 == steps:
+            break
+    return out
+
+
+@pytest.mark.parametrize("policy_name", ["PARTIAL", "DROP"])
+@pytest.mark.parametrize(("s1", "s2", "b2"), [(3, 2, 16), (2, 3, 16), (2, 5, 8)])
+def test_reshard_with_dali_iterators(
+    cassandra_server: server.ServerInfo, dataset: Dataset, policy_name: str, s1: int, s2: int,
+    b2: int,
+) -> None:
+    from nvidia.dali.plugin.base_iterator import LastBatchPolicy
+
+    policy = getattr(LastBatchPolicy, policy_name)
+    first = _iterators(cassandra_server, dataset, s1, 16, policy)
+    before = [i for it in first for i in _epoch(it, 2)]
+    old = [it.checkpoints()[0] for it in first]
+    new = checkpoints.reshard(old, s2, b2)
+    assert len(new) == s2
+    states = [checkpoints.reader_checkpoints(c)["Reader"] for c in new]
+    assert len({s["text"] for s in states}) <= s1  # a new rank continues from an old rank's
+    resumed = _iterators(cassandra_server, dataset, s2, b2, policy, resume=new)
+    rest = [_epoch(it) for it in resumed]
+    remaining = SIZE - len(before)
+    shares = shard_counts(remaining, s2)
+    if policy_name == "PARTIAL":  # every sample once, the padding trimmed
+        assert [len(r) for r in rest] == shares
+        assert sorted(before + [i for r in rest for i in r]) == list(range(SIZE))
+    else:  # each rank drops its last partial batch
+        assert [len(r) for r in rest] == [n // b2 * b2 for n in shares]
+        seen = before + [i for r in rest for i in r]
+        assert len(seen) == len(set(seen))
+    # Then full epochs of the global permutation for the new ranks, sized by the reader again.
+    for j, it in enumerate(resumed):
+        expected = _native.epoch_indices(SIZE, s2, j, b2, 1, True, SEED)
+        share = shard_counts(SIZE, s2)[j]
+        got = _epoch(it)
+        assert got == (expected[:share] if policy_name == "PARTIAL"
+                       else expected[:SIZE // s2 // b2 * b2])
+
+
+def test_reshard_refuses_what_is_not_one_run_in_lock_step(
+    cassandra_server: server.ServerInfo, dataset: Dataset
+) -> None:
+    run = start(cassandra_server, dataset, 3, 16)
+    run.step()
+    cut = run.checkpoints()
+    with pytest.raises(checkpoints.ReshardError, match="every rank of the run"):
+        checkpoints.reshard(cut[:2], 2)
+    run.pipes[0].run()  # rank 0 one batch ahead
+    with pytest.raises(checkpoints.ReshardError, match="not in lock-step: their batch differ"):
+        checkpoints.reshard([run.pipes[0].checkpoint()] + cut[1:], 2)
+
+
+def test_reshard_gives_each_new_rank_its_own_random_state(
+    cassandra_server: server.ServerInfo, dataset: Dataset
+) -> None:
+    args = reader_kwargs(cassandra_server, f"{dataset.keyspace}.data_int",
+                         source_uuids=dataset.ids, num_shards=1)
+
+    @pipeline_def(batch_size=8, num_threads=1, device_id=None, enable_checkpointing=True, seed=5)
+    def pipe() -> tuple[Any, Any, Any]:
+        data, label = fn.crs4.cassandra(name="Reader", **args)
+        return data, label, fn.random.uniform(range=[0.0, 1.0])
+
+    p = pipe()
+    p.build()
+    p.run()
+    new = checkpoints.reshard([p.checkpoint()], 3, 8)
+    draws = []
+    for cp in new:
+        q = pipe(checkpoint=cp)
+        q.build()
+        draws.append(tuple(float(np.array(x)) for x in q.run()[2]))
+    assert len(set(draws)) == 3, "two new ranks draw the same augmentations"

@@ -27,16 +27,17 @@ def reader_checkpoints(checkpoint: bytes | str | Path) -> dict[str, dict[str, An
     name), or of a bare reader checkpoint string (under ``""``)."""
     data = _as_bytes(checkpoint)
     if data.startswith(READER_TAG.encode()):
-        return {"": _reader(data.decode())}
+        return {"": decode_reader_state(data.decode())}
     pipeline = parse(data)
-    readers = {name: _reader(state) for name, state in pipeline.operators
+    readers = {name: decode_reader_state(state) for name, state in pipeline.operators
                if state.startswith(READER_TAG)}
     if not readers:
         raise FormatError("the pipeline checkpoint holds no fn.crs4.cassandra state")
     return readers
 
 
-def _reader(text: str) -> dict[str, Any]:
+def decode_reader_state(text: str) -> dict[str, Any]:
+    """One reader checkpoint string, decoded (``delivered`` as a :class:`Digest`)."""
     try:
         state = dict(_native.parse_reader_checkpoint(text))
     except ValueError as error:
