@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -305,3 +306,88 @@ def test_two_epochs_on_gpus(data: Data, tmp_path: Path, dali_cpu: bool) -> None:
     epochs = _events(log_json, "epoch")
     assert [e["epoch"] for e in epochs] == [0, 1]
     assert all(e["val_samples"] == 10 * VAL_PER_CLASS for e in epochs)
+
+
+@pytest.mark.slow
+def test_resume_mid_epoch_on_other_world_sizes(data: Data, tmp_path: Path) -> None:
+    """2 ranks stopped mid-epoch, continued by 1, stopped again, finished by 3 (gloo, CPU): no
+    reseed, the global batch kept where the world size divides it, every training sample of the
+    interrupted epoch delivered once over the three runs (the readers' digests), and each new
+    rank with its own augmentation stream."""
+    from cassandra_dali import checkpoints
+
+    ckpt, log_json = tmp_path / "ckpt", tmp_path / "elastic.jsonl"
+    args = [*data.source_args("cassandra"), *SMALL_RUN, "--checkpoint-dir", str(ckpt),
+            "--log-json", str(log_json)]
+    train_size = 10 * TRAIN_PER_CLASS
+
+    def saved_digests() -> list[checkpoints.Digest]:
+        state = checkpoint.load(ckpt, torch.device("cpu"))
+        return [checkpoints.reader_checkpoints(p)["Reader"]["delivered"]
+                for p in state["data"]["pipelines"]]
+
+    # 1. Two ranks, 2 of 5 steps of epoch 0, then a checkpoint and a stop.
+    _torchrun(CASSANDRA_SCRIPT, [*args, "--epochs", "2", "--stop-after", "2"], nproc=2)
+    (stopped,) = _events(log_json, "stopped")
+    assert (stopped["epoch"], stopped["step"], stopped["images"]) == (0, 2, 2 * 2 * BATCH)
+    digests = saved_digests()
+    assert [d.count for d in digests] == [2 * BATCH, 2 * BATCH]
+
+    # 2. One process: the global batch of 32 is kept (per-rank 32), one step, stop again.
+    _torchrun(CASSANDRA_SCRIPT, [*args, "--epochs", "2", "--stop-after", "1",
+                                 "--resume", str(ckpt)], nproc=1)
+    resume = _events(log_json, "resume")[-1]
+    assert (resume["epoch"], resume["step"], resume["data"]) == (0, 2, "resharded")
+    assert resume["data_reseeded_because"] is None and resume["batch_size"] == 2 * BATCH
+    stopped = _events(log_json, "stopped")[-1]
+    assert (stopped["epoch"], stopped["step"], stopped["images"]) == (0, 3, 2 * BATCH)
+    one = saved_digests()
+    assert [d.count for d in one] == [2 * BATCH]
+    digests += one
+
+    # 3. Three ranks (32 is not divisible by 3: per-rank --b 16) finish epoch 0, then epoch 1.
+    output = _torchrun(CASSANDRA_SCRIPT, [*args, "--epochs", "2", "--resume", str(ckpt)],
+                       nproc=3)
+    assert "not continuing the saved training data position" not in output
+    resume = _events(log_json, "resume")[-1]
+    assert (resume["data"], resume["batch_size"]) == ("resharded", BATCH)
+    epochs = _events(log_json, "epoch")
+    assert [(e["epoch"], e["first_step"]) for e in epochs] == [(0, 2), (1, 0)]
+    left = train_size - 3 * 2 * BATCH  # 64 samples for 3 ranks of 16: one whole batch each
+    assert epochs[0]["images"] == 3 * (left // 3 // BATCH * BATCH)
+    delivered = {e["epoch"]: e["ranks"] for e in _events(log_json, "delivered")}
+    digests += [checkpoints.Digest(*d) for d in delivered[0]]
+    assert checkpoints.exactly_once(digests, train_size), "epoch 0 was not every sample once"
+    assert checkpoints.exactly_once([checkpoints.Digest(*d) for d in delivered[1]], train_size)
+    final = checkpoint.load(ckpt, torch.device("cpu"))
+    assert final["epoch"] == 2 and final["world_size"] == 3
+    # Each of the three ranks draws its own crops and flips.
+    from cassandra_dali.checkpoints._dali_format import parse
+
+    random_states = [tuple(s for name, s in parse(p).operators if s.startswith("Philox"))
+                     for p in final["data"]["pipelines"]]
+    assert all(random_states) and len(set(random_states)) == 3
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_mid_epoch_and_stops(data: Data, tmp_path: Path) -> None:
+    ckpt, log_json = tmp_path / "ckpt", tmp_path / "term.jsonl"
+    command = [sys.executable, str(CASSANDRA_SCRIPT), *data.source_args("cassandra"),
+               *SMALL_RUN, "--epochs", "3", "--print-freq", "1", "--checkpoint-dir", str(ckpt),
+               "--log-json", str(log_json)]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "Epoch: [0][2/" in line:  # two steps done
+                process.send_signal(signal.SIGTERM)
+                break
+        rest = process.communicate(timeout=RUN_TIMEOUT_S)[1]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, rest[-3000:]
+    (stopped,) = _events(log_json, "stopped")
+    assert stopped["reason"] == "SIGTERM" and stopped["epoch"] == 0 and 2 <= stopped["step"] < 10
+    saved = checkpoint.load(ckpt, torch.device("cpu"))
+    assert (saved["epoch"], saved["step"]) == (0, stopped["step"])

@@ -39,6 +39,7 @@ from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.plugin.base_iterator import LastBatchPolicy
 from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
+from .. import checkpoints
 from ..sharding import shard_batches
 from ..sources import READER_NAME, CassandraSource, FileSource
 
@@ -142,14 +143,37 @@ class Loader:
                 last_batch_policy=LastBatchPolicy.DROP,
             )
         else:
-            self._iterator = DALIGenericIterator(
+            # Sized by the reader each epoch: after a resume on another number of ranks the
+            # first epoch is what was left of it.
+            self._iterator = checkpoints.follow_epochs(DALIGenericIterator(
                 [pipe], ["data", "label"], reader_name=READER_NAME, auto_reset=True,
                 last_batch_policy=LastBatchPolicy.DROP if training else LastBatchPolicy.PARTIAL,
-            )
+            ))
+        self.follows_reader = self.max_iters is None
         self.pipe = pipe
 
     def __len__(self) -> int:
+        """Batches of the current epoch (fewer in one resumed on another number of ranks)."""
         return len(self._iterator)
+
+    def steps_done(self) -> int:
+        """Batches of the current epoch already handed out (> 0 after a resume mid-epoch):
+        the iterator's own count, which its checkpoint restores, less the first batch it
+        fetches ahead when built (DALI's prepare_first_batch) and has not handed out yet."""
+        prepared = getattr(self._iterator, "_first_batch", None) is not None
+        return int(self._iterator._counter) // self.batch_size - int(prepared)
+
+    def full_epoch_length(self) -> int:
+        """Training batches of a whole epoch of this rank, whatever the current one holds
+        (DROP: DALI ends every rank's epoch at the floor of an even share)."""
+        if not self.follows_reader:
+            return len(self._iterator)
+        meta = self.pipe.reader_meta(READER_NAME)
+        try:
+            state = checkpoints.reader_checkpoints(self.checkpoint())[READER_NAME]
+        except checkpoints.FormatError:  # DALI's file reader: every epoch is whole
+            return len(self._iterator)
+        return int(state["list_size"]) // int(meta["number_of_shards"]) // self.batch_size
 
     def checkpoint(self) -> bytes:
         """The pipeline's state after the batches handed out so far (serialised; the pipeline

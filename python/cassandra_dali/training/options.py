@@ -39,6 +39,8 @@ class TrainOptions:
     seed: int = 0
     deterministic: bool = False
     log_json: Path | None = None
+    save_every: int = 0  # also checkpoint every N steps within an epoch (0: at epoch ends only)
+    stop_after: int | None = None  # checkpoint and stop after N steps of this run
 
     def __post_init__(self) -> None:
         positive = ("num_classes", "epochs", "batch_size", "workers", "print_freq", "crop_size",
@@ -48,6 +50,10 @@ class TrainOptions:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
         if self.max_iters is not None and self.max_iters < 1:
             raise ValueError("--max-iters must be >= 1")
+        if self.save_every < 0:
+            raise ValueError("--save-every must be >= 0")
+        if self.stop_after is not None and self.stop_after < 1:
+            raise ValueError("--stop-after must be >= 1")
         if self.val_size < self.crop_size:
             raise ValueError("--val-size (shorter side before the centre crop) must be >= --crop-size")
         precision.Precision.create(self.opt_level, self.loss_scale, "cpu")  # checks both flags
@@ -90,6 +96,12 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                    help="where rank 0 writes checkpoint.pth.tar and model_best.pth.tar after "
                         "every epoch (default: a new run directory, "
                         "~/.cache/cassandra-dali/runs/ARCH-DATE-TIME-PID, named in the log)")
+    g.add_argument("--save-every", type=int, default=d.save_every, metavar="N",
+                   help="also checkpoint every N steps within an epoch, so a preempted job "
+                        "loses at most N steps (default: at epoch ends only). SIGTERM "
+                        "checkpoints at the next step and stops")
+    g.add_argument("--stop-after", type=int, default=None, metavar="N",
+                   help="checkpoint and stop after N steps of this run (a time-boxed allocation)")
     g.add_argument("--dali_cpu", "--dali-cpu", dest="dali_cpu", action="store_true",
                    help="decode and augment on the CPU (implied without a GPU)")
     g.add_argument("--opt-level", default=d.opt_level, choices=precision.OPT_LEVELS,
@@ -126,5 +138,6 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
         checkpoint_dir=args.checkpoint_dir, dali_cpu=args.dali_cpu, opt_level=args.opt_level,
         loss_scale=args.loss_scale, channels_last=args.channels_last, crop_size=args.crop_size,
         val_size=args.val_size, max_iters=args.max_iters, seed=args.seed,
-        deterministic=args.deterministic, log_json=args.log_json,
+        deterministic=args.deterministic, log_json=args.log_json, save_every=args.save_every,
+        stop_after=args.stop_after,
     )

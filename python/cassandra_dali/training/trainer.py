@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import signal
 import sys
 import time
 from typing import Any
@@ -16,7 +17,7 @@ import torchvision
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .. import telemetry
+from .. import checkpoints, telemetry
 from ..gpus import GpuError
 from . import checkpoint, distributed, schedule
 from .data import Loader, PipelineOptions, Source, training_loader, validation_loader
@@ -62,6 +63,7 @@ class DataStart:
     augment_seed: int
     checkpoint: bytes | None = None  # this rank's saved pipeline state
     reseeded_because: str | None = None  # a resume that could not continue: why
+    resharded_from: int | None = None  # the saved run's world size, when it was another
 
 
 @dataclasses.dataclass
@@ -70,6 +72,8 @@ class EpochResult:
     images: int  # over all ranks
     seconds: float
     data_wait_s: float  # rank 0's time waiting for batches
+    first_step: int = 0  # of the epoch (> 0: resumed mid-epoch)
+    stopped: bool = False  # stopped mid-epoch (SIGTERM, --stop-after), after a checkpoint
 
     @property
     def images_per_s(self) -> float:
@@ -107,12 +111,17 @@ class Trainer:
         self.criterion = nn.CrossEntropyLoss()
         self.start_epoch = opts.start_epoch
         self.best_top1 = 0.0
+        self.resumed_mid_epoch = False
         self.train_source_kind = type(train_source).__name__
         self.checkpoint_dir = checkpoint.directory(opts.checkpoint_dir, opts.arch)
         self.data_start = DataStart(order_seed(opts.seed, self.start_epoch),
                                     augment_seed(opts.seed, self.start_epoch, ctx.rank))
+        self.steps_run = 0  # optimizer steps of this process, for --stop-after
+        self._stop_signal: str | None = None  # set by SIGTERM: checkpoint and stop
         if opts.resume is not None:
             self._resume(model)
+            opts = self.opts  # the global batch rule may have set another per-rank batch
+            self.base_lr = schedule.scaled_lr(opts.lr, opts.batch_size, ctx.world_size)
         self.model = model  # unwrapped: what is saved and what validates
         self.ddp: nn.Module = model
         if ctx.backend is not None:
@@ -136,8 +145,9 @@ class Trainer:
                 order_seed=start.order_seed, augment_seed=start.augment_seed,
                 max_iters=opts.max_iters, device=self.device, checkpoint=start.checkpoint,
             )
+            self.full_steps = self.train_loader.full_epoch_length()
             low, high = ctx.all_reduce_min_max(len(self.train_loader))
-            if low != high or low == 0:
+            if low != high or (low == 0 and not self.resumed_mid_epoch):
                 raise RuntimeError(
                     f"ranks would run {low}..{high} iterations per epoch: DDP needs the same "
                     "number (>= 1) on every rank; use a smaller batch or more samples"
@@ -159,20 +169,47 @@ class Trainer:
         if state.get("scaler") and self.precision.uses_scaler:
             self.scaler.load_state_dict(state["scaler"])
         self.start_epoch = int(state["epoch"])
+        self.resumed_mid_epoch = int(state.get("step") or 0) > 0
         self.best_top1 = float(state.get("best_top1", 0.0))
+        self._keep_global_batch(state.get("data"))
         momentum = [s["momentum_buffer"] for s in self.optimizer.state.values()
                     if s.get("momentum_buffer") is not None]
         data = "unused" if self.opts.evaluate else self._resume_data(state.get("data"))
-        log.info("resumed from %s: next epoch %d, best top-1 %.2f %%, %d momentum buffers, "
-                 "training data %s", self.opts.resume, self.start_epoch, self.best_top1,
-                 len(momentum), data)
+        log.info("resumed from %s: epoch %d%s, best top-1 %.2f %%, %d momentum buffers, "
+                 "training data %s", self.opts.resume, self.start_epoch,
+                 f" from step {state['step']}" if self.resumed_mid_epoch else "",
+                 self.best_top1, len(momentum), data)
         self.json.write(
             "resume", path=str(self.opts.resume), epoch=self.start_epoch,
-            best_top1=self.best_top1, momentum_buffers=len(momentum),
+            step=int(state.get("step") or 0), best_top1=self.best_top1,
+            momentum_buffers=len(momentum),
             momentum_norm=float(sum(m.float().norm() ** 2 for m in momentum) ** 0.5) if momentum else 0.0,
             scaler_restored=bool(state.get("scaler")) and self.precision.uses_scaler,
             data=data, data_reseeded_because=self.data_start.reseeded_because,
+            batch_size=self.opts.batch_size,
         )
+
+    def _keep_global_batch(self, saved: dict[str, Any] | None) -> None:
+        """On another number of ranks, the saved global batch is kept when this world size
+        divides it (per-rank batch = global / ranks: the learning rate, scaled by the global
+        batch, is unchanged); otherwise --batch-size per rank applies and the learning rate
+        follows the new global batch (TRAINING.md)."""
+        if not saved or saved.get("world_size") in (None, self.ctx.world_size):
+            return
+        global_batch = int(saved["world_size"]) * int(saved["batch_size"])
+        if global_batch % self.ctx.world_size == 0:
+            per_rank = global_batch // self.ctx.world_size
+            if per_rank != self.opts.batch_size and self.ctx.is_main:
+                log.info("resuming %d ranks' run on %d: per-rank batch %d keeps the global "
+                         "batch of %d (learning rate unchanged)", saved["world_size"],
+                         self.ctx.world_size, per_rank, global_batch)
+            self.opts = dataclasses.replace(self.opts, batch_size=per_rank)
+        elif self.ctx.is_main:
+            log.warning("resuming %d ranks' run on %d: the global batch %d is not divisible by "
+                        "%d; per-rank batch %d (global %d) with the learning rate scaled to it",
+                        saved["world_size"], self.ctx.world_size, global_batch,
+                        self.ctx.world_size, self.opts.batch_size,
+                        self.opts.batch_size * self.ctx.world_size)
 
     def _data_depends_on(self) -> dict[str, Any]:
         return {"world_size": self.ctx.world_size, "batch_size": self.opts.batch_size,
@@ -180,20 +217,35 @@ class Trainer:
                 "seed": self.opts.seed, "dali": nvidia.dali.__version__}
 
     def _resume_data(self, saved: dict[str, Any] | None) -> str:
-        """Continue the saved training pipelines when this run matches them ("restored"), else
-        start new ones with seeds offset by the epoch, as before exact resume ("reseeded")."""
-        problem = checkpoint.data_mismatch(saved, **self._data_depends_on())
+        """Continue the saved training pipelines: as they were when this run matches them
+        ("restored"), resharded when only the number of ranks or the per-rank batch differs and
+        the reader can resume elastically ("resharded"), else start new ones with seeds offset
+        by the epoch, as before exact resume ("reseeded")."""
+        current = self._data_depends_on()
+        problem = checkpoint.data_mismatch(saved, **current)
+        rank = self.ctx.rank
         if problem is None:
             assert saved is not None
-            rank = self.ctx.rank
             self.data_start = DataStart(int(saved["order_seed"]), int(saved["augment_seeds"][rank]),
                                         checkpoint=saved["pipelines"][rank])
             return "restored"
+        elastic = checkpoint.data_mismatch(
+            saved, **{**current, "world_size": saved.get("world_size") if saved else None,
+                      "batch_size": saved.get("batch_size") if saved else None})
+        if elastic is None and self.opts.max_iters is None and self.train_source_kind == "CassandraSource":
+            assert saved is not None
+            pipelines = checkpoints.reshard(saved["pipelines"], self.ctx.world_size,
+                                            self.opts.batch_size, last_batch_policy="DROP")
+            self.data_start = DataStart(
+                int(saved["order_seed"]), augment_seed(self.opts.seed, self.start_epoch, rank),
+                checkpoint=pipelines[rank], resharded_from=int(saved["world_size"]))
+            return "resharded"
         self.data_start = DataStart(
             order_seed(self.opts.seed, self.start_epoch),
             augment_seed(self.opts.seed, self.start_epoch, self.ctx.rank),
             reseeded_because=problem,
         )
+        self.resumed_mid_epoch = False  # new pipelines start the epoch afresh
         if self.ctx.is_main:
             log.warning(
                 "not continuing the saved training data position: %s. The sample order and "
@@ -204,7 +256,7 @@ class Trainer:
 
     def _describe(self, train_source: Source, val_source: Source) -> None:
         ctx, opts = self.ctx, self.opts
-        steps = len(self.train_loader) if self.train_loader is not None else 0
+        steps = self.full_steps if self.train_loader is not None else 0
         info: dict[str, Any] = {
             "arch": opts.arch, "num_classes": opts.num_classes, "world_size": ctx.world_size,
             "backend": ctx.backend or "none", "device": str(ctx.device),
@@ -232,45 +284,105 @@ class Trainer:
                      only.loss, only.top1, only.top5, only.samples)
             return only
         result: ValResult | None = None
-        for epoch in range(self.start_epoch, self.opts.epochs):
-            train = self.train_epoch(epoch)
-            result = self.validate()
-            is_best = result.top1 > self.best_top1
-            self.best_top1 = max(self.best_top1, result.top1)
-            log.info(
-                "epoch %d: train loss %.4f, %.1f images/s (%.1f s, %.1f s waiting for data); "
-                "val loss %.4f, top-1 %.2f %%, top-5 %.2f %% on %d images",
-                epoch, _mean(train.losses), train.images_per_s, train.seconds, train.data_wait_s,
-                result.loss, result.top1, result.top5, result.samples,
-            )
-            for reader in telemetry.readers():  # Cassandra readers only; none reading files
-                log.info("reader %s", telemetry.summary(reader))
-            self.json.write_many("iter", [
-                {"epoch": epoch, "step": i, "loss": loss} for i, loss in enumerate(train.losses)
-            ])
-            self.json.write(
-                "epoch", epoch=epoch, train_loss=_mean(train.losses), images=train.images,
-                seconds=train.seconds, images_per_s=train.images_per_s,
-                data_wait_s=train.data_wait_s, val_loss=result.loss, val_top1=result.top1,
-                val_top5=result.top5, val_samples=result.samples, lr=self._lr(epoch, len(train.losses) - 1),
-            )
-            data = self._data_state()  # a collective: every rank takes part
-            if self.ctx.is_main:
-                path = checkpoint.save(self._state(epoch + 1, data), self.checkpoint_dir,
-                                       is_best=is_best)
-                self.json.write("checkpoint", epoch=epoch + 1, path=str(path), best=is_best)
+        previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        try:
+            for epoch in range(self.start_epoch, self.opts.epochs):
+                train = self.train_epoch(epoch)
+                if train.stopped:
+                    break
+                result = self._end_epoch(epoch, train)
+                if epoch + 1 < self.opts.epochs and (stop := self._should_stop()):
+                    log.warning("stopping after epoch %d (%s): checkpoint written", epoch, stop)
+                    self.json.write("stopped", epoch=epoch + 1, step=0, reason=stop, images=0)
+                    break
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         return result
 
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        # A preempted job: finish the step, checkpoint, stop (every rank agrees at the step).
+        self._stop_signal = "SIGTERM"
+
+    def _end_epoch(self, epoch: int, train: EpochResult) -> ValResult:
+        result = self.validate()
+        is_best = result.top1 > self.best_top1
+        self.best_top1 = max(self.best_top1, result.top1)
+        log.info(
+            "epoch %d: train loss %.4f, %.1f images/s (%.1f s, %.1f s waiting for data); "
+            "val loss %.4f, top-1 %.2f %%, top-5 %.2f %% on %d images",
+            epoch, _mean(train.losses), train.images_per_s, train.seconds, train.data_wait_s,
+            result.loss, result.top1, result.top5, result.samples,
+        )
+        for reader in telemetry.readers():  # Cassandra readers only; none reading files
+            log.info("reader %s", telemetry.summary(reader))
+        self.json.write_many("iter", [
+            {"epoch": epoch, "step": train.first_step + i, "loss": loss}
+            for i, loss in enumerate(train.losses)
+        ])
+        self.json.write(
+            "epoch", epoch=epoch, train_loss=_mean(train.losses), images=train.images,
+            seconds=train.seconds, images_per_s=train.images_per_s,
+            data_wait_s=train.data_wait_s, val_loss=result.loss, val_top1=result.top1,
+            val_top5=result.top5, val_samples=result.samples, first_step=train.first_step,
+            lr=self._lr(epoch, train.first_step + len(train.losses) - 1),
+        )
+        data = self._data_state()  # a collective: every rank takes part
+        if self.ctx.is_main:
+            self._write_delivered(epoch, data)
+            path = checkpoint.save(self._state(epoch + 1, data), self.checkpoint_dir,
+                                   is_best=is_best)
+            self.json.write("checkpoint", epoch=epoch + 1, path=str(path), best=is_best)
+        return result
+
+    def _write_delivered(self, epoch: int, data: dict[str, Any] | None) -> None:
+        """Each rank's reader digest of the samples it delivered of `epoch` (Cassandra only):
+        over the ranks, and the runs of an epoch interrupted and resumed, they add up to the
+        epoch's exactly when every sample came once (cassandra_dali.checkpoints)."""
+        if not data:
+            return
+        digests = []
+        for pipeline in data["pipelines"]:
+            try:
+                (state,) = checkpoints.reader_checkpoints(pipeline).values()
+            except checkpoints.FormatError:
+                return  # DALI's file reader
+            if state.get("delivered_epoch") != epoch:
+                return
+            digests.append([state["delivered"].count, state["delivered"].hash])
+        self.json.write("delivered", epoch=epoch, ranks=digests)
+
+    def _save_mid_epoch(self, epoch: int, step: int) -> None:
+        """A checkpoint after `step` steps of `epoch`: a resume continues at the next batch
+        of every rank's stream, on this number of ranks or another (a collective)."""
+        data = self._data_state()
+        if self.ctx.is_main:
+            state = self._state(epoch, data)
+            state["step"] = step
+            path = checkpoint.save(state, self.checkpoint_dir)
+            self.json.write("checkpoint", epoch=epoch, step=step, path=str(path), best=False)
+
+    def _should_stop(self) -> str | None:
+        """Why every rank stops after this step (a collective: all agree), or None."""
+        wants = self._stop_signal is not None or (
+            self.opts.stop_after is not None and self.steps_run >= self.opts.stop_after)
+        low, high = self.ctx.all_reduce_min_max(int(wants))
+        if high == 0:
+            return None
+        return self._stop_signal or ("SIGTERM on another rank" if not wants else
+                                     f"--stop-after {self.opts.stop_after}")
+
     def _lr(self, epoch: int, step: int) -> float:
-        assert self.train_loader is not None
         return schedule.learning_rate(
-            self.base_lr, epoch, step, len(self.train_loader),
+            self.base_lr, epoch, step, self.full_steps,
             warmup_epochs=self.opts.warmup_epochs, milestones=self.opts.lr_milestones,
         )
 
     def train_epoch(self, epoch: int) -> EpochResult:
         assert self.train_loader is not None
         loader, ctx = self.train_loader, self.ctx
+        # An epoch resumed mid-way holds fewer steps: it goes on at the step where a whole
+        # one would be, so the schedule continues where it was.
+        first_step = loader.steps_done() + max(0, self.full_steps - len(loader))
         self.ddp.train()
         losses: list[torch.Tensor] = []
         images_seen = 0
@@ -281,7 +393,7 @@ class Trainer:
             data_wait += time.perf_counter() - mark
             if step == 0 and epoch == self.start_epoch:
                 self._check_labels(target)
-            lr = self._lr(epoch, step)
+            lr = self._lr(epoch, first_step + step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             images = images.contiguous(memory_format=self.memory_format)
@@ -295,16 +407,41 @@ class Trainer:
             losses.append(loss.detach().float())
             images_seen += target.numel()
             if (step + 1) % self.opts.print_freq == 0 or step + 1 == len(loader):
-                self._print_progress(epoch, step, len(loader), loss, output, target, lr,
-                                     time.perf_counter() - started, images_seen)
+                self._print_progress(epoch, first_step + step, self.full_steps, loss, output,
+                                     target, lr, time.perf_counter() - started, images_seen)
+            self.steps_run += 1
+            done = first_step + step + 1
+            stop = self._should_stop() if done < self.full_steps else None
+            if stop or (self.opts.save_every and done % self.opts.save_every == 0
+                        and done < self.full_steps):
+                self._save_mid_epoch(epoch, done)
+            if stop:
+                log.warning("stopping after step %d of epoch %d (%s): checkpoint written",
+                            done, epoch, stop)
+                curve = ctx.all_reduce_sum(torch.stack(losses)) / ctx.world_size
+                self.json.write_many("iter", [
+                    {"epoch": epoch, "step": first_step + i, "loss": float(loss)}
+                    for i, loss in enumerate(curve.cpu())
+                ])
+                self.json.write("stopped", epoch=epoch, step=done, reason=stop,
+                                images=self._images_so_far(images_seen))
+                return EpochResult([float(x) for x in curve.cpu()], 0,
+                                   time.perf_counter() - started, data_wait,
+                                   first_step=first_step, stopped=True)
             mark = time.perf_counter()
         if ctx.cuda:
             torch.cuda.synchronize(ctx.device)
         seconds = time.perf_counter() - started
         # One all-reduce per epoch for the whole loss curve: no extra sync per iteration.
-        curve = ctx.all_reduce_sum(torch.stack(losses)) / ctx.world_size
+        curve = (ctx.all_reduce_sum(torch.stack(losses)) / ctx.world_size if losses
+                 else torch.zeros(0))
         total = ctx.all_reduce_sum(torch.tensor([images_seen], device=self.device))
-        return EpochResult([float(x) for x in curve.cpu()], int(total.item()), seconds, data_wait)
+        return EpochResult([float(x) for x in curve.cpu()], int(total.item()), seconds, data_wait,
+                           first_step=first_step)
+
+    def _images_so_far(self, images_seen: int) -> int:
+        return int(self.ctx.all_reduce_sum(
+            torch.tensor([images_seen], device=self.device)).item())
 
     def _check_labels(self, target: torch.Tensor) -> None:
         # Out-of-range labels fail deep inside the loss (a device-side assert on CUDA): say why.
