@@ -367,6 +367,9 @@ def test_resume_mid_epoch_on_other_world_sizes(data: Data, tmp_path: Path) -> No
     random_states = [tuple(s for name, s in parse(p).operators if s.startswith("Philox"))
                      for p in final["data"]["pipelines"]]
     assert all(random_states) and len(set(random_states)) == 3
+    shown = _run([sys.executable, "-m", "cassandra_dali.cli", "checkpoint", "show",
+                  str(ckpt / checkpoint.LATEST)])
+    assert "rank 2: reader Reader:" in shown and "taken by shard 2 of 3" in shown, shown
 
 
 @pytest.mark.slow
