@@ -23,7 +23,7 @@ import pytest
 BUILD = Path(__file__).resolve().parent.parent / "build"
 
 
-@pytest.mark.parametrize(("binary", "cases"), [("output_writer_test", 11), ("engine_test", 16)])
+@pytest.mark.parametrize(("binary", "cases"), [("output_writer_test", 11), ("engine_test", 20)])
 def test_cpp_unit_binary(binary: str, cases: int) -> None:
     if not (BUILD / "CMakeCache.txt").exists():
         pytest.skip("no C++ build tree here (the package was built elsewhere): run `make test`")

@@ -154,9 +154,20 @@ def test_same_split_resumes_bit_identically(
     reference = [whole.step() for _ in range(8)]
     first = start(cassandra_server, dataset, 3, 16)
     got = [first.step() for _ in range(3)]
-    resumed = start(cassandra_server, dataset, 3, 16, resume=first.checkpoints())
+    cut = first.checkpoints()
+    resumed = start(cassandra_server, dataset, 3, 16, resume=cut)
     got += [resumed.step() for _ in range(5)]
     assert got == reference
+    # 5 batches a rank an epoch: 2 more end it. The digests at the cut and at the end cover it
+    # once (a resume counts afresh).
+    again = start(cassandra_server, dataset, 3, 16, resume=cut)
+    again.step()
+    again.step()
+    digests = [checkpoints.reader_checkpoints(c)["Reader"]["delivered"] for c in cut]
+    ends = again.reader_states()
+    assert {s["delivered_epoch"] for s in ends} == {0}
+    assert checkpoints.exactly_once(digests + [s["delivered"] for s in ends], SIZE)
+    assert checkpoints.reshard(cut, 3) == cut  # the same split: nothing to rewrite
 
 
 def test_two_resumes_in_one_epoch(cassandra_server: server.ServerInfo, dataset: Dataset) -> None:

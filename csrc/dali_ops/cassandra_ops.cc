@@ -114,14 +114,23 @@ class CassandraSelfFeed : public CassandraOpBase {
 
   std::string SerializeCheckpoint(const dali::OpCheckpoint &cpt) const override {
     ReaderCheckpoint checkpoint;
+    const ReaderIdentity identity = reader_->identity();
     try {
       checkpoint.position = cpt.CheckpointState<ReaderPosition>();
     } catch (const std::exception &) {
-      // No state saved for the last iteration (DALI's legacy executor after a StopIteration):
-      // the consumer's position now.
-      checkpoint.position = reader_->position();
+      try {
+        // Restored and not run since (an iterator's first checkpoint): where the restore put
+        // the reader, computed again from the checkpoint it was given.
+        checkpoint.position = ResumePoint(cpt.CheckpointState<ReaderCheckpoint>(), identity);
+      } catch (const std::exception &) {
+        // DALI's legacy executor after a StopIteration keeps no state for that iteration.
+        throw dali::DaliRuntimeError(
+            "[cassandra-dali] no reader state was saved for the last iteration (DALI's legacy "
+            "executor after a StopIteration): checkpoint with exec_dynamic=True, or with "
+            "loop_forever=True");
+      }
     }
-    checkpoint.identity = reader_->identity();
+    checkpoint.identity = identity;
     return SerializeReaderCheckpoint(checkpoint);
   }
 

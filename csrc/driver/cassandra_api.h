@@ -167,9 +167,10 @@ typedef void (*CassFutureCallback)(CassFuture *future, void *data);
   X(cass_column_meta_data_type, const CassDataType *, (const CassColumnMeta *))                \
   X(cass_data_type_type, CassValueType, (const CassDataType *))
 
-// Used only to load the token ring (token_ring.cc), which the reader can do without: resolved when
-// the library has them. cass_future_coordinator and cass_statement_set_node came with driver
-// 2.16; an older library still reads, with the ring unknown and token_ring's error naming them.
+// Used only to load the token ring (token_ring_loader.cc), which the reader can do without:
+// resolved when the library has them. cass_future_coordinator and cass_statement_set_node came
+// with driver 2.16; an older library still reads, with the ring unknown and token_ring's error
+// naming them.
 #define CASS_DALI_RING_FUNCTIONS(X)                                                            \
   X(cass_statement_new, CassStatement *, (const char *, size_t))                               \
   X(cass_statement_bind_string_n, CassError, (CassStatement *, size_t, const char *, size_t))  \

@@ -35,8 +35,11 @@ class Batch : public std::enable_shared_from_this<Batch> {
 
   // Sets what the batch reads and sizes its slots. Throws ReadError while reads of its earlier
   // contents are pending: their callbacks still read the UUIDs and write the slots.
-  // `source_index` empty: -1 each.
-  void Assign(const std::vector<UuidBytes> &uuids, const std::vector<int64_t> &source_index);
+  // `source_index` empty: -1 each. The first `samples` reads are samples, the rest padding
+  // (-1: all are samples); out of order, padding lands in the last slots, where DALI's
+  // iterators trim it.
+  void Assign(const std::vector<UuidBytes> &uuids, const std::vector<int64_t> &source_index,
+              int samples = -1);
 
   std::vector<int64_t> slot_request;  // output slot -> request index (identity unless ooo)
   std::vector<SampleBuffer> data;      // per output slot
@@ -58,7 +61,9 @@ class Batch : public std::enable_shared_from_this<Batch> {
   mutable std::mutex mutex_;
   std::condition_variable done_cv_;
   int pending_ = 0;  // reads issued and not ended
-  std::atomic<int> next_slot_{0};
+  int samples_ = 0;
+  std::atomic<int> next_slot_{0};  // out of order: the next sample's slot from the front...
+  std::atomic<int> next_tail_{0};  // ...and padding's from the back
   std::vector<ReadFailure> failures_;
   std::chrono::steady_clock::time_point started_, landed_;
 };

@@ -57,7 +57,7 @@ void FetchOptions::Validate() const {
 }
 
 void Batch::Assign(const std::vector<UuidBytes> &uuids,
-                   const std::vector<int64_t> &source_index) {
+                   const std::vector<int64_t> &source_index, int samples) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (pending_ != 0) {
     throw ReadError("internal: a batch was reused with " + std::to_string(pending_) +
@@ -76,7 +76,9 @@ void Batch::Assign(const std::vector<UuidBytes> &uuids,
   label_int.resize(n);
   requests_.assign(n, RequestState{});
   failures_.clear();
+  samples_ = samples < 0 ? static_cast<int>(n) : std::min(samples, static_cast<int>(n));
   next_slot_ = 0;
+  next_tail_ = static_cast<int>(n);
 }
 
 BatchFetcher::BatchFetcher(std::shared_ptr<const Session> session, FetchOptions options)
@@ -111,8 +113,8 @@ Batch *BatchFetcher::Replace(Batch *batch) {
 }
 
 void BatchFetcher::Start(Batch *batch, const std::vector<UuidBytes> &uuids,
-                         const std::vector<int64_t> &source_index) {
-  batch->Assign(uuids, source_index);
+                         const std::vector<int64_t> &source_index, int samples) {
+  batch->Assign(uuids, source_index, samples);
   const int n = batch->size();
   {
     std::lock_guard<std::mutex> lock(batch->mutex_);
@@ -126,8 +128,9 @@ void BatchFetcher::Start(Batch *batch, const std::vector<UuidBytes> &uuids,
 Batch *BatchFetcher::Restart(Batch *batch) {
   const std::vector<UuidBytes> uuids = batch->uuids();
   const std::vector<int64_t> source_index = batch->source_index();
+  const int samples = batch->samples_;
   if (!Landed(batch)) batch = Replace(batch);
-  Start(batch, uuids, source_index);
+  Start(batch, uuids, source_index, samples);
   return batch;
 }
 

@@ -54,10 +54,11 @@ class BatchFetcher {
   Batch *Replace(Batch *batch);
 
   // Issues the reads of `uuids` into `batch`; `source_index`: each one's position in the
-  // source list (empty: none). Throws ReadError when reads of the batch are still pending
-  // (Landed is false): Replace it first.
+  // source list (empty: none); `samples`: how many of them are samples, not padding (-1: all).
+  // Throws ReadError when reads of the batch are still pending (Landed is false): Replace it
+  // first.
   void Start(Batch *batch, const std::vector<UuidBytes> &uuids,
-             const std::vector<int64_t> &source_index = {});
+             const std::vector<int64_t> &source_index = {}, int samples = -1);
 
   // Reads `batch` again, whole, with the UUIDs it had: into a new batch (returned) when the
   // earlier reads are still pending.

@@ -233,6 +233,26 @@ void ReadEpochs(bool out_of_order) {
   }
 }
 
+TEST_CASE(OutOfOrderPaddingLast, "fetcher: out of order, padding lands in the last slots") {
+  testing::InstallFakeDriver([](const UuidBytes &u) {
+    FakeOutcome outcome = Always(FakeOutcome::kRow);
+    outcome.delay_us = (u[2] % 4) * 300;  // padding may land before samples
+    return outcome;
+  });
+  ReaderSettings s = FastSettings();
+  s.connection.request_timeout_ms = 2000;
+  s.fetch.out_of_order = true;
+  BatchFetcher fetcher(FakeSession(s), s.fetch);
+  for (int round = 0; round < 20; ++round) {
+    Batch *batch = fetcher.NewBatch();
+    const auto uuids = Uuids(16, 40 + round);
+    fetcher.Start(batch, uuids, {}, 5);  // 5 samples, 11 reads of padding
+    fetcher.Wait(batch);
+    CHECK(Holds(*batch, uuids));
+    for (int slot = 0; slot < 16; ++slot) CHECK((batch->slot_request[slot] < 5) == (slot < 5));
+  }
+}
+
 TEST_CASE(ConcurrentLandingInOrder, "prefetching loader: concurrent landings, in order") {
   ReadEpochs(false);
 }

@@ -62,7 +62,7 @@ void PrefetchingLoader::StartNextBatch() {
   const int samples =
       order_.BatchIndices(issue_epoch_, RestOf(issue_epoch_), issue_batch_, indices_);
   uuids_->Gather(indices_, batch_uuids_);
-  fetcher_.Start(batch, batch_uuids_, indices_);  // may throw: the slot stays free
+  fetcher_.Start(batch, batch_uuids_, indices_, samples);  // may throw: the slot stays free
   free_.pop_front();
   in_flight_.push_back({batch, issue_epoch_, samples});
   if (++issue_batch_ == BatchesIn(issue_epoch_)) {

@@ -124,7 +124,7 @@ std::string SerializeReaderCheckpoint(const ReaderCheckpoint &c) {
          " shards=" + std::to_string(id.num_shards) + " shard=" + std::to_string(id.shard_id) +
          " batch_size=" + std::to_string(id.batch_size) +
          " list_size=" + std::to_string(id.list_size) + " list=" + Hex(id.list_digest) +
-         " table=" + id.table + " seed=" + std::to_string(id.seed) +
+         " table=" + id.table + " seed=" + std::to_string(static_cast<int64_t>(id.seed)) +
          " shuffle_every_epoch=" + (id.shuffle_every_epoch ? "1" : "0") +
          " loop_forever=" + (id.loop_forever ? "1" : "0") +
          " delivered_epoch=" + std::to_string(p.delivered_epoch) +
@@ -219,7 +219,8 @@ ReaderPosition ResumePoint(const ReaderCheckpoint &saved, const ReaderIdentity &
               std::to_string(current.list_size) + " UUIDs (digest " +
                   Hex(current.list_digest) + ")",
               "a changed list is taken at the next epoch boundary");
-  RequireSame("shuffle_seed", std::to_string(id.seed), std::to_string(current.seed),
+  RequireSame("shuffle_seed", std::to_string(static_cast<int64_t>(id.seed)),
+              std::to_string(static_cast<int64_t>(current.seed)),
               "the seed decides the order");
   RequireSame("shuffle_every_epoch", id.shuffle_every_epoch ? "True" : "False",
               current.shuffle_every_epoch ? "True" : "False", "it decides the order");
@@ -227,9 +228,8 @@ ReaderPosition ResumePoint(const ReaderCheckpoint &saved, const ReaderIdentity &
               current.loop_forever ? "True" : "False", "it decides where epochs end");
   if (id.num_shards == current.num_shards && id.batch_size == current.batch_size) {
     next = was;  // the same split: exactly where it was
-    if (id.shard_id != current.shard_id) {
-      next.delivered = DeliveryDigest();  // another rank's deliveries are not this one's
-    }
+    // Counted afresh, as after any resume: the checkpoint's digest is already counted.
+    next.delivered = DeliveryDigest();
     return next;
   }
   // Another split: what no rank had delivered yet, re-split among this run's ranks.

@@ -35,7 +35,9 @@ struct ReaderPosition {
   int64_t batch = 0;     // batches consumed of `epoch` (of what was left of it, after a resume)
   EpochRemainder rest;   // what was left of `epoch` when this reader started it (whole: all)
   int64_t delivered_epoch = 0;
-  DeliveryDigest delivered;  // this rank's samples of delivered_epoch since it started it
+  // This rank's samples of delivered_epoch since it started that epoch or was last resumed:
+  // the last checkpoints of every rank of every run of an epoch add up to the epoch's.
+  DeliveryDigest delivered;
 };
 
 // What the order depends on: a checkpoint refuses to continue mid-epoch into a reader that

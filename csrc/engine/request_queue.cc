@@ -200,7 +200,10 @@ void ReadQueue::Land(const ReadTicket &ticket, const CassResult *result) {
     return;
   }
   Batch &batch = *ticket.batch;
-  const int slot = out_of_order_ ? batch.next_slot_++ : ticket.index;
+  // Out of order, samples fill the slots from the front and padding from the back.
+  const int slot = !out_of_order_ ? ticket.index
+                   : ticket.index < batch.samples_ ? batch.next_slot_++
+                                                   : --batch.next_tail_;
   std::memcpy(batch.data[slot].Prepare(row.size), row.data, row.size);
   if (session_->table().label_type == LabelType::kBlob) {
     std::memcpy(batch.label_blob[slot].Prepare(row.label_size), row.label, row.label_size);

@@ -82,6 +82,12 @@ def _check_lock_step(states: list[dict[str, Any]]) -> None:
                                f"({', '.join(sorted(values))})")
 
 
+def _at_epoch_end(text: str) -> str:
+    """A reader checkpoint moved to the end of its epoch (its last batch consumed)."""
+    state = decode_reader_state(text)
+    return re.sub(r" batch=\d+ ", f" batch={state['batches_in_epoch']} ", text, count=1)
+
+
 def _policy(data: dict[str, Any], state: dict[str, Any]) -> str:
     """The last-batch policy the old iterator ran under, told by its epoch size: DROP's is the
     floor of the shard, PARTIAL's and FILL's the padded shard."""
@@ -136,6 +142,8 @@ def reshard(checkpoints: Sequence[bytes], world_size: int, batch_size: int | Non
     _check_lock_step(states)
     old_world = len(states)
     batch = batch_size or states[0]["batch_size"]
+    if world_size == old_world and batch == states[0]["batch_size"]:
+        return [bytes(c) for c in checkpoints]  # the same split: each rank continues its own
     policy = last_batch_policy
     if policy is None and pipelines[0].iterator_data:
         policy = _policy(json.loads(pipelines[0].iterator_data), states[0])
@@ -143,10 +151,18 @@ def reshard(checkpoints: Sequence[bytes], world_size: int, batch_size: int | Non
     for rank in range(world_size):
         source = rank % old_world
         pipeline = pipelines[source]
-        plan = resume_point(texts[source], world_size, rank, batch)
+        text = texts[source]
+        plan = resume_point(text, world_size, rank, batch)
+        if policy == "DROP" and plan["remaining"] // world_size < batch and plan["remaining"]:
+            # No whole batch left for DROP to hand out: the epoch is over for training (its
+            # last samples dropped, as DROP drops every epoch's tail); go on with the next.
+            text = _at_epoch_end(text)
+            plan = resume_point(text, world_size, rank, batch)
         operators = []
         for name, state in pipeline.operators:
-            if name != reader_name and state and world_size != old_world:
+            if name == reader_name:
+                state = text
+            elif state and world_size != old_world:
                 try:
                     state = rekeyed(state, rank, world_size)
                 except ValueError:
@@ -166,12 +182,17 @@ def reshard(checkpoints: Sequence[bytes], world_size: int, batch_size: int | Non
 def follow_epochs(iterator: Any) -> Any:
     """Makes a DALI ``reader_name=`` iterator size every epoch from the reader, not only the
     first: after each reset it reads the reader's sizes again (the epoch resumed on another
-    split is shorter than the ones after it). Returns the iterator."""
+    split is shorter than the ones after it). For PARTIAL and DROP; FILL is left as DALI runs
+    it. Returns the iterator."""
+    from nvidia.dali.plugin.base_iterator import LastBatchPolicy
+
     reset = iterator.reset
 
     def reset_and_resize() -> None:
         reset()
-        if iterator._counter == 0:  # a reset at an epoch's end, not one DALI ignored
+        # A reset at an epoch's end, not one DALI ignored. FILL carries counters across epochs
+        # that re-reading the sizes would zero: it keeps DALI's own behaviour.
+        if iterator._counter == 0 and iterator._last_batch_policy != LastBatchPolicy.FILL:
             iterator._extract_from_reader_and_validate()
 
     iterator.reset = reset_and_resize

@@ -26,7 +26,7 @@ def _load(source: str) -> list[tuple[str, bytes]]:
     if data[:2] == b"PK" or path.suffix in (".tar", ".pth"):  # torch.save's zip
         import torch
 
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
         pipelines = (state.get("data") or {}).get("pipelines") or []
         if not pipelines:
             raise checkpoints.contents.FormatError(f"{source} holds no pipeline checkpoints")

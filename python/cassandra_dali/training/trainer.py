@@ -147,7 +147,7 @@ class Trainer:
             )
             self.full_steps = self.train_loader.full_epoch_length()
             low, high = ctx.all_reduce_min_max(len(self.train_loader))
-            if low != high or (low == 0 and not self.resumed_mid_epoch):
+            if low != high or low == 0:
                 raise RuntimeError(
                     f"ranks would run {low}..{high} iterations per epoch: DDP needs the same "
                     "number (>= 1) on every rank; use a smaller batch or more samples"
@@ -291,7 +291,7 @@ class Trainer:
                 if train.stopped:
                     break
                 result = self._end_epoch(epoch, train)
-                if epoch + 1 < self.opts.epochs and (stop := self._should_stop()):
+                if epoch + 1 < self.opts.epochs and (stop := self._should_stop(0)):
                     log.warning("stopping after epoch %d (%s): checkpoint written", epoch, stop)
                     self.json.write("stopped", epoch=epoch + 1, step=0, reason=stop, images=0)
                     break
@@ -300,7 +300,7 @@ class Trainer:
         return result
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
-        # A preempted job: finish the step, checkpoint, stop (every rank agrees at the step).
+        # A preempted job: checkpoint at the next step the ranks agree on, and stop.
         self._stop_signal = "SIGTERM"
 
     def _end_epoch(self, epoch: int, train: EpochResult) -> ValResult:
@@ -337,7 +337,8 @@ class Trainer:
     def _write_delivered(self, epoch: int, data: dict[str, Any] | None) -> None:
         """Each rank's reader digest of the samples it delivered of `epoch` (Cassandra only):
         over the ranks, and the runs of an epoch interrupted and resumed, they add up to the
-        epoch's exactly when every sample came once (cassandra_dali.checkpoints)."""
+        epoch's exactly when every sample came once (cassandra_dali.checkpoints). Delivered by
+        the reader: DROP then leaves out each rank's last partial batch from training."""
         if not data:
             return
         digests = []
@@ -361,15 +362,18 @@ class Trainer:
             path = checkpoint.save(state, self.checkpoint_dir)
             self.json.write("checkpoint", epoch=epoch, step=step, path=str(path), best=False)
 
-    def _should_stop(self) -> str | None:
-        """Why every rank stops after this step (a collective: all agree), or None."""
-        wants = self._stop_signal is not None or (
-            self.opts.stop_after is not None and self.steps_run >= self.opts.stop_after)
-        low, high = self.ctx.all_reduce_min_max(int(wants))
+    def _should_stop(self, done: int) -> str | None:
+        """Why every rank stops after this step, or None. --stop-after is the same count on
+        every rank; a SIGTERM may reach the ranks at different steps, so they agree on it (an
+        all-reduce) every --print-freq steps, not every step: no extra sync per iteration."""
+        if self.opts.stop_after is not None and self.steps_run >= self.opts.stop_after:
+            return f"--stop-after {self.opts.stop_after}"
+        if done % self.opts.print_freq:
+            return None
+        _, high = self.ctx.all_reduce_min_max(int(self._stop_signal is not None))
         if high == 0:
             return None
-        return self._stop_signal or ("SIGTERM on another rank" if not wants else
-                                     f"--stop-after {self.opts.stop_after}")
+        return self._stop_signal or "SIGTERM on another rank"
 
     def _lr(self, epoch: int, step: int) -> float:
         return schedule.learning_rate(
@@ -411,7 +415,7 @@ class Trainer:
                                      target, lr, time.perf_counter() - started, images_seen)
             self.steps_run += 1
             done = first_step + step + 1
-            stop = self._should_stop() if done < self.full_steps else None
+            stop = self._should_stop(done) if done < self.full_steps else None
             if stop or (self.opts.save_every and done % self.opts.save_every == 0
                         and done < self.full_steps):
                 self._save_mid_epoch(epoch, done)
