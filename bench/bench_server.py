@@ -96,3 +96,16 @@ def write_random_rows(session: Any, keyspace: str, rows: int, row_bytes: int | t
                                                    results_generator=True):
         assert ok, result
     return ids, total
+
+
+def write_cycled_rows_file(path: Any, ids: list[uuid.UUID], rows: int) -> None:
+    """A binary rows file of `rows` entries cycling over `ids` (a rows file may repeat a UUID),
+    written in chunks: never the whole list in memory."""
+    from cassandra_dali.dataset import rows_files
+
+    real = np.frombuffer(b"".join(u.bytes for u in ids), dtype=np.uint8).reshape(-1, 16)
+    with open(path, "wb") as out:
+        out.write(rows_files.BINARY_MAGIC + rows.to_bytes(8, "little"))
+        for begin in range(0, rows, 1 << 22):
+            positions = np.arange(begin, min(rows, begin + (1 << 22))) % len(real)
+            out.write(real[positions].tobytes())

@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from bench_server import server_for, write_random_rows
+from bench_server import server_for, write_cycled_rows_file, write_random_rows
 
 KEYSPACE = "bench_elastic"
 BATCH = 128
@@ -53,20 +52,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     from cassandra_dali import checkpoints
-    from cassandra_dali.dataset import rows_files
 
     with server_for(args.host, args.port, "elastic") as conn, \
             tempfile.TemporaryDirectory(prefix="elastic-") as work:
         session = conn.connect()
         real_ids, _ = write_random_rows(session, KEYSPACE, args.real, 512)
         session.cluster.shutdown()
-        real = np.frombuffer(b"".join(u.bytes for u in real_ids), dtype=np.uint8).reshape(-1, 16)
         rows = Path(work) / "long.rowsb"
-        with open(rows, "wb") as out:
-            out.write(rows_files.BINARY_MAGIC + args.rows.to_bytes(8, "little"))
-            for begin in range(0, args.rows, 1 << 22):
-                positions = np.arange(begin, min(args.rows, begin + (1 << 22))) % len(real)
-                out.write(real[positions].tobytes())
+        write_cycled_rows_file(rows, real_ids, args.rows)
         print(f"list: {args.rows:,} UUIDs, {rows.stat().st_size / 1e6:.0f} MB; batch {BATCH}")
 
         # A run of 4 ranks, 5 batches each, then their checkpoints.

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_server import server_for, write_random_rows
+from bench_server import server_for, write_cycled_rows_file, write_random_rows
 
 KEYSPACE = "bench_long_list"
 
@@ -77,11 +77,7 @@ def main() -> None:
         lists = {"empty": Path(work) / "real.rowsb", "long": Path(work) / "long.rowsb"}
         rows_files.write_binary_rows_file(lists["empty"], real)
         started = time.perf_counter()
-        with open(lists["long"], "wb") as out:  # in chunks: never the whole list in memory
-            out.write(rows_files.BINARY_MAGIC + args.rows.to_bytes(8, "little"))
-            for begin in range(0, args.rows, 1 << 22):
-                positions = np.arange(begin, min(args.rows, begin + (1 << 22))) % len(real)
-                out.write(real[positions].tobytes())
+        write_cycled_rows_file(lists["long"], real_ids, args.rows)
         results["write_seconds"] = time.perf_counter() - started
         print(f"{args.rows:,} UUIDs in {lists['long']} ({lists['long'].stat().st_size / 1e9:.1f} "
               f"GB, written in {results['write_seconds']:.0f} s)", flush=True)
