@@ -17,7 +17,8 @@ pytest.importorskip("torchvision")
 
 from cassandra_dali.training import checkpoint, options, precision, schedule
 from cassandra_dali.training.metrics import correct_topk
-from cassandra_dali.training.trainer import augment_seed, build_model, order_seed
+from cassandra_dali.training.resume import augment_seed, order_seed
+from cassandra_dali.training.trainer import build_model
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "imagenette"
 FILE_SCRIPT = EXAMPLES / "distrib_train_from_file.py"

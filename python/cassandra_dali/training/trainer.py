@@ -19,12 +19,13 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .. import checkpoints, telemetry
 from ..gpus import GpuError
-from . import checkpoint, distributed, schedule
+from . import checkpoint, distributed, resume, schedule
 from .data import Loader, PipelineOptions, Source, training_loader, validation_loader
 from .distributed import DistContext
 from .metrics import JsonLog, correct_topk
 from .options import TrainOptions
 from .precision import Precision
+from .resume import DataStart, augment_seed, order_seed
 
 log = logging.getLogger(__name__)
 
@@ -36,34 +37,6 @@ def build_model(arch: str, num_classes: int) -> nn.Module:
     if arch not in names:
         raise ValueError(f"unknown architecture {arch!r}; torchvision.models has: {', '.join(names)}")
     return torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
-
-
-def order_seed(seed: int, start_epoch: int) -> int:
-    """The sample-order seed, the same on every rank, of a pipeline that starts afresh.
-
-    A resumed run normally continues the saved pipelines (same seeds, restored positions). When
-    it cannot (see ``checkpoint.data_mismatch``), its new readers count epochs from 0, so the
-    seed is offset by the first epoch: they then draw new orders rather than replaying those of
-    epochs 0, 1, ..."""
-    return seed + start_epoch
-
-
-def augment_seed(seed: int, start_epoch: int, rank: int) -> int:
-    """The DALI pipeline seed (crops, flips) of a pipeline that starts afresh: different on
-    every rank, and offset like ``order_seed`` after a resume that cannot continue the saved
-    pipelines."""
-    return (seed * 100_003 + start_epoch * 1_009 + rank) % (2**31 - 1)
-
-
-@dataclasses.dataclass(frozen=True)
-class DataStart:
-    """How this rank's training pipeline starts: afresh, or continuing a saved one."""
-
-    order_seed: int
-    augment_seed: int
-    checkpoint: bytes | None = None  # this rank's saved pipeline state
-    reseeded_because: str | None = None  # a resume that could not continue: why
-    resharded_from: int | None = None  # the saved run's world size, when it was another
 
 
 @dataclasses.dataclass
@@ -190,26 +163,10 @@ class Trainer:
         )
 
     def _keep_global_batch(self, saved: dict[str, Any] | None) -> None:
-        """On another number of ranks, the saved global batch is kept when this world size
-        divides it (per-rank batch = global / ranks: the learning rate, scaled by the global
-        batch, is unchanged); otherwise --batch-size per rank applies and the learning rate
-        follows the new global batch (TRAINING.md)."""
-        if not saved or saved.get("world_size") in (None, self.ctx.world_size):
-            return
-        global_batch = int(saved["world_size"]) * int(saved["batch_size"])
-        if global_batch % self.ctx.world_size == 0:
-            per_rank = global_batch // self.ctx.world_size
-            if per_rank != self.opts.batch_size and self.ctx.is_main:
-                log.info("resuming %d ranks' run on %d: per-rank batch %d keeps the global "
-                         "batch of %d (learning rate unchanged)", saved["world_size"],
-                         self.ctx.world_size, per_rank, global_batch)
-            self.opts = dataclasses.replace(self.opts, batch_size=per_rank)
-        elif self.ctx.is_main:
-            log.warning("resuming %d ranks' run on %d: the global batch %d is not divisible by "
-                        "%d; per-rank batch %d (global %d) with the learning rate scaled to it",
-                        saved["world_size"], self.ctx.world_size, global_batch,
-                        self.ctx.world_size, self.opts.batch_size,
-                        self.opts.batch_size * self.ctx.world_size)
+        batch, note = resume.batch_for(saved, self.ctx.world_size, self.opts.batch_size)
+        if note and self.ctx.is_main:
+            (log.info if batch != self.opts.batch_size else log.warning)("%s", note)
+        self.opts = dataclasses.replace(self.opts, batch_size=batch)
 
     def _data_depends_on(self) -> dict[str, Any]:
         return {"world_size": self.ctx.world_size, "batch_size": self.opts.batch_size,
@@ -217,42 +174,22 @@ class Trainer:
                 "seed": self.opts.seed, "dali": nvidia.dali.__version__}
 
     def _resume_data(self, saved: dict[str, Any] | None) -> str:
-        """Continue the saved training pipelines: as they were when this run matches them
-        ("restored"), resharded when only the number of ranks or the per-rank batch differs and
-        the reader can resume elastically ("resharded"), else start new ones with seeds offset
-        by the epoch, as before exact resume ("reseeded")."""
-        current = self._data_depends_on()
-        problem = checkpoint.data_mismatch(saved, **current)
-        rank = self.ctx.rank
-        if problem is None:
-            assert saved is not None
-            self.data_start = DataStart(int(saved["order_seed"]), int(saved["augment_seeds"][rank]),
-                                        checkpoint=saved["pipelines"][rank])
-            return "restored"
-        elastic = checkpoint.data_mismatch(
-            saved, **{**current, "world_size": saved.get("world_size") if saved else None,
-                      "batch_size": saved.get("batch_size") if saved else None})
-        if elastic is None and self.opts.max_iters is None and self.train_source_kind == "CassandraSource":
-            assert saved is not None
-            pipelines = checkpoints.reshard(saved["pipelines"], self.ctx.world_size,
-                                            self.opts.batch_size, last_batch_policy="DROP")
-            self.data_start = DataStart(
-                int(saved["order_seed"]), augment_seed(self.opts.seed, self.start_epoch, rank),
-                checkpoint=pipelines[rank], resharded_from=int(saved["world_size"]))
-            return "resharded"
-        self.data_start = DataStart(
-            order_seed(self.opts.seed, self.start_epoch),
-            augment_seed(self.opts.seed, self.start_epoch, self.ctx.rank),
-            reseeded_because=problem,
-        )
-        self.resumed_mid_epoch = False  # new pipelines start the epoch afresh
-        if self.ctx.is_main:
-            log.warning(
-                "not continuing the saved training data position: %s. The sample order and "
-                "augmentations restart from new seeds (--seed + %d), so this run is not "
-                "identical to one that never stopped", problem, self.start_epoch,
-            )
-        return "reseeded"
+        """How this rank's training data continues (resume.data_start): "restored",
+        "resharded" or "reseeded" (with a warning saying why)."""
+        self.data_start, status = resume.data_start(
+            saved, self._data_depends_on(), rank=self.ctx.rank, world_size=self.ctx.world_size,
+            batch_size=self.opts.batch_size, seed=self.opts.seed, start_epoch=self.start_epoch,
+            elastic=self.opts.max_iters is None and self.train_source_kind == "CassandraSource")
+        if status == "reseeded":
+            self.resumed_mid_epoch = False  # new pipelines start the epoch afresh
+            if self.ctx.is_main:
+                log.warning(
+                    "not continuing the saved training data position: %s. The sample order "
+                    "and augmentations restart from new seeds (--seed + %d), so this run is not "
+                    "identical to one that never stopped", self.data_start.reseeded_because,
+                    self.start_epoch,
+                )
+        return status
 
     def _describe(self, train_source: Source, val_source: Source) -> None:
         ctx, opts = self.ctx, self.opts
