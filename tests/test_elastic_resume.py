@@ -433,3 +433,20 @@ def test_reshard_gives_each_new_rank_its_own_random_state(
         q.build()
         draws.append(tuple(float(np.array(x)) for x in q.run()[2]))
     assert len(set(draws)) == 3, "two new ranks draw the same augmentations"
+
+
+def test_reshard_under_drop_with_no_whole_batch_left_goes_on_with_the_next_epoch(
+    cassandra_server: server.ServerInfo, dataset: Dataset
+) -> None:
+    from nvidia.dali.plugin.base_iterator import LastBatchPolicy
+
+    drop = LastBatchPolicy.DROP
+    first = _iterators(cassandra_server, dataset, 2, 16, drop)
+    for it in first:
+        _epoch(it, 6)  # 6 of the 6 whole batches DROP hands out: 11 samples left in the epoch
+    new = checkpoints.reshard([it.checkpoints()[0] for it in first], 2, 16,
+                              last_batch_policy="DROP")
+    resumed = _iterators(cassandra_server, dataset, 2, 16, drop, resume=new)
+    for j, it in enumerate(resumed):  # the next epoch, whole, not an empty one
+        expected = _native.epoch_indices(SIZE, 2, j, 16, 1, True, SEED)
+        assert _epoch(it) == expected[:SIZE // 2 // 16 * 16]
