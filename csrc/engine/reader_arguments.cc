@@ -126,9 +126,7 @@ const char *ArgScopeName(ArgScope scope) {
   return "?";
 }
 
-namespace {
-
-const ArgumentDecl &Declared(const char *name) {
+const ArgumentDecl &DeclaredArgument(const char *name) {
   const auto &decls = ReaderArguments();
   auto it = std::find_if(decls.begin(), decls.end(),
                          [&](const ArgumentDecl &d) { return std::string(d.name) == name; });
@@ -136,16 +134,18 @@ const ArgumentDecl &Declared(const char *name) {
   return *it;
 }
 
+namespace {
+
 // Typed access to the arguments passed, defaults filled in from the declaration.
 class Arguments {
  public:
   explicit Arguments(const ArgumentSource &value) : value_(value) {}
   ArgValue Get(const char *name) const {
-    const ArgumentDecl &decl = Declared(name);
+    const ArgumentDecl &decl = DeclaredArgument(name);
     auto given = value_(decl);
     return given ? *given : decl.default_value;
   }
-  bool Given(const char *name) const { return value_(Declared(name)).has_value(); }
+  bool Given(const char *name) const { return value_(DeclaredArgument(name)).has_value(); }
   std::string Str(const char *name) const { return std::get<std::string>(Get(name)); }
   int Int(const char *name) const { return std::get<int>(Get(name)); }
   int64_t Int64(const char *name) const { return std::get<int64_t>(Get(name)); }

@@ -38,6 +38,8 @@ struct ArgumentDecl {
 };
 
 const std::vector<ArgumentDecl> &ReaderArguments();
+// The declaration of `name` (a programming error, std::logic_error, if there is none).
+const ArgumentDecl &DeclaredArgument(const char *name);
 
 // The value passed for an argument, or nullopt when it was left out (its default applies).
 using ArgumentSource = std::function<std::optional<ArgValue>(const ArgumentDecl &)>;

@@ -195,7 +195,7 @@ void ReadQueue::Land(const ReadTicket &ticket, const CassResult *result) {
   }
   DecodedRow row;
   if (auto problem = DecodeRow(api, session_->table(), api.cass_result_first_row(result),
-                               Describe(ticket), row)) {
+                               [&] { return Describe(ticket); }, row)) {
     Fail(ticket, problem->kind, std::move(problem->message));
     return;
   }

@@ -13,16 +13,16 @@ std::string Hex32(uint32_t value) {
   return text;
 }
 
-RowProblem Null(const std::string &role, const std::string &column, const std::string &what,
-                const std::string &hint = "") {
-  return {FailureKind::kNullValue, role + " column '" + column + "' is null for " + what + hint};
+RowProblem Null(const std::string &role, const std::string &column,
+                const std::function<std::string()> &what, const std::string &hint = "") {
+  return {FailureKind::kNullValue, role + " column '" + column + "' is null for " + what() + hint};
 }
 
 }  // namespace
 
 std::optional<RowProblem> DecodeRow(const DriverApi &api, const TableSpec &table,
-                                    const CassRow *row, const std::string &what,
-                                    DecodedRow &out) {
+                                    const CassRow *row,
+                                    const std::function<std::string()> &what, DecodedRow &out) {
   const CassValue *data = api.cass_row_get_column(row, 0);
   if (!data || api.cass_value_is_null(data) ||
       api.cass_value_get_bytes(data, &out.data, &out.size) != CASS_OK) {
@@ -49,7 +49,7 @@ std::optional<RowProblem> DecodeRow(const DriverApi &api, const TableSpec &table
     const uint32_t actual = Crc32c(out.data, out.size);
     if (actual != static_cast<uint32_t>(expected)) {
       return RowProblem{FailureKind::kChecksumMismatch,
-                        "checksum mismatch for " + what + ": column '" + table.checksum_col +
+                        "checksum mismatch for " + what() + ": column '" + table.checksum_col +
                             "' says CRC32C " + Hex32(static_cast<uint32_t>(expected)) +
                             ", the " + std::to_string(out.size) + " bytes read have " +
                             Hex32(actual) + ": the stored sample is not the one ingested"};

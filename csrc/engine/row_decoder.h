@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -27,9 +28,10 @@ struct RowProblem {
 };
 
 // Decodes the columns the session's SELECT lists (data, then the label unless kNone, then the
-// checksum if any) into `out`. `what` names the row in messages ("id ... in table ...").
+// checksum if any) into `out`. `what` names the row in messages ("id ... in table ..."), called
+// only when there is a problem: every good row goes through here.
 std::optional<RowProblem> DecodeRow(const DriverApi &api, const TableSpec &table,
-                                    const CassRow *row, const std::string &what,
+                                    const CassRow *row, const std::function<std::string()> &what,
                                     DecodedRow &out);
 
 }  // namespace cassandra_dali

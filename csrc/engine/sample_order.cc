@@ -38,11 +38,6 @@ ShardLayout::ShardLayout(int64_t size, int shards, int shard, int batch)
   }
 }
 
-int64_t ShardLayout::BatchesPerEpoch() const {
-  const int64_t largest_shard = (dataset_size + num_shards - 1) / num_shards;
-  return (largest_shard + batch_size - 1) / batch_size;
-}
-
 IndexPermutation::IndexPermutation(int64_t size, uint64_t key) : size_(size) {
   int bits = 2;
   while (bits < 62 && (int64_t{1} << bits) < size) bits += 2;
@@ -177,7 +172,7 @@ SliceLayout EpochOrder::Slice(const EpochRemainder &rest) const {
 }
 
 int64_t EpochOrder::Batches(const EpochRemainder &rest) const {
-  return rest.whole() ? layout_.BatchesPerEpoch() : Slice(rest).Batches();
+  return Slice(rest).Batches();
 }
 
 int EpochOrder::BatchIndices(int64_t epoch, const EpochRemainder &rest, int64_t batch,

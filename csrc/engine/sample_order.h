@@ -16,20 +16,30 @@
 
 namespace cassandra_dali {
 
+// A shard's slice of `size` positions (a whole epoch, or what is left of one): [size*i/S,
+// size*(i+1)/S), padded to whole batches; with fewer positions than shards a
+// shard may be empty and pads with the last position.
+struct SliceLayout {
+  int64_t size;  // 128-bit products in Begin/End: N * i overflows 64 bits for huge lists
+  int num_shards, shard_id, batch_size;
+  int64_t Begin() const;
+  int64_t End() const;
+  int64_t Batches() const;  // ceil(ceil(size / S) / B), the same on every shard
+  // Positions of batch `batch` of this shard (in [0, size)); returns how many are samples, the
+  // rest of `out` being padding.
+  int Positions(int64_t batch, std::vector<int64_t> &out) const;
+};
+
+// A whole epoch's layout, checked: the slice of the whole list.
 struct ShardLayout {
   // Throws ArgumentError for an empty list, shard_id >= num_shards, more shards than samples.
   ShardLayout(int64_t dataset_size, int num_shards, int shard_id, int batch_size);
 
-  // 128-bit products: N * i overflows 64 bits for very large lists split many ways.
-  int64_t Begin() const {
-    return static_cast<int64_t>(static_cast<__int128>(dataset_size) * shard_id / num_shards);
-  }
-  int64_t End() const {
-    return static_cast<int64_t>(static_cast<__int128>(dataset_size) * (shard_id + 1) /
-                                num_shards);
-  }
+  SliceLayout Slice() const { return {dataset_size, num_shards, shard_id, batch_size}; }
+  int64_t Begin() const { return Slice().Begin(); }
+  int64_t End() const { return Slice().End(); }
   int64_t Size() const { return End() - Begin(); }
-  int64_t BatchesPerEpoch() const;
+  int64_t BatchesPerEpoch() const { return Slice().Batches(); }
   int64_t PaddedShardSize() const { return BatchesPerEpoch() * batch_size; }
   int64_t PaddedEpochSize() const { return PaddedShardSize() * num_shards; }
 
@@ -85,20 +95,6 @@ class EpochRemainder {
  private:
   std::vector<Interval> intervals_;
   std::vector<int64_t> starts_;  // virtual index of each interval's first position
-};
-
-// A shard's slice of `size` positions (a whole epoch, or what is left of one): [size*i/S,
-// size*(i+1)/S), padded to whole batches like ShardLayout; with fewer positions than shards a
-// shard may be empty and pads with the last position.
-struct SliceLayout {
-  int64_t size;
-  int num_shards, shard_id, batch_size;
-  int64_t Begin() const;
-  int64_t End() const;
-  int64_t Batches() const;  // ceil(ceil(size / S) / B), the same on every shard
-  // Positions of batch `batch` of this shard (in [0, size)); returns how many are samples, the
-  // rest of `out` being padding.
-  int Positions(int64_t batch, std::vector<int64_t> &out) const;
 };
 
 class EpochOrder {

@@ -75,11 +75,8 @@ TEST_CASE(DurationsValidated, "arguments: zero or negative timeouts are refused 
 
 TEST_CASE(DefaultsFromDeclaration, "arguments: the settings structs take their defaults from it") {
   const ReaderSettings s = DefaultReaderSettings("ks.t");
-  auto declared = [](const char *name) {
-    for (const auto &d : ReaderArguments()) {
-      if (std::string(d.name) == name) return d.default_value;
-    }
-    throw std::logic_error(name);
+  auto declared = [](const char *name) -> const ArgValue & {
+    return DeclaredArgument(name).default_value;
   };
   CHECK(ArgValue(s.connection.port) == declared("cassandra_port"));
   CHECK(ArgValue(s.connection.io_threads) == declared("io_threads"));

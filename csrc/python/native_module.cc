@@ -180,17 +180,9 @@ py::dict CheckpointDict(const ReaderCheckpoint &c) {
     d["delivered_epoch"] = p.delivered_epoch;
     d["delivered"] = py::make_tuple(p.delivered.count, p.delivered.sum);
     d["batches_in_epoch"] = BatchesLeft(id, p.rest);
+    d["remaining"] = p.rest.Size(id.list_size);  // samples of the epoch when it (re)started
   }
   return d;
-}
-
-// The default the declaration gives an argument.
-template <typename T>
-T DeclaredDefault(const char *name) {
-  for (const auto &decl : ReaderArguments()) {
-    if (std::string(decl.name) == name) return std::get<T>(decl.default_value);
-  }
-  throw std::logic_error(std::string("undeclared argument ") + name);
 }
 
 }  // namespace
@@ -365,7 +357,8 @@ PYBIND11_MODULE(_native, m) {
       },
       py::arg("dataset_size"), py::arg("num_shards"), py::arg("shard_id"), py::arg("batch_size"),
       py::arg("epoch"), py::arg("shuffle") = true,
-      py::arg("seed") = static_cast<uint64_t>(DeclaredDefault<int64_t>("shuffle_seed")),
+      py::arg("seed") = static_cast<uint64_t>(
+                          std::get<int64_t>(DeclaredArgument("shuffle_seed").default_value)),
       "Source indices this shard reads in `epoch`, padding included (what fn.crs4.cassandra "
       "reads).");
 
@@ -387,10 +380,7 @@ PYBIND11_MODULE(_native, m) {
         current.shard_id = shard_id;
         current.batch_size = batch_size;
         const ReaderPosition next = ResumePoint(saved, current);
-        ReaderCheckpoint resumed{2, next, current};
-        py::dict d = CheckpointDict(resumed);
-        d["remaining"] = next.rest.Size(current.list_size);
-        return d;
+        return CheckpointDict(ReaderCheckpoint{2, next, current});
       },
       py::arg("text"), py::arg("num_shards"), py::arg("shard_id"), py::arg("batch_size"),
       "Where a reader with these shards and batch size continues the run the checkpoint was "

@@ -4,7 +4,8 @@
 # against a fake driver: stuck, late and synchronous reads) runs first, then the reader's tests
 # run against that build: Python itself is not instrumented, so libasan is preloaded and the package is put first
 # on the path (python -S: the editable install's import hook stays out of the way).
-#   tests/sanitize/run.sh [PYTEST ARGS...]     default: the reader, error, order and fault tests
+#   tests/sanitize/run.sh [PYTEST ARGS...]     default: the reader, error, order, fault and
+#                                              elastic-resume tests
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 py=.venv/bin/python
@@ -25,7 +26,7 @@ cp "$build"/*.so "$pkg/cassandra_dali/"
 site=$($py -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 if [ $# -eq 0 ] || [ "${1#-}" != "$1" ]; then  # only options given: the default tests, with them
   set -- tests/test_reader.py tests/test_reader_errors.py tests/test_sample_order.py \
-         tests/test_faults.py -p no:cacheprovider "$@"
+         tests/test_faults.py tests/test_elastic_resume.py -p no:cacheprovider "$@"
 fi
 # Leaks: CPython and DALI keep memory for the process's life by design; everything else fails.
 export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1"

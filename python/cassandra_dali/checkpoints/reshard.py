@@ -91,8 +91,7 @@ def _at_epoch_end(text: str) -> str:
 def _policy(data: dict[str, Any], state: dict[str, Any]) -> str:
     """The last-batch policy the old iterator ran under, told by its epoch size: DROP's is the
     floor of the shard, PARTIAL's and FILL's the padded shard."""
-    remaining = state["list_size"] if not state["rest"] else sum(e - b for b, e in state["rest"])
-    drop = remaining // state["num_shards"]
+    drop = state["remaining"] // state["num_shards"]
     padded = state["batches_in_epoch"] * state["batch_size"]
     if drop == padded:
         raise ReshardError("the iterator's last-batch policy cannot be told from its data "

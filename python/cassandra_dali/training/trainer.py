@@ -376,11 +376,11 @@ class Trainer:
         # One all-reduce per epoch for the whole loss curve: no extra sync per iteration.
         curve = (ctx.all_reduce_sum(torch.stack(losses)) / ctx.world_size if losses
                  else torch.zeros(0))
-        total = ctx.all_reduce_sum(torch.tensor([images_seen], device=self.device))
-        return EpochResult([float(x) for x in curve.cpu()], int(total.item()), seconds, data_wait,
-                           first_step=first_step)
+        return EpochResult([float(x) for x in curve.cpu()], self._images_so_far(images_seen),
+                           seconds, data_wait, first_step=first_step)
 
     def _images_so_far(self, images_seen: int) -> int:
+        """Images trained on over all ranks (a collective)."""
         return int(self.ctx.all_reduce_sum(
             torch.tensor([images_seen], device=self.device)).item())
 
