@@ -24,6 +24,7 @@ typedef struct CassColumnMeta_ CassColumnMeta;
 typedef struct CassDataType_ CassDataType;
 typedef struct CassIterator_ CassIterator;
 typedef struct CassNode_ CassNode;
+typedef struct CassExecProfile_ CassExecProfile;
 
 typedef enum { cass_false = 0, cass_true = 1 } cass_bool_t;
 typedef uint64_t cass_duration_t;  // microseconds
@@ -98,6 +99,15 @@ enum : int {
 };
 
 typedef void (*CassFutureCallback)(CassFuture *future, void *data);
+
+// Latencies in microseconds of the speculative executions that answered after another one had
+// (the losers, as the driver counts them), and how many.
+typedef struct CassSpeculativeExecutionMetrics_ {
+  uint64_t min, max, mean, stddev, median;
+  uint64_t percentile_75th, percentile_95th, percentile_98th, percentile_99th, percentile_999th;
+  uint64_t count;     // speculative executions aborted: they answered after the winner
+  double percentage;  // of all requests
+} CassSpeculativeExecutionMetrics;
 
 }  // extern "C"
 
@@ -190,10 +200,25 @@ typedef void (*CassFutureCallback)(CassFuture *future, void *data);
   X(cass_iterator_get_map_key, const CassValue *, (const CassIterator *))                      \
   X(cass_iterator_get_map_value, const CassValue *, (const CassIterator *))
 
+// Hedged reads (hedging.h): one execution profile per hedge delay, chosen per statement. The
+// driver runs the second try (speculative execution, driver 2.7 on); without these the reader
+// reads unhedged and says so once.
+#define CASS_DALI_HEDGE_FUNCTIONS(X)                                                           \
+  X(cass_execution_profile_new, CassExecProfile *, ())                                         \
+  X(cass_execution_profile_free, void, (CassExecProfile *))                                    \
+  X(cass_execution_profile_set_constant_speculative_execution_policy, CassError,               \
+    (CassExecProfile *, int64_t, int))                                                         \
+  X(cass_cluster_set_execution_profile, CassError,                                             \
+    (CassCluster *, const char *, CassExecProfile *))                                          \
+  X(cass_statement_set_execution_profile, CassError, (CassStatement *, const char *))          \
+  X(cass_session_get_speculative_execution_metrics, void,                                      \
+    (const CassSession *, CassSpeculativeExecutionMetrics *))
+
 // Every function resolved only if present (the loader lists those missing): the ring's, the
-// replica-shuffle switch (driver 2.10 on; a library without it has no ring functions either),
-// and the prepare-on-up switch (2.8 on).
+// hedges', the replica-shuffle switch (driver 2.10 on; a library without it has no ring
+// functions either), and the prepare-on-up switch (2.8 on).
 #define CASS_DALI_OPTIONAL_FUNCTIONS(X)                                                        \
   CASS_DALI_RING_FUNCTIONS(X)                                                                  \
+  CASS_DALI_HEDGE_FUNCTIONS(X)                                                                 \
   X(cass_cluster_set_token_aware_routing_shuffle_replicas, void, (CassCluster *, cass_bool_t)) \
   X(cass_cluster_set_prepare_on_up_or_add_host, CassError, (CassCluster *, cass_bool_t))

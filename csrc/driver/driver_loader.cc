@@ -103,6 +103,15 @@ std::string DriverApi::MissingRingFunctions() const {
   return missing;
 }
 
+std::string DriverApi::MissingHedgeFunctions() const {
+  std::string missing;
+#define CASS_DALI_LIST_MISSING(name, ret, params) \
+  if (!name) missing += (missing.empty() ? "" : ", ") + std::string(#name);
+  CASS_DALI_HEDGE_FUNCTIONS(CASS_DALI_LIST_MISSING)
+#undef CASS_DALI_LIST_MISSING
+  return missing;
+}
+
 void SetBundledDriverPath(const std::string &path) {
   std::lock_guard<std::mutex> lock(State().mutex);
   State().bundled_path = path;

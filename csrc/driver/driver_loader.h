@@ -18,6 +18,8 @@ struct DriverApi {
 
   // The ring's functions the library lacks, comma-separated; "" when it has them all.
   std::string MissingRingFunctions() const;
+  // The hedges' functions the library lacks; "" when it has them.
+  std::string MissingHedgeFunctions() const;
 };
 
 struct DriverInfo {

@@ -53,6 +53,9 @@ class Batch : public std::enable_shared_from_this<Batch> {
     // Read again at the session's recheck (quorum) level: the row was missing at the weaker
     // one. Kept by later retries of the read; reset by Assign.
     bool recheck = false;
+    // on_bad_sample="replace": candidates tried in place of a bad sample (bad_samples.h); the
+    // read's UUID is then the current candidate's.
+    int substitutes_tried = 0;
   };
 
   std::vector<UuidBytes> uuids_;

@@ -137,6 +137,13 @@ Batch *BatchFetcher::Restart(Batch *batch) {
 void BatchFetcher::Wait(Batch *batch) {
   using Clock = std::chrono::steady_clock;
   const auto started = Clock::now();
+  if (started - metrics_read_ > std::chrono::seconds(1)) {  // the driver's metrics take a lock
+    metrics_read_ = started;
+    if (auto metrics = queue_->session().speculative_metrics()) {
+      queue_->telemetry().driver_hedges_aborted.store(metrics->aborted,
+                                                      std::memory_order_relaxed);
+    }
+  }
   const auto deadline = started + std::chrono::milliseconds(options_.retry_budget_ms);
   // One round ends when every read of it ended: each within its request timeouts (two when a
   // missing row is read again at a quorum), after waiting behind the requests queued before it.
@@ -167,8 +174,26 @@ void BatchFetcher::Wait(Batch *batch) {
       failures.swap(batch->failures_);
     }
     if (failures.empty()) return;
+    // Bad samples under "replace" are read again at once as their substitutes: not a retry
+    // round (no backoff, no budget spent), and never an error.
+    std::vector<int> substituted;
+    std::erase_if(failures, [&](const ReadFailure &f) {
+      if (!IsBadSample(f.kind) || !Substitute(batch, f)) return false;
+      substituted.push_back(f.request);
+      return true;
+    });
     for (const auto &f : failures) {
       if (!IsRetryable(f.kind)) ThrowPermanentFailure(f, failures.size());
+    }
+    if (failures.empty()) {
+      {
+        std::lock_guard<std::mutex> lock(batch->mutex_);
+        batch->pending_ = static_cast<int>(substituted.size());
+      }
+      const auto shared = batch->shared_from_this();
+      for (int request : substituted) queue_->Issue(shared, request, /*retry=*/true);
+      --round;  // not a retry round
+      continue;
     }
     const auto pause = Backoff(options_.retry_backoff_ms, round);
     const bool out_of_rounds = options_.max_retries >= 0 && round >= options_.max_retries;
@@ -189,13 +214,36 @@ void BatchFetcher::Wait(Batch *batch) {
     std::this_thread::sleep_for(pause);
     {
       std::lock_guard<std::mutex> lock(batch->mutex_);
-      batch->pending_ = static_cast<int>(failures.size());
+      batch->pending_ = static_cast<int>(failures.size() + substituted.size());
     }
     queue_->telemetry().retries.fetch_add(static_cast<int64_t>(failures.size()),
                                           std::memory_order_relaxed);
     const auto shared = batch->shared_from_this();
     for (const auto &f : failures) queue_->Issue(shared, f.request, /*retry=*/true);
+    for (int request : substituted) queue_->Issue(shared, request, /*retry=*/true);
   }
+}
+
+bool BatchFetcher::Substitute(Batch *batch, const ReadFailure &failure) {
+  if (!bad_samples_) return false;
+  const int64_t position = batch->source_index_[failure.request];
+  if (position < 0) return false;
+  auto &state = batch->requests_[failure.request];
+  const int64_t candidate = bad_samples_->Candidate(position, state.substitutes_tried + 1);
+  if (candidate < 0) {
+    throw ReadError(failure.message + "; and no sample of the list of " +
+                    std::to_string(bad_samples_->list_size()) +
+                    " reads well to replace it (on_bad_sample='replace')");
+  }
+  const UuidBytes bad = batch->uuids_[failure.request];
+  const UuidBytes substitute = bad_samples_->UuidAt(candidate);
+  bad_samples_->Quarantine(bad, failure.kind, failure.message, substitute);
+  queue_->telemetry().bad_samples.fetch_add(1, std::memory_order_relaxed);
+  // No read of the batch is pending (the round ended): its UUIDs may change.
+  ++state.substitutes_tried;
+  state.recheck = false;
+  batch->uuids_[failure.request] = substitute;
+  return true;
 }
 
 int64_t BatchFetcher::ReadTimeoutMs() const {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/bad_samples.h"
 #include "engine/batch.h"
 #include "engine/request_queue.h"
 #include "engine/session.h"
@@ -69,6 +70,12 @@ class BatchFetcher {
   // long it tried and what to do. Never blocks much longer than the budget.
   void Wait(Batch *batch);
 
+  // on_bad_sample="replace": a bad sample of a batch with list positions is replaced by the
+  // next good one of the list (bad_samples.h) instead of raising.
+  void ReplaceBadSamples(std::unique_ptr<BadSamples> bad_samples) {
+    bad_samples_ = std::move(bad_samples);
+  }
+
   // Whether every read of the batch has ended (successfully or not): Wait would not block on
   // the network, and the batch may be started again.
   bool Landed(const Batch *batch) const;
@@ -81,10 +88,15 @@ class BatchFetcher {
   // (twice when a missing row is read again at a quorum), plus the margin.
   std::chrono::milliseconds LandingBound() const;
   int64_t ReadTimeoutMs() const;  // one read, a quorum re-read included
+  // Points the failed read at the next substitute candidate and quarantines the bad sample;
+  // false when it cannot be replaced (no policy, no list position, the list exhausted).
+  bool Substitute(Batch *batch, const ReadFailure &failure);
 
   FetchOptions options_;
   std::shared_ptr<ReadQueue> queue_;
   std::vector<std::shared_ptr<Batch>> batches_;
+  std::unique_ptr<BadSamples> bad_samples_;  // null: bad samples raise
+  std::chrono::steady_clock::time_point metrics_read_{};  // the driver's, last copied
 };
 
 }  // namespace cassandra_dali

@@ -2,7 +2,11 @@
 // at once inside cass_future_set_callback, that land late into batches given up on, and many
 // landing concurrently from the fake's I/O threads. Run under ASan and TSan too (make sanitize,
 // make tsan).
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <mutex>
 #include <random>
 #include <set>
@@ -179,6 +183,58 @@ TEST_CASE(MissingRowByKind, "fetcher: a row missing at the quorum too is a Missi
   CHECK(message.find("no row with id " + FormatUuid(missing)) != std::string::npos);
   CHECK(message.find("again at LOCAL_QUORUM") != std::string::npos);
   CHECK(testing::FakeReadsExecuted() - executed == 7);  // the missing one read twice
+}
+
+TEST_CASE(BadSamplesReplacedByTheNextGoodOne,
+          "fetcher: on_bad_sample=replace reads the next good sample of the list in its place") {
+  const auto list = Uuids(10, 9);
+  // Positions 3 (missing) and 4 (missing too): 3's substitute is 5, the next that reads well.
+  testing::InstallFakeDriver([missing = std::set<UuidBytes>{list[3], list[4]}](const UuidBytes &u) {
+    return Always(missing.count(u) ? FakeOutcome::kNoRow : FakeOutcome::kRow);
+  });
+  const ReaderSettings s = FastSettings();
+  BatchFetcher fetcher(FakeSession(s), s.fetch);
+  const std::string quarantine = "/tmp/cassandra-dali-engine-test-quarantine-" +
+                                 std::to_string(::getpid()) + ".jsonl";
+  std::remove(quarantine.c_str());
+  fetcher.ReplaceBadSamples(
+      std::make_unique<BadSamples>(UuidList::InMemory(list), "ks.t", quarantine));
+  Batch *batch = fetcher.NewBatch();
+  const std::vector<int64_t> positions = {2, 3, 9};
+  fetcher.Start(batch, {list[2], list[3], list[9]}, positions);
+  fetcher.Wait(batch);
+  CHECK(Holds(*batch, {list[2], list[5], list[9]}));
+  CHECK(batch->source_index() == positions);  // the position is what was delivered
+  CHECK(fetcher.telemetry().bad_samples.load() == 2);  // 3, then its first candidate 4
+  std::ifstream in(quarantine);
+  std::string first, second, third;
+  std::getline(in, first);
+  std::getline(in, second);
+  CHECK(!std::getline(in, third));
+  CHECK(first.find("\"uuid\": \"" + FormatUuid(list[3]) + "\"") != std::string::npos);
+  CHECK(first.find("\"reason\": \"missing_row\"") != std::string::npos);
+  CHECK(second.find("\"uuid\": \"" + FormatUuid(list[4]) + "\"") != std::string::npos);
+  // Met again (another epoch): replaced the same way, said and quarantined once.
+  fetcher.Start(batch, {list[3]}, {3});
+  fetcher.Wait(batch);
+  CHECK(Holds(*batch, {list[5]}));
+  std::ifstream again(quarantine);
+  int lines = 0;
+  for (std::string line; std::getline(again, line);) ++lines;
+  CHECK(lines == 2);
+  std::remove(quarantine.c_str());
+}
+
+TEST_CASE(BadSampleWithoutPolicyRaises, "fetcher: without a policy a bad sample still raises") {
+  const auto list = Uuids(4, 10);
+  testing::InstallFakeDriver([missing = list[1]](const UuidBytes &u) {
+    return Always(u == missing ? FakeOutcome::kNoRow : FakeOutcome::kRow);
+  });
+  const ReaderSettings s = FastSettings();
+  BatchFetcher fetcher(FakeSession(s), s.fetch);
+  Batch *batch = fetcher.NewBatch();
+  fetcher.Start(batch, {list[0], list[1]}, {0, 1});
+  CHECK(!testing::ThrownMessage<MissingRowError>([&] { fetcher.Wait(batch); }).empty());
 }
 
 TEST_CASE(TransientFailuresRetried, "fetcher: a timed-out read is retried within the budget") {

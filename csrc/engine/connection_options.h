@@ -50,6 +50,7 @@ struct ConnectionOptions {
   int connect_timeout_ms = 0;
   int request_timeout_ms = 0;
   std::string driver_path;  // explicit driver library, empty = search
+  bool hedge_reads = false;  // a second try to another replica after the learned delay
 
   std::string Endpoint() const;  // "host1,host2:port", for messages
 

@@ -43,7 +43,12 @@ PrefetchingLoader::PrefetchingLoader(std::shared_ptr<const Session> session,
       depth_(limits_.min_batches),
       loop_forever_(settings.loop_forever),
       fetcher_(session, options),
-      table_(session->table().QualifiedName()) {
+      table_(session->table().QualifiedName()),
+      on_bad_sample_(settings.on_bad_sample) {
+  if (on_bad_sample_ == BadSamplePolicy::kReplace) {
+    fetcher_.ReplaceBadSamples(
+        std::make_unique<BadSamples>(uuids_, table_, settings.quarantine_file));
+  }
   for (; slots_ < limits_.min_batches + 1 + kBatchesHeldDownstream; ++slots_) {
     free_.push_back(fetcher_.NewBatch());
   }
@@ -103,6 +108,7 @@ ReaderIdentity PrefetchingLoader::identity() const {
   id.seed = order_.seed();
   id.shuffle_every_epoch = order_.shuffle_every_epoch();
   id.loop_forever = loop_forever_;
+  id.on_bad_sample = BadSamplePolicyName(on_bad_sample_);
   return id;
 }
 

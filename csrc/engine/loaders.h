@@ -121,6 +121,7 @@ class PrefetchingLoader {
   int64_t delivered_epoch_ = 0;
   DeliveryDigest delivered_;
   std::string table_;
+  BadSamplePolicy on_bad_sample_;
   mutable std::once_flag list_digest_once_;
   mutable uint64_t list_digest_ = 0;
 };

@@ -59,6 +59,12 @@ const std::vector<ArgumentDecl> &ReaderArguments() {
        "restart. Past it, reading raises; resume from the last checkpoint."},
       {"max_retries", -1, "Optional cap on retry rounds per batch; -1: only retry_budget_ms."},
       {"retry_backoff_ms", 100, "First retry delay; doubled each round up to 2 s, with jitter."},
+      {"hedge_reads", true,
+       "Hedged reads: a read still unanswered after a delay learned from recent latencies (the "
+       "median over nodes of each node's p99, 4 ms to 2 s) goes once more to another replica "
+       "and the first answer is used, so one slow or frozen node does not stall a batch. Costs "
+       "about 1% more reads on a healthy cluster. Nothing to hedge to at RF 1.",
+       false, ArgScope::kReader},
       {"max_requests_in_flight", 16384,
        "Cap on reads in flight per reader; the rest wait in a queue. The prefetch depth and "
        "its byte budget are what normally bound them."},
@@ -104,6 +110,18 @@ const std::vector<ArgumentDecl> &ReaderArguments() {
       {"loop_forever", true,
        "Run epochs back to back; if false, pipe.run() raises StopIteration at the end of each "
        "epoch.",
+       false, ArgScope::kSelfFeed},
+      {"on_bad_sample", S("error"),
+       "A sample that cannot be delivered (no row even at a quorum, a null value, a CRC32C "
+       "mismatch): 'error' raises, naming the UUID; 'replace' delivers the next sample of the "
+       "list that reads well in its place (the same on every rank and after any resume), logs "
+       "it once and appends it to quarantine_file. A sample the decoder rejects is outside the "
+       "reader: see cassandra-dali data verify --decode.",
+       false, ArgScope::kSelfFeed},
+      {"quarantine_file", S(),
+       "JSON-lines file the bad samples replaced are appended to (one line each, whole lines "
+       "across ranks); empty: ~/.cache/cassandra-dali/quarantine/KEYSPACE.TABLE.jsonl. "
+       "cassandra-dali data exclude writes a rows file without them.",
        false, ArgScope::kSelfFeed},
       {"max_prefetch_buffers", 64,
        "Cap on the batches read ahead; equal to prefetch_buffers: a fixed depth. Left out, it "
@@ -194,6 +212,7 @@ ReaderSettings SettingsFromArguments(const ArgumentSource &value) {
   c.connect_timeout_ms = num("connect_timeout_ms");
   c.request_timeout_ms = num("request_timeout_ms");
   c.driver_path = str("driver_path");
+  c.hedge_reads = flag("hedge_reads");
   // Conflicting sources, a missing file or variable: said now, with or without a username.
   if (!c.password.empty() || !c.password_file.empty() || !c.password_env.empty()) {
     ResolvePassword(c);
@@ -235,6 +254,8 @@ SelfFeedSettings SelfFeedSettingsFromArguments(const ArgumentSource &value) {
                                           s.prefetch.min_batches);
   s.prefetch.max_bytes = args.Int64("prefetch_bytes");
   s.prefetch.Validate();
+  s.on_bad_sample = ParseBadSamplePolicy(args.Str("on_bad_sample"));
+  s.quarantine_file = args.Str("quarantine_file");
   return s;
 }
 

@@ -64,6 +64,8 @@ struct SelfFeedSettings {
   uint64_t shuffle_seed = 0;
   bool loop_forever = false;
   PrefetchLimits prefetch;
+  BadSamplePolicy on_bad_sample = BadSamplePolicy::kError;
+  std::string quarantine_file;  // empty: DefaultQuarantinePath
 };
 SelfFeedSettings SelfFeedSettingsFromArguments(const ArgumentSource &value);
 

@@ -127,6 +127,7 @@ std::string SerializeReaderCheckpoint(const ReaderCheckpoint &c) {
          " table=" + id.table + " seed=" + std::to_string(static_cast<int64_t>(id.seed)) +
          " shuffle_every_epoch=" + (id.shuffle_every_epoch ? "1" : "0") +
          " loop_forever=" + (id.loop_forever ? "1" : "0") +
+         " on_bad_sample=" + id.on_bad_sample +
          " delivered_epoch=" + std::to_string(p.delivered_epoch) +
          " delivered=" + std::to_string(p.delivered.count) + ":" + Hex(p.delivered.sum);
 }
@@ -177,6 +178,13 @@ ReaderCheckpoint ParseReaderCheckpoint(const std::string &text) {
   id.seed = static_cast<uint64_t>(num("seed"));
   id.shuffle_every_epoch = flag("shuffle_every_epoch");
   id.loop_forever = flag("loop_forever");
+  // Absent from checkpoints written before the policy existed: they raised on a bad sample.
+  if (auto it = fields.find("on_bad_sample"); it != fields.end()) {
+    if (it->second != "error" && it->second != "replace") {
+      Malformed(text, "on_bad_sample is not error or replace");
+    }
+    id.on_bad_sample = it->second;
+  }
   p.delivered_epoch = num("delivered_epoch");
   const std::string delivered = get("delivered");
   const auto colon = delivered.find(':');

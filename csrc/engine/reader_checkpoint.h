@@ -52,6 +52,9 @@ struct ReaderIdentity {
   uint64_t seed = 0;
   bool shuffle_every_epoch = false;
   bool loop_forever = false;
+  // "error" or "replace": what a bad sample's position delivered. Recorded, not required to
+  // match: a run stopped by a bad sample under "error" resumes under "replace".
+  std::string on_bad_sample = "error";
 };
 
 struct ReaderCheckpoint {

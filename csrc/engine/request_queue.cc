@@ -1,6 +1,7 @@
 #include "engine/request_queue.h"
 
 #include <cstring>
+#include <thread>
 
 #include "engine/errors.h"
 #include "engine/row_decoder.h"
@@ -13,6 +14,7 @@ struct ReadTicket {
   std::shared_ptr<Batch> batch;
   int index = 0;
   std::chrono::steady_clock::time_point issued{};  // handed to the driver, for its latency
+  int hedge_step = -1;  // the hedge delay it was issued with (-1: not hedged)
 };
 
 namespace {
@@ -27,7 +29,16 @@ ReadQueue::ReadQueue(std::shared_ptr<const Session> session, int max_in_flight,
     : session_(std::move(session)),
       max_in_flight_(max_in_flight),
       out_of_order_(out_of_order),
-      telemetry_(std::move(telemetry)) {}
+      telemetry_(std::move(telemetry)) {
+  if (session_->hedging()) {
+    HedgeDelay::Config config;
+    // A hedge past half the request timeout would rarely beat the first try's own timeout.
+    config.ceiling_ms = std::max(
+        config.floor_ms, std::min(config.ceiling_ms, session_->options().request_timeout_ms / 2));
+    hedge_ = std::make_unique<HedgeDelay>(config);
+    telemetry_->hedge_delay_ms.store(hedge_->delay_ms(), std::memory_order_relaxed);
+  }
+}
 
 ReadQueue::~ReadQueue() = default;
 
@@ -88,12 +99,13 @@ void ReadQueue::Execute(std::unique_ptr<ReadTicket> ticket) {
 void ReadQueue::Start(std::unique_ptr<ReadTicket> ticket) noexcept {
   const auto &api = session_->api();
   ticket->issued = std::chrono::steady_clock::now();
+  ticket->hedge_step = hedge_ ? hedge_->step() : -1;
   telemetry_->in_flight.fetch_add(1, std::memory_order_relaxed);
   CassFuturePtr future;
   try {
     const Batch &batch = *ticket->batch;
     future = session_->StartRead(ToCassUuid(batch.uuids_[ticket->index]),
-                                 batch.requests_[ticket->index].recheck);
+                                 batch.requests_[ticket->index].recheck, ticket->hedge_step);
   } catch (const std::exception &e) {
     Fail(*ticket, FailureKind::kFailed, "reading " + Describe(*ticket) + ": " + e.what());
     Finish(std::move(ticket));
@@ -144,7 +156,9 @@ void ReadQueue::Fail(const ReadTicket &ticket, FailureKind kind, std::string mes
 // Runs on a driver I/O thread: short, never throws, copies the bytes before the result is freed.
 void ReadQueue::Complete(std::unique_ptr<ReadTicket> ticket, CassFuture *future) noexcept {
   const auto &api = session_->api();
-  telemetry_->read_latency.Record(std::chrono::steady_clock::now() - ticket->issued);
+  const auto latency = std::chrono::steady_clock::now() - ticket->issued;
+  telemetry_->read_latency.Record(latency);
+  if (hedge_ && ticket->hedge_step >= 0) ObserveHedge(*ticket, future, latency);
   try {
     const CassError rc = api.cass_future_error_code(future);
     if (rc != CASS_OK) {
@@ -165,6 +179,24 @@ void ReadQueue::Complete(std::unique_ptr<ReadTicket> ticket, CassFuture *future)
     Fail(*ticket, FailureKind::kFailed, "reading " + Describe(*ticket) + ": unknown error");
   }
   Finish(std::move(ticket));
+}
+
+void ReadQueue::ObserveHedge(const ReadTicket &ticket, CassFuture *future,
+                             std::chrono::nanoseconds latency) noexcept {
+  const auto &api = session_->api();
+  // The node's identity only: the C API gives no accessor for a CassNode, and this pointer is
+  // compared, never followed.
+  const void *node = api.cass_future_coordinator ? api.cass_future_coordinator(future) : nullptr;
+  const int64_t range = session_->ring().RangeOf(UuidToken(ticket.batch->uuids_[ticket.index]));
+  try {
+    const HedgeOutcome outcome =
+        hedge_->Observe(latency, ticket.hedge_step, node, std::this_thread::get_id(), range);
+    if (outcome.hedged) telemetry_->hedges_sent.fetch_add(1, std::memory_order_relaxed);
+    if (outcome.won) telemetry_->hedges_won.fetch_add(1, std::memory_order_relaxed);
+    telemetry_->hedge_delay_ms.store(hedge_->delay_ms(), std::memory_order_relaxed);
+  } catch (...) {
+    // Out of memory for the estimator's windows: the delay stays where it is.
+  }
 }
 
 bool ReadQueue::Recheck(std::unique_ptr<ReadTicket> &ticket) {

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "engine/batch.h"
+#include "engine/hedging.h"
 #include "engine/session.h"
 #include "engine/telemetry.h"
 
@@ -48,6 +49,9 @@ class ReadQueue : public std::enable_shared_from_this<ReadQueue> {
   // A row missing below a quorum: issues its read again at the quorum level, in the slot the
   // first read held, and returns true; false when already rechecked or nothing to recheck.
   bool Recheck(std::unique_ptr<ReadTicket> &ticket);
+  // Feeds the hedge delay estimator and counts the read's hedge, if it had one.
+  void ObserveHedge(const ReadTicket &ticket, CassFuture *future,
+                    std::chrono::nanoseconds latency) noexcept;
   void Land(const ReadTicket &ticket, const CassResult *result);
   void Fail(const ReadTicket &ticket, FailureKind kind, std::string message,
             CassError code = CASS_OK) noexcept;
@@ -60,6 +64,7 @@ class ReadQueue : public std::enable_shared_from_this<ReadQueue> {
   const int max_in_flight_;
   const bool out_of_order_;
   std::shared_ptr<ReaderTelemetry> telemetry_;
+  std::unique_ptr<HedgeDelay> hedge_;  // null: reads are not hedged
 
   std::mutex mutex_;
   std::condition_variable idle_cv_;

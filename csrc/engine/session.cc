@@ -6,10 +6,12 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
 #include "engine/errors.h"
+#include "engine/hedging.h"
 
 namespace cassandra_dali {
 namespace {
@@ -150,6 +152,7 @@ void Session::Connect() {
     api_.cass_cluster_set_prepare_on_up_or_add_host(cluster_.get(), cass_false);
   }
   api_.cass_cluster_set_consistency(cluster_.get(), consistency_);
+  RegisterHedgeProfiles();
   if (!options_.username.empty()) {
     const std::string password = ResolvePassword(options_);
     api_.cass_cluster_set_credentials(cluster_.get(), options_.username.c_str(),
@@ -322,10 +325,52 @@ void Session::Prepare() {
   prepared_.reset(api_.cass_future_get_prepared(preparing.get()));
 }
 
-CassFuturePtr Session::StartRead(const CassUuid &id, bool recheck) const {
+void Session::RegisterHedgeProfiles() {
+  if (!options_.hedge_reads) return;
+  if (const std::string missing = api_.MissingHedgeFunctions(); !missing.empty()) {
+    static std::once_flag said;
+    std::call_once(said, [&] {
+      std::fprintf(stderr,
+                   "cassandra-dali: reads are not hedged: the Cassandra driver lacks %s "
+                   "(DataStax C/C++ driver 2.7 or newer has them)\n",
+                   missing.c_str());
+    });
+    return;
+  }
+  // A profile sets only its speculative execution: everything else (token-aware routing, the
+  // consistency, timeouts) is the cluster's. One hedge at most: a second one would only add
+  // load where two replicas are already slow.
+  for (size_t step = 0; step < HedgeLadderMs().size(); ++step) {
+    CassExecProfile *profile = api_.cass_execution_profile_new();
+    api_.cass_execution_profile_set_constant_speculative_execution_policy(
+        profile, HedgeLadderMs()[step], 1);
+    const CassError rc = api_.cass_cluster_set_execution_profile(
+        cluster_.get(), HedgeProfileName(static_cast<int>(step)).c_str(), profile);
+    api_.cass_execution_profile_free(profile);  // the cluster keeps a copy
+    if (rc != CASS_OK) {
+      std::fprintf(stderr, "cassandra-dali: reads are not hedged: the driver refused an "
+                           "execution profile (%s)\n", api_.cass_error_desc(rc));
+      return;
+    }
+  }
+  hedging_ = true;
+}
+
+std::optional<Session::SpeculativeMetrics> Session::speculative_metrics() const {
+  if (!hedging_ || !session_) return std::nullopt;
+  CassSpeculativeExecutionMetrics metrics{};
+  api_.cass_session_get_speculative_execution_metrics(session_.get(), &metrics);
+  return SpeculativeMetrics{static_cast<int64_t>(metrics.count), metrics.percentage};
+}
+
+CassFuturePtr Session::StartRead(const CassUuid &id, bool recheck, int hedge_step) const {
   CassStatementPtr statement(api_.cass_prepared_bind(prepared_.get()));
   api_.cass_statement_bind_uuid(statement.get(), 0, id);
   if (recheck) api_.cass_statement_set_consistency(statement.get(), recheck_consistency_);
+  if (hedging_ && hedge_step >= 0) {
+    api_.cass_statement_set_execution_profile(statement.get(),
+                                              HedgeProfileName(hedge_step).c_str());
+  }
   // Reads are idempotent, so the driver's retry policy and speculative execution may re-run them.
   api_.cass_statement_set_is_idempotent(statement.get(), cass_true);
   return CassFuturePtr(api_.cass_session_execute(session_.get(), statement.get()));

@@ -1,6 +1,7 @@
 // One driver session per reader: connection, schema checks and the prepared read.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,7 +37,18 @@ class Session {
 
   // Starts an asynchronous read of one row; the caller owns the returned future. `recheck`:
   // at recheck_consistency(), for a row the first read did not find.
-  CassFuturePtr StartRead(const CassUuid &id, bool recheck = false) const;
+  // `hedge_step`: the hedge ladder's step (hedging.h) the read names, -1 for none.
+  CassFuturePtr StartRead(const CassUuid &id, bool recheck = false, int hedge_step = -1) const;
+
+  // Whether reads are hedged: asked for (hedge_reads) and the driver has the functions.
+  bool hedging() const { return hedging_; }
+  // The driver's count of speculative executions that answered after another had (losers),
+  // and their share of all requests; nullopt without hedging.
+  struct SpeculativeMetrics {
+    int64_t aborted = 0;
+    double percentage = 0;
+  };
+  std::optional<SpeculativeMetrics> speculative_metrics() const;
 
   // The configured read consistency, and the quorum level a row missing at it is read again
   // at: LOCAL_QUORUM for LOCAL_ONE, QUORUM for ONE, TWO, THREE; the same level (no re-read)
@@ -57,6 +69,7 @@ class Session {
   void CheckSchema();
   void LoadRing();  // never fails: the reader works without it
   void Prepare();
+  void RegisterHedgeProfiles();  // before Connect: the driver copies profiles at connect
 
   const DriverApi &api_;
   ConnectionOptions options_;
@@ -68,6 +81,7 @@ class Session {
   CassSessionPtr session_;
   CassPreparedPtr prepared_;
   TokenRing ring_;
+  bool hedging_ = false;
   std::string trust_description_ = "no CA trusted";  // for TLS errors
 };
 

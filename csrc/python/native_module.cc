@@ -69,6 +69,11 @@ py::dict TelemetryDict(const ReaderTelemetry &t) {
   d["consumer_waits"] = t.consumer_waits.load();
   d["consumer_wait_seconds"] = t.consumer_wait_ns.load() / 1e9;
   d["prefetch_depth"] = t.prefetch_depth.load();
+  d["hedges_sent"] = t.hedges_sent.load();
+  d["hedges_won"] = t.hedges_won.load();
+  d["hedge_delay_seconds"] = t.hedge_delay_ms.load() / 1e3;
+  d["driver_hedges_aborted"] = t.driver_hedges_aborted.load();
+  d["bad_samples"] = t.bad_samples.load();
   d["reads"] = t.read_latency.Count();
   d["latency_p50_seconds"] = t.read_latency.Quantile(0.5);
   d["latency_p99_seconds"] = t.read_latency.Quantile(0.99);

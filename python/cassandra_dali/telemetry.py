@@ -44,6 +44,16 @@ class ReaderStats:
     prefetch_depth: int
     latency_p50_seconds: float
     latency_p99_seconds: float
+    # Hedged reads (docs/reader.md): reads that outlived the hedge delay (a second try went to
+    # another replica), those the second try answered (counted where the token ring is known),
+    # the delay in force (0: not hedged), and the driver's count of speculative executions that
+    # answered after another one had.
+    hedges_sent: int = 0
+    hedges_won: int = 0
+    hedge_delay_seconds: float = 0.0
+    driver_hedges_aborted: int = 0
+    # Samples replaced by another (on_bad_sample="replace"): missing, null or corrupt rows.
+    bad_samples: int = 0
     # Rows read per node (address), counted to each row's primary replica; see the module doc.
     reads_by_host: dict[str, int] = dataclasses.field(default_factory=dict, hash=False)
     token_ring: str = ""  # the ring as loaded ("3 hosts, 48 tokens, ..."), or why it is not
@@ -94,7 +104,9 @@ def summary(stats: ReaderStats) -> str:
         f"({stats.rows_per_s:,.0f} rows/s overall); read latency p50 "
         f"{stats.latency_p50_seconds * 1e3:.1f} ms, p99 {stats.latency_p99_seconds * 1e3:.1f} ms; "
         f"{stats.in_flight} in flight, read-ahead {stats.prefetch_depth} batches; "
-        f"{stats.retries} retries, {stats.errors} errors; the consumer waited "
+        f"{stats.retries} retries, {stats.errors} errors, {stats.hedges_sent} hedged "
+        f"({stats.hedges_won} won, delay {stats.hedge_delay_seconds * 1e3:g} ms), "
+        f"{stats.bad_samples} bad samples replaced; the consumer waited "
         f"{stats.consumer_wait_seconds:.2f} s over {stats.consumer_waits} of {stats.batches} "
         "batches"
     )
@@ -125,6 +137,17 @@ _METRICS: Sequence[tuple[str, str, str, str]] = (
      "latency_p50_seconds"),
     ("cassandra_dali_read_latency_p99_seconds", "gauge", "99th percentile read latency.",
      "latency_p99_seconds"),
+    ("cassandra_dali_hedges_sent_total", "counter",
+     "Reads that outlived the hedge delay: a second try went to another replica.", "hedges_sent"),
+    ("cassandra_dali_hedges_won_total", "counter", "Hedged reads the second try answered.",
+     "hedges_won"),
+    ("cassandra_dali_hedge_delay_seconds", "gauge", "Hedge delay in force (0: not hedged).",
+     "hedge_delay_seconds"),
+    ("cassandra_dali_driver_hedges_aborted_total", "counter",
+     "The driver's speculative executions that answered after another had.",
+     "driver_hedges_aborted"),
+    ("cassandra_dali_bad_samples_total", "counter",
+     "Samples replaced by another (on_bad_sample='replace').", "bad_samples"),
 )
 
 

@@ -1,0 +1,84 @@
+#include "engine/hedging.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace cassandra_dali {
+
+const std::vector<int> &HedgeLadderMs() {
+  static const std::vector<int> kLadder = {
+      1,   2,   3,   4,   5,   6,   8,   10,  12,  15,  20,   25,   30,   40,   50,  60,
+      80,  100, 120, 150, 200, 250, 300, 400, 500, 600, 800, 1000, 1200, 1500, 2000};
+  return kLadder;
+}
+
+const std::string &HedgeProfileName(int step) {
+  static const std::vector<std::string> kNames = [] {
+    std::vector<std::string> names;
+    for (int ms : HedgeLadderMs()) names.push_back("cassandra_dali_hedge_" + std::to_string(ms) + "ms");
+    return names;
+  }();
+  return kNames[step];
+}
+
+namespace {
+
+// The lowest step whose delay is at least `ms`, the last one past the ladder.
+int StepAtLeast(double ms) {
+  const auto &ladder = HedgeLadderMs();
+  for (size_t i = 0; i < ladder.size(); ++i) {
+    if (ladder[i] >= ms) return static_cast<int>(i);
+  }
+  return static_cast<int>(ladder.size()) - 1;
+}
+
+}  // namespace
+
+HedgeDelay::HedgeDelay(Config config)
+    : config_(config), step_(StepAtLeast(config.ceiling_ms)) {}
+
+HedgeOutcome HedgeDelay::Observe(std::chrono::nanoseconds latency, int step, const void *node,
+                                 std::thread::id thread, int64_t range) {
+  const double micros = std::chrono::duration<double, std::micro>(latency).count();
+  const double delay_us = 1000.0 * HedgeLadderMs()[step];
+  HedgeOutcome outcome;
+  outcome.hedged = micros >= delay_us;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (node && range >= 0) {
+    const auto key = std::make_pair(thread, range);
+    if (!outcome.hedged) {
+      first_try_[key] = node;  // no second try yet: the node that answered was the first tried
+    } else if (auto it = first_try_.find(key); it != first_try_.end()) {
+      outcome.won = node != it->second;
+    }
+  }
+  const auto kept = static_cast<uint32_t>(std::min(micros, 4e9));
+  if (window_.size() < static_cast<size_t>(config_.window)) {
+    window_.push_back(kept);
+  } else {
+    window_[next_] = kept;
+    next_ = (next_ + 1) % window_.size();
+  }
+  if (++since_estimate_ >= config_.recompute_every) {
+    since_estimate_ = 0;
+    Recompute();
+  }
+  return outcome;
+}
+
+void HedgeDelay::Recompute() {
+  std::vector<uint32_t> sorted = window_;
+  auto at = [&](double q) {
+    const size_t rank = std::min(sorted.size() - 1,
+                                 static_cast<size_t>(std::ceil(q * double(sorted.size()))) - 1);
+    std::nth_element(sorted.begin(), sorted.begin() + rank, sorted.end());
+    return sorted[rank] / 1000.0;
+  };
+  const double tail_ms = at(config_.quantile);
+  const double median_ms = at(0.5);
+  const double ceiling_ms = std::min<double>(config_.ceiling_ms, config_.median_factor * median_ms);
+  const double ms = std::max<double>(config_.floor_ms, std::min(tail_ms, ceiling_ms));
+  step_.store(StepAtLeast(ms), std::memory_order_relaxed);
+}
+
+}  // namespace cassandra_dali
