@@ -10,6 +10,8 @@ every test leaves all three nodes running.
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -214,6 +216,93 @@ def test_a_node_killed_mid_epoch_costs_no_sample_at_rf3(
     stats = telemetry.readers("rf3-kill")[0]
     print(f"retries {stats.retries}, errors {stats.errors}; node 2 served {served} reads "
           "after its restart")
+
+
+def _node_pid(cluster: server.ClusterInfo, node: int) -> int:
+    pid = server.cluster_status(cluster.dir)[node - 1].status.pid
+    assert pid is not None, f"node {node} is not running"
+    return pid
+
+
+FREEZE_S = 15.0
+
+
+def test_a_frozen_node_stalls_no_batch_at_rf3(cluster: server.ClusterInfo, rf3: Dataset) -> None:
+    """A node alive to the driver but answering nothing (SIGSTOP: a long GC pause, a stuck
+    disk) for 15 s mid-epoch: hedged reads go to the other replicas after the learned delay,
+    so no run() waits for it, and every epoch still holds each row once."""
+    pipe = _pipeline(cluster, rf3, "rf3-freeze")
+    batches = SIZE // BATCH
+    seen = [i for _ in range(batches + 3) for i in check_batch(rf3, pipe.run())]
+    settled = telemetry.readers("rf3-freeze")[0]
+    pid = _node_pid(cluster, 2)
+    os.kill(pid, signal.SIGSTOP)
+    frozen = time.monotonic()
+    run_seconds: list[float] = []
+    try:
+        while time.monotonic() - frozen < FREEZE_S:
+            started = time.monotonic()
+            seen += check_batch(rf3, pipe.run())
+            run_seconds.append(time.monotonic() - started)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    epochs = -(-len(seen) // SIZE)  # read on to the end of the epoch the freeze ended in
+    while len(seen) < epochs * SIZE:
+        seen += check_batch(rf3, pipe.run())
+    assert seen == [i for e in range(epochs) for i in _epoch(e)]  # each row once per epoch
+    stats = telemetry.readers("rf3-freeze")[0]
+    print(f"node 2 frozen {FREEZE_S:.0f} s: {len(run_seconds)} run()s, longest "
+          f"{max(run_seconds):.3f} s, median {sorted(run_seconds)[len(run_seconds) // 2]:.4f} s; "
+          f"hedge delay {settled.hedge_delay_seconds * 1e3:g} ms before, "
+          f"{stats.hedge_delay_seconds * 1e3:g} ms after; hedges sent "
+          f"{stats.hedges_sent - settled.hedges_sent}, won {stats.hedges_won - settled.hedges_won}"
+          f", of {stats.reads - settled.reads} reads; {epochs} epochs")
+    assert max(run_seconds) <= 2.0
+    assert stats.hedges_sent > settled.hedges_sent
+
+
+def test_an_intermittently_slow_node_is_hedged_around(
+    cluster: server.ClusterInfo, rf3: Dataset
+) -> None:
+    """Node 3 stops for 0.4 s of every second (a swapping host): reads sent to it first are
+    answered by their hedges, counted as sent and won."""
+    pipe = _pipeline(cluster, rf3, "rf3-slow")
+    batches = SIZE // BATCH
+    seen = [i for _ in range(batches) for i in check_batch(rf3, pipe.run())]
+    before = telemetry.readers("rf3-slow")[0]
+    pid = _node_pid(cluster, 3)
+    stop = threading.Event()
+
+    def duty_cycle() -> None:
+        while not stop.is_set():
+            os.kill(pid, signal.SIGSTOP)
+            stop.wait(0.4)
+            os.kill(pid, signal.SIGCONT)
+            stop.wait(0.6)
+
+    cycler = threading.Thread(target=duty_cycle)
+    cycler.start()
+    run_seconds: list[float] = []
+    try:
+        started_all = time.monotonic()
+        while time.monotonic() - started_all < 8:
+            started = time.monotonic()
+            seen += check_batch(rf3, pipe.run())
+            run_seconds.append(time.monotonic() - started)
+    finally:
+        stop.set()
+        cycler.join()
+        os.kill(pid, signal.SIGCONT)
+    epochs = -(-len(seen) // SIZE)
+    while len(seen) < epochs * SIZE:
+        seen += check_batch(rf3, pipe.run())
+    assert seen == [i for e in range(epochs) for i in _epoch(e)]
+    after = telemetry.readers("rf3-slow")[0]
+    sent, won = after.hedges_sent - before.hedges_sent, after.hedges_won - before.hedges_won
+    print(f"node 3 stopped 0.4 s of every 1 s for 8 s: hedges sent {sent}, won {won}, of "
+          f"{after.reads - before.reads} reads; longest run() {max(run_seconds):.3f} s; "
+          f"driver's aborted executions {after.driver_hedges_aborted}")
+    assert sent > 0 and won > 0
 
 
 def test_at_rf1_a_dead_node_is_named_in_the_error(

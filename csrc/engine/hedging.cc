@@ -59,7 +59,11 @@ HedgeOutcome HedgeDelay::Observe(std::chrono::nanoseconds latency, int step, con
     window_[next_] = kept;
     next_ = (next_ + 1) % window_.size();
   }
-  if (++since_estimate_ >= config_.recompute_every) {
+  // Early estimates at 64, 128, 256... reads: a reader's first seconds already hedge at a
+  // delay of its own, not at the ceiling.
+  const size_t due = std::min<size_t>(config_.recompute_every,
+                                      std::max<size_t>(config_.first_estimate, window_.size() / 2));
+  if (++since_estimate_ >= static_cast<int>(due)) {
     since_estimate_ = 0;
     Recompute();
   }

@@ -36,7 +36,7 @@ struct HedgeOutcome {
 // bounds the climb while a minority of nodes is slow, and lets the delay follow a real shift.
 // The factor is wide because a bulk reader's latencies are: it issues a batch's reads at once,
 // and their queueing spreads them (p99 over 10x the median on this project's test cluster).
-// It starts at the ceiling and comes down from the first estimate.
+// It starts at the ceiling and comes down from the first estimate, after 64 reads.
 //
 // "Won" is known where the driver names the node that answered (cass_future_coordinator) and
 // the token ring is loaded: with unshuffled token-aware routing each driver I/O thread sends a
@@ -49,7 +49,8 @@ class HedgeDelay {
     double quantile = 0.995;
     double median_factor = 16.0;
     int window = 16384;         // latencies kept: a few bursts of a deep read-ahead
-    int recompute_every = 512;  // reads between two estimates
+    int recompute_every = 512;  // reads between two estimates...
+    int first_estimate = 64;    // ...and before the first
     int floor_ms = 4;
     int ceiling_ms = 2000;
   };

@@ -182,6 +182,7 @@ py::dict CheckpointDict(const ReaderCheckpoint &c) {
     d["shuffle_seed"] = id.seed;
     d["shuffle_every_epoch"] = id.shuffle_every_epoch;
     d["loop_forever"] = id.loop_forever;
+    d["on_bad_sample"] = id.on_bad_sample;
     d["delivered_epoch"] = p.delivered_epoch;
     d["delivered"] = py::make_tuple(p.delivered.count, p.delivered.sum);
     d["batches_in_epoch"] = BatchesLeft(id, p.rest);

@@ -90,6 +90,7 @@ class Reader:
         retry_budget_ms: int = 60000,
         max_retries: int = -1,
         retry_backoff_ms: int = 100,
+        hedge_reads: bool = True,
         max_requests_in_flight: int = 16384,
         ooo: bool = False,
         driver_path: str = "",

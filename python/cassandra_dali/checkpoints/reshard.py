@@ -74,7 +74,7 @@ def _check_lock_step(states: list[dict[str, Any]]) -> None:
             f"give the checkpoints of every rank of the run, once: got shards "
             f"{sorted(s['shard_id'] for s in states)} of {states[0]['num_shards']}")
     keys = ("epoch", "batch", "rest", "batch_size", "list_size", "list_digest", "table",
-            "shuffle_seed", "shuffle_every_epoch", "loop_forever")
+            "shuffle_seed", "shuffle_every_epoch", "loop_forever", "on_bad_sample")
     for key in keys:
         values = {json.dumps(s[key]) for s in states}
         if len(values) > 1:

@@ -50,7 +50,8 @@ def _lines(state: dict[str, Any]) -> list[str]:
         f"table {state['table']}; list of {state['list_size']} UUIDs, digest "
         f"{state['list_digest']:016x}",
         f"order: shuffle_seed {state['shuffle_seed']}, shuffle_every_epoch "
-        f"{state['shuffle_every_epoch']}, loop_forever {state['loop_forever']}",
+        f"{state['shuffle_every_epoch']}, loop_forever {state['loop_forever']}; on_bad_sample "
+        f"{state.get('on_bad_sample', 'error')}",
         f"delivered by this rank of epoch {state['delivered_epoch']}: "
         f"{state['delivered'].count} samples (hash {state['delivered'].hash:016x})",
     ]
