@@ -76,7 +76,7 @@ std::string UtcNow() {
   return text;
 }
 
-// UUIDs already said, per table, in this process.
+// UUIDs already said and quarantined, per file and table, in this process.
 std::mutex g_said_mutex;
 std::unordered_set<std::string> g_said;
 
@@ -104,7 +104,8 @@ void BadSamples::Quarantine(const UuidBytes &uuid, FailureKind kind, const std::
   const std::string id = FormatUuid(uuid);
   {
     std::lock_guard<std::mutex> lock(g_said_mutex);
-    if (!g_said.insert(table_ + " " + id).second) return;  // said, and quarantined, already
+    // Said, and quarantined there, already.
+    if (!g_said.insert(path_ + " " + table_ + " " + id).second) return;
   }
   std::fprintf(stderr,
                "cassandra-dali: sample %s of table '%s' is bad (%s: %s); replaced by %s "

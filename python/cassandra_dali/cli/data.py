@@ -7,7 +7,10 @@
   (:mod:`cassandra_dali.client.token_scan`, :mod:`cassandra_dali.dataset.rows_files`);
 - ``data split --metadata-table ... --out DIR``: train/val or k-fold rows files
   (:mod:`cassandra_dali.dataset.splits`);
-- ``data read``: ``loop_read.py`` (:mod:`cassandra_dali.benchmark.readloop`).
+- ``data read``: ``loop_read.py`` (:mod:`cassandra_dali.benchmark.readloop`);
+- ``data verify --decode --data-table ...``: bad samples into the quarantine file, and
+  ``data exclude --rows-fn IN --quarantine FILE --out OUT``: a rows file without them
+  (:mod:`.quarantine`, :mod:`cassandra_dali.dataset.quarantine`).
 
 The example scripts call :func:`cassandra_dali.cli.script_main` with the name of one of these
 commands, so a script and its sub-command take the same flags and fail the same way.
@@ -21,7 +24,7 @@ from typing import Any
 
 from ..client import token_scan
 from ..dataset import images, rows_files
-from . import ingest, read, split
+from . import ingest, quarantine, read, split
 from ._options import add_connection_arguments, connection_from_args
 
 # --------------------------------------------------------------------------------------------
@@ -128,6 +131,16 @@ COMMANDS: dict[
         "read a dataset with DALI and report the throughput",
         read.add_arguments,
         read.run_from_args,
+    ),
+    "verify": (
+        "check every value of a data table (--decode) and quarantine the bad ones",
+        quarantine.add_verify_arguments,
+        quarantine.run_verify,
+    ),
+    "exclude": (
+        "write a rows file without the samples listed in quarantine files",
+        quarantine.add_exclude_arguments,
+        quarantine.run_exclude,
     ),
 }
 
