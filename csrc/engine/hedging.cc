@@ -37,28 +37,25 @@ int StepAtLeast(double ms) {
 HedgeDelay::HedgeDelay(Config config)
     : config_(config), step_(StepAtLeast(config.ceiling_ms)) {}
 
-HedgeOutcome HedgeDelay::Observe(std::chrono::nanoseconds latency, int step, const void *node,
-                                 std::thread::id thread, int64_t range) {
+HedgeOutcome HedgeDelay::Observe(std::chrono::nanoseconds latency, int step) {
   const double micros = std::chrono::duration<double, std::micro>(latency).count();
   const double delay_us = 1000.0 * HedgeLadderMs()[step];
   HedgeOutcome outcome;
   outcome.hedged = micros >= delay_us;
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (node && range >= 0) {
-    const auto key = std::make_pair(thread, range);
-    if (!outcome.hedged) {
-      first_try_[key] = node;  // no second try yet: the node that answered was the first tried
-    } else if (auto it = first_try_.find(key); it != first_try_.end()) {
-      outcome.won = node != it->second;
-    }
-  }
+  outcome.won = outcome.hedged &&
+                micros >= delay_us + fast_us_.load(std::memory_order_relaxed);
   const auto kept = static_cast<uint32_t>(std::min(micros, 4e9));
+  std::lock_guard<std::mutex> lock(mutex_);
   if (window_.size() < static_cast<size_t>(config_.window)) {
     window_.push_back(kept);
+    hedged_.push_back(outcome.hedged);
   } else {
+    hedged_in_window_ -= hedged_[next_];
     window_[next_] = kept;
+    hedged_[next_] = outcome.hedged;
     next_ = (next_ + 1) % window_.size();
   }
+  hedged_in_window_ += outcome.hedged;
   // Early estimates at 64, 128, 256... reads: a reader's first seconds already hedge at a
   // delay of its own, not at the ceiling.
   const size_t due = std::min<size_t>(config_.recompute_every,
@@ -76,12 +73,18 @@ void HedgeDelay::Recompute() {
     const size_t rank = std::min(sorted.size() - 1,
                                  static_cast<size_t>(std::ceil(q * double(sorted.size()))) - 1);
     std::nth_element(sorted.begin(), sorted.begin() + rank, sorted.end());
-    return sorted[rank] / 1000.0;
+    return sorted[rank];
   };
-  const double tail_ms = at(config_.quantile);
-  const double median_ms = at(0.5);
+  double ms = at(config_.quantile) / 1000.0;
+  const double median_ms = at(0.5) / 1000.0;
+  fast_us_.store(at(0.1), std::memory_order_relaxed);
+  const int current = step_.load(std::memory_order_relaxed);
+  if (hedged_in_window_ > config_.max_hedged * double(window_.size())) {
+    ms = std::max<double>(ms, HedgeLadderMs()[std::min<size_t>(current + 1,
+                                                               HedgeLadderMs().size() - 1)]);
+  }
   const double ceiling_ms = std::min<double>(config_.ceiling_ms, config_.median_factor * median_ms);
-  const double ms = std::max<double>(config_.floor_ms, std::min(tail_ms, ceiling_ms));
+  ms = std::max<double>(config_.floor_ms, std::min(ms, ceiling_ms));
   step_.store(StepAtLeast(ms), std::memory_order_relaxed);
 }
 

@@ -9,11 +9,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <mutex>
 #include <string>
-#include <thread>
-#include <utility>
 #include <vector>
 
 namespace cassandra_dali {
@@ -25,29 +22,34 @@ const std::string &HedgeProfileName(int step);  // "cassandra_dali_hedge_12ms"
 
 struct HedgeOutcome {
   bool hedged = false;  // the read outlived its delay: the driver sent the second try
-  bool won = false;     // ...and the second try answered (known only with the token ring)
+  // ...and was not answered within a fast round trip of the hedge going out: its first try had
+  // not answered by then, so the hedge may have (an answer sooner can only be the first try's).
+  // The C API does not say which try answered (cass_future_coordinator gives a node per
+  // future, with no accessor), so this is an upper bound: exact for a node that does not
+  // answer at all, the case hedging is for.
+  bool won = false;
 };
 
-// Learns the hedge delay from the last `window` reads: their p99, within a floor and a ceiling,
-// and never above `median_factor` times their median. The p99 alone would follow one frozen
-// node up: its reads (a third of them at RF 3) all outlive the delay, each lasting the delay
-// plus its hedge's time, so every estimate would add the hedge's latency until the ceiling. The
-// median moves only when most reads slow down (a longer route, a loaded cluster), so the cap
-// bounds the climb while a minority of nodes is slow, and lets the delay follow a real shift.
-// The factor is wide because a bulk reader's latencies are: it issues a batch's reads at once,
-// and their queueing spreads them (p99 over 10x the median on this project's test cluster).
+// Learns the hedge delay from the last `window` reads: their p99.5, within a floor and a
+// ceiling, and never above `median_factor` times their median. A bulk reader's latencies are
+// wide (it issues a batch's reads at once and they queue: p99 over 10x the median on this
+// project's test cluster), so the tail, not a multiple of the median, is what a hedge must
+// wait past. Two guards:
+// - more than 2 % of the window hedged moves the delay up a step per estimate, whatever the
+//   p99.5 says (queueing that grows faster than the window follows, hedges feeding it);
+// - the cap of 16 medians bounds that climb while a minority of the reads is slow. A node
+//   frozen mid-epoch sends a third of the reads (RF 3) past the delay, each lasting the delay
+//   plus its hedge's time: the p99.5 and the hedge rate alone would walk the delay to the
+//   ceiling, while the median moves only when most reads slow down (a longer route, a loaded
+//   cluster), so the delay can still follow a real shift.
 // It starts at the ceiling and comes down from the first estimate, after 64 reads.
-//
-// "Won" is known where the driver names the node that answered (cass_future_coordinator) and
-// the token ring is loaded: with unshuffled token-aware routing each driver I/O thread sends a
-// ring range's reads to one fixed replica first, learnt from the reads answered before their
-// delay; a hedged read answered by another node was answered by its second try.
 // Thread-safe: reads end on the driver's I/O threads.
 class HedgeDelay {
  public:
   struct Config {
     double quantile = 0.995;
     double median_factor = 16.0;
+    double max_hedged = 0.02;   // of the window, before the delay steps up
     int window = 16384;         // latencies kept: a few bursts of a deep read-ahead
     int recompute_every = 512;  // reads between two estimates...
     int first_estimate = 64;    // ...and before the first
@@ -60,22 +62,21 @@ class HedgeDelay {
   int step() const { return step_.load(std::memory_order_relaxed); }
   int delay_ms() const { return HedgeLadderMs()[step()]; }
 
-  // A read issued at `step` ended after `latency`, answered by `node` (an opaque identity, null
-  // when unknown) on driver thread `thread`, for a row in ring range `range` (-1: unknown).
-  HedgeOutcome Observe(std::chrono::nanoseconds latency, int step, const void *node,
-                       std::thread::id thread, int64_t range);
+  // A read issued at `step` ended after `latency`.
+  HedgeOutcome Observe(std::chrono::nanoseconds latency, int step);
 
  private:
   void Recompute();  // under mutex_
 
   const Config config_;
   std::atomic<int> step_;
+  std::atomic<uint32_t> fast_us_{0};  // the window's p10: a fast round trip
   std::mutex mutex_;
-  std::vector<uint32_t> window_;  // microseconds, a ring
+  std::vector<uint32_t> window_;  // microseconds, a ring...
+  std::vector<uint8_t> hedged_;   // ...and whether each read was hedged
+  int hedged_in_window_ = 0;
   size_t next_ = 0;
   int since_estimate_ = 0;
-  // The node each driver thread first sends each ring range's reads to.
-  std::map<std::pair<std::thread::id, int64_t>, const void *> first_try_;
 };
 
 }  // namespace cassandra_dali

@@ -1,7 +1,6 @@
 #include "engine/request_queue.h"
 
 #include <cstring>
-#include <thread>
 
 #include "engine/errors.h"
 #include "engine/row_decoder.h"
@@ -158,7 +157,7 @@ void ReadQueue::Complete(std::unique_ptr<ReadTicket> ticket, CassFuture *future)
   const auto &api = session_->api();
   const auto latency = std::chrono::steady_clock::now() - ticket->issued;
   telemetry_->read_latency.Record(latency);
-  if (hedge_ && ticket->hedge_step >= 0) ObserveHedge(*ticket, future, latency);
+  if (hedge_ && ticket->hedge_step >= 0) ObserveHedge(*ticket, latency);
   try {
     const CassError rc = api.cass_future_error_code(future);
     if (rc != CASS_OK) {
@@ -181,21 +180,14 @@ void ReadQueue::Complete(std::unique_ptr<ReadTicket> ticket, CassFuture *future)
   Finish(std::move(ticket));
 }
 
-void ReadQueue::ObserveHedge(const ReadTicket &ticket, CassFuture *future,
-                             std::chrono::nanoseconds latency) noexcept {
-  const auto &api = session_->api();
-  // The node's identity only: the C API gives no accessor for a CassNode, and this pointer is
-  // compared, never followed.
-  const void *node = api.cass_future_coordinator ? api.cass_future_coordinator(future) : nullptr;
-  const int64_t range = session_->ring().RangeOf(UuidToken(ticket.batch->uuids_[ticket.index]));
+void ReadQueue::ObserveHedge(const ReadTicket &ticket, std::chrono::nanoseconds latency) noexcept {
   try {
-    const HedgeOutcome outcome =
-        hedge_->Observe(latency, ticket.hedge_step, node, std::this_thread::get_id(), range);
+    const HedgeOutcome outcome = hedge_->Observe(latency, ticket.hedge_step);
     if (outcome.hedged) telemetry_->hedges_sent.fetch_add(1, std::memory_order_relaxed);
     if (outcome.won) telemetry_->hedges_won.fetch_add(1, std::memory_order_relaxed);
     telemetry_->hedge_delay_ms.store(hedge_->delay_ms(), std::memory_order_relaxed);
   } catch (...) {
-    // Out of memory for the estimator's windows: the delay stays where it is.
+    // Out of memory for the estimator's window: the delay stays where it is.
   }
 }
 

@@ -50,8 +50,7 @@ class ReadQueue : public std::enable_shared_from_this<ReadQueue> {
   // first read held, and returns true; false when already rechecked or nothing to recheck.
   bool Recheck(std::unique_ptr<ReadTicket> &ticket);
   // Feeds the hedge delay estimator and counts the read's hedge, if it had one.
-  void ObserveHedge(const ReadTicket &ticket, CassFuture *future,
-                    std::chrono::nanoseconds latency) noexcept;
+  void ObserveHedge(const ReadTicket &ticket, std::chrono::nanoseconds latency) noexcept;
   void Land(const ReadTicket &ticket, const CassResult *result);
   void Fail(const ReadTicket &ticket, FailureKind kind, std::string message,
             CassError code = CASS_OK) noexcept;

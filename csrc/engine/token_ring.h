@@ -66,10 +66,6 @@ class TokenRing {
   // data center Cassandra prefers replicas on distinct racks, which this does not model.
   // Empty for LocalStrategy (user tables cannot use it) and unknown strategies.
   const std::vector<int> &Replicas(int64_t token) const;
-  // The ring range holding the token (rows of one range share their replicas); -1 if empty.
-  int64_t RangeOf(int64_t token) const {
-    return tokens_.empty() ? -1 : static_cast<int64_t>(Position(token));
-  }
   // The node that holds the row first: Replicas' first, else (replication unknown) PrimaryHost.
   int PrimaryReplica(int64_t token) const;
 
