@@ -8,7 +8,11 @@ without limiting the bandwidth, as a long fat network would. Bytes and order are
 The proxy runs in a process of its own (:class:`DelayProxy` starts it): a DALI pipeline holds
 the GIL while it builds, so proxy threads in the reader's process would stall its connections.
 
-    python bench/delay_proxy.py HOST PORT RTT_MS     (prints the port it listens on)
+    python bench/delay_proxy.py HOST PORT RTT_MS [LISTEN_HOST [LISTEN_PORT]]
+                                                     (prints the port it listens on)
+
+Listens on 127.0.0.1 and a free port unless told where: one proxy per node of a local cluster
+listens on that node's own address (bench/hedged_reads.py).
 """
 
 from __future__ import annotations
@@ -64,11 +68,12 @@ class _Direction:
                 pass
 
 
-def serve(target_host: str, target_port: int, rtt_ms: float) -> None:
-    """Listens on 127.0.0.1 (a free port, printed) and forwards with ``rtt_ms`` added, until
-    stdin closes."""
+def serve(target_host: str, target_port: int, rtt_ms: float, listen_host: str = "127.0.0.1",
+          listen_port: int = 0) -> None:
+    """Listens on ``listen_host:listen_port`` (0: a free port; the port is printed) and
+    forwards with ``rtt_ms`` added, until stdin closes."""
     delay_s = rtt_ms / 2000.0
-    listener = socket.create_server(("127.0.0.1", 0))
+    listener = socket.create_server((listen_host, listen_port))
     print(listener.getsockname()[1], flush=True)
 
     def accept() -> None:
@@ -90,18 +95,21 @@ def serve(target_host: str, target_port: int, rtt_ms: float) -> None:
 
 
 class DelayProxy:
-    """A delay proxy process in front of ``target``; ``host``/``port`` is where to connect."""
+    """A delay proxy process in front of ``target``; ``host``/``port`` is where to connect:
+    ``listen_host`` and ``listen_port`` (0: a free one)."""
 
-    def __init__(self, target_host: str, target_port: int, rtt_ms: float) -> None:
+    def __init__(self, target_host: str, target_port: int, rtt_ms: float,
+                 listen_host: str = "127.0.0.1", listen_port: int = 0) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, __file__, target_host, str(target_port), str(rtt_ms)],
+            [sys.executable, __file__, target_host, str(target_port), str(rtt_ms), listen_host,
+             str(listen_port)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self._process.stdout is not None
         line = self._process.stdout.readline()
         if not line.strip().isdigit():
             self.close()
             raise RuntimeError(f"the delay proxy did not start (it said {line!r})")
-        self.host, self.port = "127.0.0.1", int(line)
+        self.host, self.port = listen_host, int(line)
 
     def close(self) -> None:
         if self._process.stdin is not None:
@@ -114,4 +122,6 @@ class DelayProxy:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]))
+    serve(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]),
+          sys.argv[4] if len(sys.argv) > 4 else "127.0.0.1",
+          int(sys.argv[5]) if len(sys.argv) > 5 else 0)

@@ -83,6 +83,8 @@ void HedgeDelay::Recompute() {
     ms = std::max<double>(ms, HedgeLadderMs()[std::min<size_t>(current + 1,
                                                                HedgeLadderMs().size() - 1)]);
   }
+  // A read at a few medians is queued, not stuck: its hedge would queue too.
+  ms = std::max(ms, config_.min_median_factor * median_ms);
   const double ceiling_ms = std::min<double>(config_.ceiling_ms, config_.median_factor * median_ms);
   ms = std::max<double>(config_.floor_ms, std::min(ms, ceiling_ms));
   step_.store(StepAtLeast(ms), std::memory_order_relaxed);

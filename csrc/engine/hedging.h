@@ -31,11 +31,11 @@ struct HedgeOutcome {
 };
 
 // Learns the hedge delay from the last `window` reads: their p99.5, within a floor and a
-// ceiling, and never above `median_factor` times their median. A bulk reader's latencies are
-// wide (it issues a batch's reads at once and they queue: p99 over 10x the median on this
-// project's test cluster), so the tail, not a multiple of the median, is what a hedge must
-// wait past. Two guards:
-// - more than 2 % of the window hedged moves the delay up a step per estimate, whatever the
+// ceiling, and between 3 and 16 times their median. A bulk reader's latencies are wide (it
+// issues a batch's reads at once and they queue: p99 over 10x the median on this project's test
+// cluster), so the tail is what a hedge must wait past, and a read at a few medians is queued,
+// not stuck: its hedge would only queue too. Two guards:
+// - more than 1 % of the window hedged moves the delay up a step per estimate, whatever the
 //   p99.5 says (queueing that grows faster than the window follows, hedges feeding it);
 // - the cap of 16 medians bounds that climb while a minority of the reads is slow. A node
 //   frozen mid-epoch sends a third of the reads (RF 3) past the delay, each lasting the delay
@@ -48,8 +48,9 @@ class HedgeDelay {
  public:
   struct Config {
     double quantile = 0.995;
-    double median_factor = 16.0;
-    double max_hedged = 0.02;   // of the window, before the delay steps up
+    double median_factor = 16.0;     // the cap, in medians...
+    double min_median_factor = 3.0;  // ...and the least
+    double max_hedged = 0.01;        // of the window, before the delay steps up
     int window = 16384;         // latencies kept: a few bursts of a deep read-ahead
     int recompute_every = 512;  // reads between two estimates...
     int first_estimate = 64;    // ...and before the first

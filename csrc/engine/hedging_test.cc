@@ -1,6 +1,6 @@
 // The hedge delay estimator (hedging.h) on synthetic latencies: it settles near the p99.5 of a
 // healthy spread, one frozen node out of three does not drag it to the ceiling, a shift of
-// every read moves it up, a hedge rate over 2 % steps it up, and "won" needs the first try to
+// every read moves it up, a hedge rate over 1 % steps it up, and "won" needs the first try to
 // have been silent past a fast round trip after the hedge.
 #include <chrono>
 #include <random>
@@ -64,7 +64,7 @@ TEST_CASE(HedgeDelayFollowsAShift, "hedging: when every read slows down, the del
   CHECK(hedged < 50000 / 2);      // caught up within a window, not hedging everything
 }
 
-TEST_CASE(HedgeDelayStepsUpPastTheRate, "hedging: over 2 % hedged, the delay steps up") {
+TEST_CASE(HedgeDelayStepsUpPastTheRate, "hedging: over 1 % hedged, the delay steps up") {
   HedgeDelay delay({});
   std::mt19937 rng(4);
   std::lognormal_distribution<double> healthy(std::log(8000.0), 0.8);

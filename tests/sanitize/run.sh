@@ -26,7 +26,8 @@ cp "$build"/*.so "$pkg/cassandra_dali/"
 site=$($py -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 if [ $# -eq 0 ] || [ "${1#-}" != "$1" ]; then  # only options given: the default tests, with them
   set -- tests/test_reader.py tests/test_reader_errors.py tests/test_sample_order.py \
-         tests/test_faults.py tests/test_elastic_resume.py -p no:cacheprovider "$@"
+         tests/test_faults.py tests/test_elastic_resume.py tests/test_bad_samples.py \
+         -p no:cacheprovider "$@"
 fi
 # Leaks: CPython and DALI keep memory for the process's life by design; everything else fails.
 export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1"
