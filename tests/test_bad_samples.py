@@ -66,8 +66,8 @@ def pipelines(info: server.ServerInfo, tbl: tuple[str, list[str]], shards: int,
     for j in range(shards):
         args = reader_kwargs(info, name, source_uuids=ids, checksum_col="crc32c", shard_id=j,
                              num_shards=shards, shuffle_seed=SEED,
-                             telemetry_name=f"bad-{shards}-{j}",
-                             **{"loop_forever": False, **extra})
+                             **{"loop_forever": False, "telemetry_name": f"bad-{shards}-{j}",
+                                **extra})
 
         @pipeline_def(batch_size=BATCH, num_threads=1, device_id=None, enable_checkpointing=True)
         def pipe() -> tuple[Any, Any]:
@@ -102,15 +102,19 @@ def test_replace_delivers_the_next_good_sample(cassandra_server: server.ServerIn
                                                table: tuple[str, list[str]],
                                                tmp_path: Path) -> None:
     quarantine_file = tmp_path / "q.jsonl"
+    name = "bad-replace-two-epochs"
     pipe = pipelines(cassandra_server, table, 1, on_bad_sample="replace",
-                     quarantine_file=str(quarantine_file), loop_forever=True)[0]
+                     quarantine_file=str(quarantine_file), loop_forever=True,
+                     telemetry_name=name)[0]
     for epoch in range(2):  # met again in the second epoch: replaced again, quarantined once
         got = [i for _ in range(SIZE // BATCH) for i in labels_of(pipe)]
         assert got == [expected_label(p) for p in epoch_positions(1, 0, epoch)]
     entries = quarantine.read_quarantine([quarantine_file])
     assert {table[1].index(str(e.uuid)): e.reason for e in entries} == BAD
     assert all(e.table == table[0] for e in entries)
-    assert telemetry.readers("bad-1-0")[0].bad_samples == 2 * (len(BAD) + 1)  # 6 tried as 5's too
+    # Each bad position met in each epoch, and 6 once more as 5's first candidate if 5 came
+    # first in epoch 0; in epoch 1 5's substitute is known.
+    assert 2 * len(BAD) <= telemetry.readers(name)[0].bad_samples <= 2 * len(BAD) + 1
     # The quarantine gives the list for the next epochs.
     rows = tmp_path / "rows.txt"
     rows_files.write_rows_file(rows, table[1])

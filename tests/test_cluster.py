@@ -235,6 +235,7 @@ def test_a_frozen_node_stalls_no_batch_at_rf3(cluster: server.ClusterInfo, rf3: 
     batches = SIZE // BATCH
     seen = [i for _ in range(batches + 3) for i in check_batch(rf3, pipe.run())]
     settled = telemetry.readers("rf3-freeze")[0]
+    assert 0 < settled.hedge_delay_seconds < 2  # learned from the reads, below the ceiling
     pid = _node_pid(cluster, 2)
     os.kill(pid, signal.SIGSTOP)
     frozen = time.monotonic()
@@ -259,6 +260,21 @@ def test_a_frozen_node_stalls_no_batch_at_rf3(cluster: server.ClusterInfo, rf3: 
           f", of {stats.reads - settled.reads} reads; {epochs} epochs")
     assert max(run_seconds) <= 2.0
     assert stats.hedges_sent > settled.hedges_sent
+
+
+def test_reads_are_hedged_only_where_a_second_try_has_somewhere_to_go(
+    cluster: server.ClusterInfo, rf3: Dataset, rf1: Dataset
+) -> None:
+    """At RF 3 reads are hedged; hedge_reads=False turns it off; at RF 1 a second try could only
+    go through another coordinator to the same replica, so reads are not hedged."""
+    for ds, name, extra, hedged in ((rf3, "hedge-rf3", {}, True),
+                                    (rf3, "hedge-off", {"hedge_reads": False}, False),
+                                    (rf1, "hedge-rf1", {}, False)):
+        pipe = _pipeline(cluster, ds, name, **extra)
+        check_batch(ds, pipe.run())
+        stats = telemetry.readers(name)[0]
+        assert (stats.hedge_delay_seconds > 0) == hedged, (name, stats.hedge_delay_seconds)
+        del pipe
 
 
 def test_an_intermittently_slow_node_is_hedged_around(

@@ -102,15 +102,12 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
 
 
 def test_default_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert default_quarantine_path("KS.Images") == (
-        tmp_path / "cassandra-dali" / "quarantine" / "ks.images.jsonl")
-    monkeypatch.setenv("XDG_CACHE_HOME", "")
+    # The package's cache, as the C++ reader's DefaultQuarantinePath computes it.
+    monkeypatch.setenv("CASSANDRA_DALI_CACHE", str(tmp_path))
+    assert default_quarantine_path("KS.Images") == tmp_path / "quarantine" / "ks.images.jsonl"
+    monkeypatch.delenv("CASSANDRA_DALI_CACHE")
     assert default_quarantine_path('ks."Tab"') == (
         Path.home() / ".cache" / "cassandra-dali" / "quarantine" / "ks.Tab.jsonl")
-    monkeypatch.delenv("XDG_CACHE_HOME")
-    assert default_quarantine_path("ks.t").parent == (
-        Path.home() / ".cache" / "cassandra-dali" / "quarantine")
     with pytest.raises(QuarantineError, match="keyspace.table"):
         default_quarantine_path("no_keyspace")
 
@@ -261,7 +258,7 @@ def test_verify_quarantines_undecodable_rows(
     assert len(read_quarantine(quarantine)) == 2
 
     # No --quarantine: the default file for the table.
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("CASSANDRA_DALI_CACHE", str(tmp_path / "cache"))
     assert main(verify) == 1
     assert quarantined_ids(default_quarantine_path(table)) == {uuid.UUID(u) for u in ds.ids[6:]}
 

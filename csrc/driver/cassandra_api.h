@@ -201,13 +201,15 @@ typedef struct CassSpeculativeExecutionMetrics_ {
   X(cass_iterator_get_map_value, const CassValue *, (const CassIterator *))
 
 // Hedged reads (hedging.h): one execution profile per hedge delay, chosen per statement. The
-// driver runs the second try (speculative execution, driver 2.7 on); without these the reader
-// reads unhedged and says so once.
+// driver runs the second try (speculative execution; profiles and their metrics came with
+// driver 2.10); without these the reader reads unhedged and says so once.
 #define CASS_DALI_HEDGE_FUNCTIONS(X)                                                           \
   X(cass_execution_profile_new, CassExecProfile *, ())                                         \
   X(cass_execution_profile_free, void, (CassExecProfile *))                                    \
   X(cass_execution_profile_set_constant_speculative_execution_policy, CassError,               \
     (CassExecProfile *, int64_t, int))                                                         \
+  X(cass_execution_profile_set_request_timeout, CassError, (CassExecProfile *, uint64_t))      \
+  X(cass_execution_profile_set_consistency, CassError, (CassExecProfile *, CassConsistency))   \
   X(cass_cluster_set_execution_profile, CassError,                                             \
     (CassCluster *, const char *, CassExecProfile *))                                          \
   X(cass_statement_set_execution_profile, CassError, (CassStatement *, const char *))          \

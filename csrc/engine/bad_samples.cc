@@ -32,15 +32,17 @@ const char *BadSampleReason(FailureKind kind) {
 }
 
 std::string DefaultQuarantinePath(const std::string &qualified_table) {
+  // The package's cache (cassandra_dali._files.cache_root): $CASSANDRA_DALI_CACHE, else
+  // ~/.cache/cassandra-dali.
   std::string cache;
-  if (const char *xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) {
-    cache = xdg;
+  if (const char *own = std::getenv("CASSANDRA_DALI_CACHE"); own && *own) {
+    cache = own;
   } else if (const char *home = std::getenv("HOME"); home && *home) {
-    cache = std::string(home) + "/.cache";
+    cache = std::string(home) + "/.cache/cassandra-dali";
   } else {
     return "";
   }
-  return cache + "/cassandra-dali/quarantine/" + qualified_table + ".jsonl";
+  return cache + "/quarantine/" + qualified_table + ".jsonl";
 }
 
 namespace {
@@ -88,9 +90,16 @@ BadSamples::BadSamples(std::shared_ptr<const UuidList> list, std::string table,
       table_(std::move(table)),
       path_(quarantine_path.empty() ? DefaultQuarantinePath(table_) : std::move(quarantine_path)) {}
 
-int64_t BadSamples::Candidate(int64_t position, int tried) const {
-  if (tried >= list_->size()) return -1;
-  return (position + tried) % list_->size();
+int64_t BadSamples::Candidate(int64_t position, int64_t last) const {
+  if (auto known = substitute_of_.find(position);
+      known != substitute_of_.end() && !bad_.count(known->second)) {
+    return known->second;
+  }
+  const int64_t size = list_->size();
+  for (int64_t next = (last + 1) % size; next != position; next = (next + 1) % size) {
+    if (!bad_.count(next)) return next;
+  }
+  return -1;
 }
 
 UuidBytes BadSamples::UuidAt(int64_t position) const {
@@ -123,9 +132,16 @@ void BadSamples::Quarantine(const UuidBytes &uuid, FailureKind kind, const std::
   std::filesystem::create_directories(std::filesystem::path(path_).parent_path(), ignored);
   // One write of a whole line with O_APPEND: lines of concurrent ranks never interleave.
   const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  const bool written = fd >= 0 && ::write(fd, line.data(), line.size()) ==
-                                      static_cast<ssize_t>(line.size());
-  if (fd >= 0) ::close(fd);
+  bool written = false;
+  if (fd >= 0) {
+    const off_t before = ::lseek(fd, 0, SEEK_END);
+    written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+    // A short write (a full disk) would leave half a line for the next one to be glued to.
+    if (!written && before >= 0 && ::ftruncate(fd, before) != 0) {
+      std::fprintf(stderr, "cassandra-dali: %s now ends with a partial line\n", path_.c_str());
+    }
+    ::close(fd);
+  }
   if (!written) {
     write_failed_ = true;
     std::fprintf(stderr, "cassandra-dali: cannot append to the quarantine file %s; bad samples "

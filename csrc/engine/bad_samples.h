@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "engine/read_failures.h"
@@ -30,8 +31,8 @@ inline bool IsBadSample(FailureKind kind) {
 }
 const char *BadSampleReason(FailureKind kind);  // "missing_row", "null_value", ...
 
-// $XDG_CACHE_HOME (else ~/.cache)/cassandra-dali/quarantine/KEYSPACE.TABLE.jsonl; "" without a
-// home directory.
+// $CASSANDRA_DALI_CACHE (else ~/.cache/cassandra-dali)/quarantine/KEYSPACE.TABLE.jsonl; ""
+// without a home directory.
 std::string DefaultQuarantinePath(const std::string &qualified_table);
 
 // Substitutes and the quarantine of one reader. Used from the consumer's thread only.
@@ -41,10 +42,18 @@ class BadSamples {
   BadSamples(std::shared_ptr<const UuidList> list, std::string table,
              std::string quarantine_path);
 
-  // The list position of the substitute for the sample at list position `position` after
-  // `tried` candidates (1 for the first): the next position, wrapping. -1 once every other
-  // sample of the list was tried.
-  int64_t Candidate(int64_t position, int tried) const;
+  // Candidates read for one bad sample before the reader gives up: a run of bad samples that
+  // long is a wrong table or checksum column, not a few damaged rows.
+  static constexpr int kMaxCandidates = 64;
+
+  // The list position to try next in place of the sample at `position`, `last` being the one
+  // just found bad (`position` itself at first): its substitute when already known, else the
+  // next position after `last` not known to be bad, wrapping; -1 once back at `position`.
+  int64_t Candidate(int64_t position, int64_t last) const;
+  // What the reads found: a position whose sample is bad, and a bad position's substitute.
+  // Each bad sample is then read once per process, and each walk made once.
+  void MarkBad(int64_t position) { bad_.insert(position); }
+  void Resolved(int64_t position, int64_t substitute) { substitute_of_[position] = substitute; }
   UuidBytes UuidAt(int64_t position) const;
   int64_t list_size() const { return list_->size(); }
 
@@ -59,6 +68,8 @@ class BadSamples {
   std::string table_;
   std::string path_;
   bool write_failed_ = false;
+  std::unordered_set<int64_t> bad_;
+  std::unordered_map<int64_t, int64_t> substitute_of_;
 };
 
 }  // namespace cassandra_dali

@@ -29,7 +29,8 @@ class Batch : public std::enable_shared_from_this<Batch> {
     return std::chrono::duration<double>(landed_ - started_).count();
   }
   // The UUIDs asked for, in request order, and each one's position in the source list (-1 when
-  // it has none). They change only when no read of the batch is pending (Assign).
+  // it has none). They change only when no read of the batch is pending (Assign, and a bad
+  // sample's substitute between two rounds of reads).
   const std::vector<UuidBytes> &uuids() const { return uuids_; }
   const std::vector<int64_t> &source_index() const { return source_index_; }
 
@@ -53,9 +54,11 @@ class Batch : public std::enable_shared_from_this<Batch> {
     // Read again at the session's recheck (quorum) level: the row was missing at the weaker
     // one. Kept by later retries of the read; reset by Assign.
     bool recheck = false;
-    // on_bad_sample="replace": candidates tried in place of a bad sample (bad_samples.h); the
-    // read's UUID is then the current candidate's.
+    // on_bad_sample="replace": the candidates read in place of a bad sample (bad_samples.h),
+    // and the list position of the current one (-1: the sample itself); the read's UUID is
+    // then the candidate's.
     int substitutes_tried = 0;
+    int64_t candidate = -1;
   };
 
   std::vector<UuidBytes> uuids_;

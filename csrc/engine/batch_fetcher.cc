@@ -173,7 +173,10 @@ void BatchFetcher::Wait(Batch *batch) {
       }
       failures.swap(batch->failures_);
     }
-    if (failures.empty()) return;
+    if (failures.empty()) {
+      RememberSubstitutes(batch);
+      return;
+    }
     // Bad samples under "replace" are read again at once as their substitutes: not a retry
     // round (no backoff, no budget spent), and never an error.
     std::vector<int> substituted;
@@ -229,21 +232,37 @@ bool BatchFetcher::Substitute(Batch *batch, const ReadFailure &failure) {
   const int64_t position = batch->source_index_[failure.request];
   if (position < 0) return false;
   auto &state = batch->requests_[failure.request];
-  const int64_t candidate = bad_samples_->Candidate(position, state.substitutes_tried + 1);
+  const int64_t read = state.candidate >= 0 ? state.candidate : position;
+  bad_samples_->MarkBad(read);
+  if (state.substitutes_tried >= BadSamples::kMaxCandidates) {
+    throw ReadError(failure.message + "; and the " + std::to_string(BadSamples::kMaxCandidates) +
+                    " samples after it in the list are bad too (on_bad_sample='replace'): "
+                    "check the table and its checksum_col rather than the samples");
+  }
+  const int64_t candidate = bad_samples_->Candidate(position, read);
   if (candidate < 0) {
     throw ReadError(failure.message + "; and no sample of the list of " +
                     std::to_string(bad_samples_->list_size()) +
                     " reads well to replace it (on_bad_sample='replace')");
   }
-  const UuidBytes bad = batch->uuids_[failure.request];
   const UuidBytes substitute = bad_samples_->UuidAt(candidate);
-  bad_samples_->Quarantine(bad, failure.kind, failure.message, substitute);
+  bad_samples_->Quarantine(batch->uuids_[failure.request], failure.kind, failure.message,
+                           substitute);
   queue_->telemetry().bad_samples.fetch_add(1, std::memory_order_relaxed);
   // No read of the batch is pending (the round ended): its UUIDs may change.
   ++state.substitutes_tried;
+  state.candidate = candidate;
   state.recheck = false;
   batch->uuids_[failure.request] = substitute;
   return true;
+}
+
+void BatchFetcher::RememberSubstitutes(const Batch *batch) {
+  if (!bad_samples_) return;
+  for (int i = 0; i < batch->size(); ++i) {
+    const auto &state = batch->requests_[i];
+    if (state.candidate >= 0) bad_samples_->Resolved(batch->source_index_[i], state.candidate);
+  }
 }
 
 int64_t BatchFetcher::ReadTimeoutMs() const {

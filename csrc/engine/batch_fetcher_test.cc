@@ -214,15 +214,36 @@ TEST_CASE(BadSamplesReplacedByTheNextGoodOne,
   CHECK(first.find("\"uuid\": \"" + FormatUuid(list[3]) + "\"") != std::string::npos);
   CHECK(first.find("\"reason\": \"missing_row\"") != std::string::npos);
   CHECK(second.find("\"uuid\": \"" + FormatUuid(list[4]) + "\"") != std::string::npos);
-  // Met again (another epoch): replaced the same way, said and quarantined once.
+  // Met again (another epoch): replaced the same way, at once (4 is not read again), said and
+  // quarantined once.
   fetcher.Start(batch, {list[3]}, {3});
   fetcher.Wait(batch);
   CHECK(Holds(*batch, {list[5]}));
+  CHECK(fetcher.telemetry().bad_samples.load() == 3);
   std::ifstream again(quarantine);
   int lines = 0;
   for (std::string line; std::getline(again, line);) ++lines;
   CHECK(lines == 2);
   std::remove(quarantine.c_str());
+}
+
+TEST_CASE(BadSampleWalkIsBounded,
+          "fetcher: a long run of bad samples is an error naming the table, not a list walk") {
+  const auto list = Uuids(200, 11);
+  std::set<UuidBytes> missing(list.begin() + 1, list.begin() + 150);
+  testing::InstallFakeDriver([missing](const UuidBytes &u) {
+    return Always(missing.count(u) ? FakeOutcome::kNoRow : FakeOutcome::kRow);
+  });
+  const ReaderSettings s = FastSettings();
+  BatchFetcher fetcher(FakeSession(s), s.fetch);
+  fetcher.ReplaceBadSamples(std::make_unique<BadSamples>(
+      UuidList::InMemory(list), "ks.t", "/dev/null/not-a-file"));  // unwritable: said, not fatal
+  Batch *batch = fetcher.NewBatch();
+  const auto executed = testing::FakeReadsExecuted();
+  fetcher.Start(batch, {list[0], list[1]}, {0, 1});
+  const auto message = testing::ThrownMessage<ReadError>([&] { fetcher.Wait(batch); });
+  CHECK(message.find("samples after it in the list are bad too") != std::string::npos);
+  CHECK(testing::FakeReadsExecuted() - executed <= 2 + 2 * (BadSamples::kMaxCandidates + 1));
 }
 
 TEST_CASE(BadSampleWithoutPolicyRaises, "fetcher: without a policy a bad sample still raises") {

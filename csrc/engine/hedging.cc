@@ -32,10 +32,20 @@ int StepAtLeast(double ms) {
   return static_cast<int>(ladder.size()) - 1;
 }
 
+// The highest step whose delay is at most `ms`, the first one below the ladder.
+int StepAtMost(double ms) {
+  const auto &ladder = HedgeLadderMs();
+  int step = 0;
+  for (size_t i = 0; i < ladder.size(); ++i) {
+    if (ladder[i] <= ms) step = static_cast<int>(i);
+  }
+  return step;
+}
+
 }  // namespace
 
 HedgeDelay::HedgeDelay(Config config)
-    : config_(config), step_(StepAtLeast(config.ceiling_ms)) {}
+    : config_(config), step_(StepAtMost(config.ceiling_ms)) {}
 
 HedgeOutcome HedgeDelay::Observe(std::chrono::nanoseconds latency, int step) {
   const double micros = std::chrono::duration<double, std::micro>(latency).count();
@@ -48,21 +58,18 @@ HedgeOutcome HedgeDelay::Observe(std::chrono::nanoseconds latency, int step) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (window_.size() < static_cast<size_t>(config_.window)) {
     window_.push_back(kept);
-    hedged_.push_back(outcome.hedged);
   } else {
-    hedged_in_window_ -= hedged_[next_];
     window_[next_] = kept;
-    hedged_[next_] = outcome.hedged;
     next_ = (next_ + 1) % window_.size();
   }
-  hedged_in_window_ += outcome.hedged;
+  hedged_since_estimate_ += outcome.hedged;
   // Early estimates at 64, 128, 256... reads: a reader's first seconds already hedge at a
   // delay of its own, not at the ceiling.
   const size_t due = std::min<size_t>(config_.recompute_every,
                                       std::max<size_t>(config_.first_estimate, window_.size() / 2));
   if (++since_estimate_ >= static_cast<int>(due)) {
-    since_estimate_ = 0;
     Recompute();
+    since_estimate_ = 0;
   }
   return outcome;
 }
@@ -79,15 +86,19 @@ void HedgeDelay::Recompute() {
   const double median_ms = at(0.5) / 1000.0;
   fast_us_.store(at(0.1), std::memory_order_relaxed);
   const int current = step_.load(std::memory_order_relaxed);
-  if (hedged_in_window_ > config_.max_hedged * double(window_.size())) {
+  // The rate since the last estimate: over the whole window it would keep stepping the delay up
+  // long after the step that stopped the hedging.
+  if (hedged_since_estimate_ > config_.max_hedged * double(since_estimate_)) {
     ms = std::max<double>(ms, HedgeLadderMs()[std::min<size_t>(current + 1,
                                                                HedgeLadderMs().size() - 1)]);
   }
+  hedged_since_estimate_ = 0;
   // A read at a few medians is queued, not stuck: its hedge would queue too.
   ms = std::max(ms, config_.min_median_factor * median_ms);
   const double ceiling_ms = std::min<double>(config_.ceiling_ms, config_.median_factor * median_ms);
   ms = std::max<double>(config_.floor_ms, std::min(ms, ceiling_ms));
-  step_.store(StepAtLeast(ms), std::memory_order_relaxed);
+  // The ladder rounds up, but never past the ceiling (the highest step at or below it).
+  step_.store(std::min(StepAtLeast(ms), StepAtMost(config_.ceiling_ms)), std::memory_order_relaxed);
 }
 
 }  // namespace cassandra_dali

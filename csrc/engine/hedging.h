@@ -35,8 +35,9 @@ struct HedgeOutcome {
 // issues a batch's reads at once and they queue: p99 over 10x the median on this project's test
 // cluster), so the tail is what a hedge must wait past, and a read at a few medians is queued,
 // not stuck: its hedge would only queue too. Two guards:
-// - more than 1 % of the window hedged moves the delay up a step per estimate, whatever the
-//   p99.5 says (queueing that grows faster than the window follows, hedges feeding it);
+// - more than 1 % of the reads since the last estimate hedged moves the delay up a step,
+//   whatever the p99.5 says (queueing that grows faster than the window follows, hedges
+//   feeding it);
 // - the cap of 16 medians bounds that climb while a minority of the reads is slow. A node
 //   frozen mid-epoch sends a third of the reads (RF 3) past the delay, each lasting the delay
 //   plus its hedge's time: the p99.5 and the hedge rate alone would walk the delay to the
@@ -63,7 +64,7 @@ class HedgeDelay {
   int step() const { return step_.load(std::memory_order_relaxed); }
   int delay_ms() const { return HedgeLadderMs()[step()]; }
 
-  // A read issued at `step` ended after `latency`.
+  // A read issued at `step` was answered after `latency` (failures are not latencies).
   HedgeOutcome Observe(std::chrono::nanoseconds latency, int step);
 
  private:
@@ -73,11 +74,10 @@ class HedgeDelay {
   std::atomic<int> step_;
   std::atomic<uint32_t> fast_us_{0};  // the window's p10: a fast round trip
   std::mutex mutex_;
-  std::vector<uint32_t> window_;  // microseconds, a ring...
-  std::vector<uint8_t> hedged_;   // ...and whether each read was hedged
-  int hedged_in_window_ = 0;
+  std::vector<uint32_t> window_;  // microseconds, a ring
   size_t next_ = 0;
   int since_estimate_ = 0;
+  int hedged_since_estimate_ = 0;
 };
 
 }  // namespace cassandra_dali

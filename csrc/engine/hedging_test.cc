@@ -21,6 +21,9 @@ HedgeOutcome Read(HedgeDelay &delay, double latency_us) {
 TEST_CASE(HedgeDelaySettlesNearTheTail, "hedging: the delay settles at the healthy p99.5") {
   HedgeDelay delay({});
   CHECK(delay.delay_ms() == 2000);  // from the ceiling down
+  HedgeDelay::Config odd;
+  odd.ceiling_ms = 1250;  // between two steps: the ladder's 1200, never 1500
+  CHECK(HedgeDelay(odd).delay_ms() == 1200);
   std::mt19937 rng(1);
   std::lognormal_distribution<double> healthy(std::log(8000.0), 0.8);  // median 8 ms
   int hedged = 0;
@@ -47,7 +50,7 @@ TEST_CASE(HedgeDelayIgnoresOneFrozenNode, "hedging: one frozen node in three lea
   }
   // Bounded by 16 medians of the mixture (the healthy p75-ish, ~12 ms), far from 2 s.
   CHECK(longest <= 250);
-  CHECK(longest >= settled);
+  CHECK(settled <= 100);
 }
 
 TEST_CASE(HedgeDelayFollowsAShift, "hedging: when every read slows down, the delay follows") {

@@ -157,9 +157,11 @@ void ReadQueue::Complete(std::unique_ptr<ReadTicket> ticket, CassFuture *future)
   const auto &api = session_->api();
   const auto latency = std::chrono::steady_clock::now() - ticket->issued;
   telemetry_->read_latency.Record(latency);
-  if (hedge_ && ticket->hedge_step >= 0) ObserveHedge(*ticket, latency);
   try {
     const CassError rc = api.cass_future_error_code(future);
+    // Answers only: a failure fast (no host during an outage) says nothing of a read's latency,
+    // and a window of them would pin the delay at its floor after the outage.
+    if (hedge_ && ticket->hedge_step >= 0 && rc == CASS_OK) ObserveHedge(*ticket, latency);
     if (rc != CASS_OK) {
       Fail(*ticket, KindOfDriverError(rc),
            "reading " + Describe(*ticket) + " at " + session_->options().Endpoint() +

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -77,6 +78,7 @@ Session::Session(const ConnectionOptions &options, const TableSpec &table)
   Connect();
   CheckSchema();
   LoadRing();
+  DecideHedging();
   Prepare();
 }
 
@@ -332,18 +334,23 @@ void Session::RegisterHedgeProfiles() {
     std::call_once(said, [&] {
       std::fprintf(stderr,
                    "cassandra-dali: reads are not hedged: the Cassandra driver lacks %s "
-                   "(DataStax C/C++ driver 2.7 or newer has them)\n",
+                   "(DataStax C/C++ driver 2.10 or newer has them)\n",
                    missing.c_str());
     });
     return;
   }
-  // A profile sets only its speculative execution: everything else (token-aware routing, the
-  // consistency, timeouts) is the cluster's. One hedge at most: a second one would only add
-  // load where two replicas are already slow.
+  // A profile sets its speculative execution, and the cluster's request timeout and consistency
+  // again: a profile's own are not inherited by every build of the driver (the ScyllaDB fork's
+  // profiles came with the driver's 12 s default, whatever request_timeout_ms said). Routing is
+  // the cluster's (token-aware). One hedge at most: a second one would only add load where two
+  // replicas are already slow.
   for (size_t step = 0; step < HedgeLadderMs().size(); ++step) {
     CassExecProfile *profile = api_.cass_execution_profile_new();
     api_.cass_execution_profile_set_constant_speculative_execution_policy(
         profile, HedgeLadderMs()[step], 1);
+    api_.cass_execution_profile_set_request_timeout(
+        profile, static_cast<uint64_t>(options_.request_timeout_ms));
+    api_.cass_execution_profile_set_consistency(profile, consistency_);
     const CassError rc = api_.cass_cluster_set_execution_profile(
         cluster_.get(), HedgeProfileName(static_cast<int>(step)).c_str(), profile);
     api_.cass_execution_profile_free(profile);  // the cluster keeps a copy
@@ -353,11 +360,41 @@ void Session::RegisterHedgeProfiles() {
       return;
     }
   }
-  hedging_ = true;
+  hedge_profiles_ = true;
+}
+
+void Session::DecideHedging() {
+  if (!hedge_profiles_) return;
+  // The driver ends a request's timeout when its second try finds no node to go to (its
+  // RequestHandler::set_error stops the request's timer for a speculative execution that found
+  // no host, and the first try then has no bound): one node, or one per data center, would
+  // turn every read's timeout off. So reads are hedged only where the data center read from
+  // has two nodes or more, the replication puts a row on two of them, and the ring says so.
+  if (ring_.empty()) return;
+  const auto &dcs = ring_.host_data_centers();
+  std::map<std::string, int> nodes_by_dc;
+  for (const auto &dc : dcs) ++nodes_by_dc[dc];
+  const Replication &replication = ring_.replication();
+  auto replicas_in = [&](const std::string &dc) {
+    switch (replication.strategy) {
+      case Replication::Strategy::kSimple: return replication.replication_factor;
+      case Replication::Strategy::kNetworkTopology: {
+        auto it = replication.by_dc.find(dc);
+        return it == replication.by_dc.end() ? 0 : it->second;
+      }
+      default: return 0;
+    }
+  };
+  bool every_dc_has_two = !nodes_by_dc.empty();
+  for (const auto &[dc, count] : nodes_by_dc) {
+    if (!options_.local_datacenter.empty() && dc != options_.local_datacenter) continue;
+    every_dc_has_two = every_dc_has_two && count >= 2 && replicas_in(dc) >= 2;
+  }
+  hedging_ = every_dc_has_two;
 }
 
 std::optional<Session::SpeculativeMetrics> Session::speculative_metrics() const {
-  if (!hedging_ || !session_) return std::nullopt;
+  if (!hedging_ || !session_) return std::nullopt;  // (profiles unused: nothing to report)
   CassSpeculativeExecutionMetrics metrics{};
   api_.cass_session_get_speculative_execution_metrics(session_.get(), &metrics);
   return SpeculativeMetrics{static_cast<int64_t>(metrics.count), metrics.percentage};

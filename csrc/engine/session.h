@@ -40,7 +40,8 @@ class Session {
   // `hedge_step`: the hedge ladder's step (hedging.h) the read names, -1 for none.
   CassFuturePtr StartRead(const CassUuid &id, bool recheck = false, int hedge_step = -1) const;
 
-  // Whether reads are hedged: asked for (hedge_reads) and the driver has the functions.
+  // Whether reads are hedged: asked for (hedge_reads), the driver has the functions, and the
+  // ring leaves a second try another node to go to (DecideHedging).
   bool hedging() const { return hedging_; }
   // The driver's count of speculative executions that answered after another had (losers),
   // and their share of all requests; nullopt without hedging.
@@ -70,6 +71,8 @@ class Session {
   void LoadRing();  // never fails: the reader works without it
   void Prepare();
   void RegisterHedgeProfiles();  // before Connect: the driver copies profiles at connect
+  // After LoadRing: whether a second try has another node to go to (HedgeTarget).
+  void DecideHedging();
 
   const DriverApi &api_;
   ConnectionOptions options_;
@@ -81,7 +84,8 @@ class Session {
   CassSessionPtr session_;
   CassPreparedPtr prepared_;
   TokenRing ring_;
-  bool hedging_ = false;
+  bool hedge_profiles_ = false;  // registered with the cluster
+  bool hedging_ = false;         // ...and used: the ring leaves a second try somewhere to go
   std::string trust_description_ = "no CA trusted";  // for TLS errors
 };
 

@@ -44,15 +44,16 @@ struct ReaderTelemetry {
   std::atomic<int64_t> consumer_wait_ns{0};  // and how long, in all
   std::atomic<int> prefetch_depth{0};
   // Hedged reads (hedging.h): reads that outlived their hedge delay (a second try went to
-  // another replica), those the second try answered (counted only where the token ring is
-  // known), the delay in force (0: reads are not hedged), and the driver's own count of
-  // speculative executions that answered after another had (the losers that answered).
+  // another replica), those whose first try stayed silent a fast round trip past the hedge (an
+  // upper bound of the hedges that answered first: HedgeOutcome), the delay in force (0: reads
+  // are not hedged), and the driver's own count of speculative executions that answered after
+  // another had (the losers that answered).
   std::atomic<int64_t> hedges_sent{0};
   std::atomic<int64_t> hedges_won{0};
   std::atomic<int> hedge_delay_ms{0};
   std::atomic<int64_t> driver_hedges_aborted{0};
-  // Samples that could not be delivered (missing, null, checksum mismatch) and were replaced
-  // by another (on_bad_sample="replace").
+  // Bad reads replaced by another sample (on_bad_sample="replace"): each time a bad sample is
+  // met (again in every epoch) and each bad candidate read in its place.
   std::atomic<int64_t> bad_samples{0};
   LatencyHistogram read_latency;
   // Rows read, by the node that holds each: its primary replica in the token ring (each node's

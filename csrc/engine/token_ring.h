@@ -56,6 +56,8 @@ class TokenRing {
   // below index this.
   const std::vector<std::string> &hosts() const { return hosts_; }
   const Replication &replication() const { return replication_; }
+  // Each host's data center, by host index.
+  const std::vector<std::string> &host_data_centers() const { return host_dcs_; }
   size_t token_count() const { return tokens_.size(); }
 
   // The node owning the token's range: the first whose token is >= it, wrapping; -1 if empty.

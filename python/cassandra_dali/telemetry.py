@@ -45,14 +45,15 @@ class ReaderStats:
     latency_p50_seconds: float
     latency_p99_seconds: float
     # Hedged reads (docs/reader.md): reads that outlived the hedge delay (a second try went to
-    # another replica), those the second try answered (counted where the token ring is known),
-    # the delay in force (0: not hedged), and the driver's count of speculative executions that
-    # answered after another one had.
+    # another replica), those whose first try stayed silent a fast round trip past the hedge (an
+    # upper bound of the hedges that answered first), the delay in force (0: not hedged), and the
+    # driver's count of speculative executions that answered after another one had.
     hedges_sent: int = 0
     hedges_won: int = 0
     hedge_delay_seconds: float = 0.0
     driver_hedges_aborted: int = 0
-    # Samples replaced by another (on_bad_sample="replace"): missing, null or corrupt rows.
+    # Bad reads replaced by another sample (on_bad_sample="replace"): each time a missing, null
+    # or corrupt row is met (again in every epoch), and each bad candidate read in its place.
     bad_samples: int = 0
     # Rows read per node (address), counted to each row's primary replica; see the module doc.
     reads_by_host: dict[str, int] = dataclasses.field(default_factory=dict, hash=False)

@@ -114,7 +114,7 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--id-col", default="id", help="(%(default)s)")
     parser.add_argument("--quarantine", default=None, metavar="FILE",
                         help="append bad rows here (default: "
-                        "$XDG_CACHE_HOME/cassandra-dali/quarantine/KEYSPACE.TABLE.jsonl)")
+                        "~/.cache/cassandra-dali/quarantine/KEYSPACE.TABLE.jsonl; $CASSANDRA_DALI_CACHE moves it)")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
                         help="threads checking values (%(default)s)")
     parser.add_argument("--splits", type=int, default=token_scan.DEFAULT_SPLITS,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 from uuid import UUID
 
+from .._files import cache_root
 from ..client.identifiers import qualified_table
 from ..errors import UserError
 
@@ -46,12 +47,11 @@ def canonical_table(table: str) -> str:
 
 
 def default_quarantine_path(table: str) -> Path:
-    """``$XDG_CACHE_HOME/cassandra-dali/quarantine/<keyspace>.<table>.jsonl`` (XDG_CACHE_HOME
-    unset or empty: ``~/.cache``): where the reader and ``data verify`` write when no file is
-    given. The C++ reader computes the same path (``DefaultQuarantinePath``)."""
-    cache = os.environ.get("XDG_CACHE_HOME", "")
-    root = Path(cache) if cache else Path.home() / ".cache"
-    return root / "cassandra-dali" / "quarantine" / f"{canonical_table(table)}.jsonl"
+    """``<cache>/quarantine/<keyspace>.<table>.jsonl``, the cache being ``$CASSANDRA_DALI_CACHE``
+    or ``~/.cache/cassandra-dali`` (:func:`cassandra_dali._files.cache_root`): where the reader
+    and ``data verify`` write when no file is given. The C++ reader computes the same path
+    (``DefaultQuarantinePath``)."""
+    return cache_root() / "quarantine" / f"{canonical_table(table)}.jsonl"
 
 
 def _utc_now() -> str:
