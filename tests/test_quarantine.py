@@ -66,7 +66,7 @@ def test_reader_skips_blank_lines_and_reads_what_the_cpp_writes(tmp_path: Path) 
     path = tmp_path / "q.jsonl"
     path.write_text(
         "\n"
-        f'{{"uuid": "{str(ID[0]).upper()}", "table": "KS.Images", "reason": "null_value", '
+        f'{{"uuid": "{str(ID[0]).upper()}", "table": "ks.images", "reason": "null_value", '
         '"detail": "", "substitute": null, "pid": 7, "time": "2026-12-06T20:30:00Z"}\n'
         "   \n"
         f'{{"uuid": "{ID[1]}", "reason": "a_future_reason"}}'  # no newline at the end
@@ -74,8 +74,9 @@ def test_reader_skips_blank_lines_and_reads_what_the_cpp_writes(tmp_path: Path) 
     first, second = read_quarantine([path])
     assert first.uuid == ID[0] and first.pid == 7 and first.reason == "null_value"
     assert second == QuarantineEntry(ID[1], "", "a_future_reason", pid=0, time="")
-    # table names compare as the reader canonicalises them
-    assert quarantined_ids(path, table="ks.images") == {ID[0]}
+    # table names compare as the reader canonicalises them: unquoted is lower case
+    assert quarantined_ids(path, table="KS.Images") == {ID[0]}
+    assert quarantined_ids(path, table='ks."Images"') == set()
     assert quarantined_ids([path, path]) == {ID[0], ID[1]}
 
 

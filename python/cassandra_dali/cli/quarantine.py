@@ -12,6 +12,7 @@ import argparse
 import itertools
 import logging
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -79,6 +80,8 @@ def decode_problem(value: bytes) -> str | None:
     try:
         with Image.open(stream) as image:
             image.load()
+    except MemoryError:
+        raise  # the machine's problem, not the image's
     except Exception as error:  # noqa: BLE001  (a decoder fed garbage may raise anything)
         # "cannot identify image file <_io.BytesIO object at 0x...>": the size says more.
         return (str(error) or type(error).__name__).replace(repr(stream), f"({len(value)} bytes)")
@@ -149,8 +152,11 @@ def run_verify(args: argparse.Namespace) -> int:
     path = Path(args.quarantine) if args.quarantine else default_quarantine_path(table)
     # True would pass a truncated image as whole (its missing part grey): the very thing
     # looked for here.
-    from PIL import ImageFile
+    from PIL import Image, ImageFile
     ImageFile.LOAD_TRUNCATED_IMAGES = False
+    # Memory in bytes per worker: an image past PIL's bound (89 Mpx, about 270 MB decoded) is
+    # refused as a decompression bomb rather than decoded.
+    warnings.simplefilter("error", Image.DecompressionBombWarning)
 
     session = connection_from_args(args).connect()
     try:

@@ -169,10 +169,9 @@ def quarantined_ids(paths: PathLike | Iterable[PathLike],
 
 
 def _same_table(written: str, wanted: str) -> bool:
-    try:
-        return canonical_table(written) == wanted
-    except QuarantineError:  # a name the reader would refuse names no table we want
-        return False
+    # Written names are canonical already (the reader's QualifiedName, verify's
+    # canonical_table): parsing them again would lower-case a quoted "Tab".
+    return written == wanted
 
 
 __all__ = [
