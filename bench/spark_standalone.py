@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from cassandra_dali import server
+
 
 def spark_home() -> Path:
     import pyspark
@@ -25,6 +27,9 @@ def spark_env() -> dict[str, str]:
     env["SPARK_HOME"] = str(spark_home())
     env["PYSPARK_PYTHON"] = sys.executable  # executors must import cassandra_dali
     env["SPARK_LOCAL_IP"] = "127.0.0.1"  # loopback only, whatever the host name resolves to
+    # Spark runs on the server's Java: the machine's JDK, else the [server] extra's runtime
+    # (through a shim for the one module Spark's launcher names and that runtime lacks).
+    env.setdefault("JAVA_HOME", str(server.spark_java_home()))
     return env
 
 

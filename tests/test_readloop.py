@@ -220,3 +220,45 @@ def test_two_ranks_see_disjoint_samples(
     assert per_rank[0].isdisjoint(per_rank[1])
     assert per_rank[0] | per_rank[1] == everything
     assert abs(len(per_rank[0]) - len(per_rank[1])) <= 1
+
+
+def test_rounds_measure_all_images_over_all_the_time() -> None:
+    """The shared measuring of bench/compare_readers.py and the demo: a new loop per round, the
+    readers in turn, warm-up rounds and each loop's epoch 0 left out; the figure is all images
+    over all the time, the spread half a 95 % interval of the per-round rates."""
+    from cassandra_dali.benchmark import rounds
+    from cassandra_dali.benchmark.readloop import EpochStat
+
+    made: list[str] = []
+    order: list[tuple[str, int]] = []
+
+    class Steady:
+        """Epoch e of round r takes (r + 1) seconds for 100 images of 1 MB."""
+
+        def __init__(self, name: str) -> None:
+            self.name, self.round = name, sum(1 for m in made if m == name)
+            made.append(name)
+
+        def run_epoch(self, epoch: int) -> EpochStat:
+            order.append((self.name, epoch))
+            return EpochStat(epoch, 100, 10**6, float(self.round + 1))
+
+        def close(self) -> None:
+            pass
+
+    measured = rounds.run_rounds({"a": lambda: Steady("a"), "b": lambda: Steady("b")},
+                                 rounds=3, warmup_rounds=1, epochs=3)
+    assert made == ["a", "b"] * 4  # a new loop per round, interleaved
+    assert order[:6] == [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1), ("b", 2)]
+    assert [len(r) for r in measured["a"]] == [2, 2, 2]  # epochs 1 and 2 of rounds 1..3
+    figures = rounds.of_rounds(measured["a"])
+    assert figures.images == 600 and figures.seconds == 2 * (2 + 3 + 4)
+    assert figures.images_per_s == pytest.approx(600 / 18)
+    assert figures.round_images_per_s == pytest.approx((50, 100 / 3, 25))
+    rates = [50, 100 / 3, 25]
+    mean = sum(rates) / 3
+    std = (sum((r - mean) ** 2 for r in rates) / 2) ** 0.5
+    assert figures.spread == pytest.approx(4.30 * std / 3 ** 0.5)
+    assert "± " in figures.format() and "3 rounds" in figures.format()
+    with pytest.raises(ValueError):
+        rounds.run_rounds({"a": lambda: Steady("a")}, rounds=1, warmup_rounds=0, epochs=1)

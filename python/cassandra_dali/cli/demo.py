@@ -5,8 +5,9 @@
 3. create the tables of ``create_tables.cql`` (shipped in the package, linked from
    examples/imagenette);
 4. ingest the train split; 5. list its UUIDs into a rows file;
-6. read it with fn.crs4.cassandra and with fn.readers.file (the same images), and print both
-   throughputs side by side; 7. stop the server (also on failure or Ctrl-C).
+6. read it with fn.crs4.cassandra and with fn.readers.file (the same images) in interleaved
+   rounds, measured as bench/compare_readers.py measures (:mod:`cassandra_dali.benchmark.rounds`),
+   and print both throughputs side by side; 7. stop the server (also on failure or Ctrl-C).
 
 Each step prints the example command that does the same, so the README can be followed after.
 """
@@ -23,9 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from .. import server
-from ..benchmark import readloop
+from ..benchmark import readloop, rounds
 from ..client import cql_files, token_scan
 from ..dataset import TABLES_CQL, images, ingest, rows_files
+
+
+# As bench/compare_readers.py: a new JVM serves reads several times slower until its JIT has
+# compiled the read path.
+WARMUP_ROUNDS = 2
 
 
 @contextlib.contextmanager
@@ -113,52 +119,59 @@ def run(args: argparse.Namespace) -> int:
                                                comment="ids of imagenette.metadata_train")
             print(f"    {count} UUIDs in {rows_fn}")
 
-        results = {}
-        bound = ""
-        common = dict(batch_size=args.bs, epochs=args.epochs, connection=conn)
-        for number, reader, command, config_args in (
-            (
-                6,
-                "cassandra",
-                f"python3 loop_read.py --data-table imagenette.data_train --rows-fn {rows_fn} "
-                f"{flags}",
-                dict(data_table="imagenette.data_train", rows_fn=str(rows_fn)),
-            ),
-            (
-                7,
-                "file",
-                f"python3 loop_read.py --reader=file --file-root={root / 'train'}",
-                dict(file_root=str(root / "train")),
-            ),
+        # Measured as bench/compare_readers.py measures (cassandra_dali.benchmark.rounds): a new
+        # loop per round, the readers' rounds interleaved, the first round and each loop's epoch
+        # 0 left out, all images over all the time.
+        loops = {
+            "cassandra": readloop.LoopConfig(reader="cassandra", batch_size=args.bs,
+                                             epochs=args.epochs, connection=conn,
+                                             data_table="imagenette.data_train",
+                                             rows_fn=str(rows_fn)),
+            "file": readloop.LoopConfig(reader="file", batch_size=args.bs, epochs=args.epochs,
+                                        connection=conn, file_root=str(root / "train")),
+        }
+        with step(
+            6,
+            f"reading with fn.crs4.cassandra and fn.readers.file in turn: {args.rounds} rounds "
+            f"(and {WARMUP_ROUNDS} of warm-up) of {args.epochs} epochs each, batch size {args.bs}",
+            f"python3 loop_read.py --data-table imagenette.data_train --rows-fn {rows_fn} "
+            f"{flags}; python3 loop_read.py --reader=file --file-root={root / 'train'}",
         ):
-            with step(
-                number,
-                f"reading with the {reader} reader: {args.epochs} epochs, batch size {args.bs}",
-                command,
-            ):
-                loop = readloop.LoopConfig(reader=reader, **common, **config_args)  # type: ignore[arg-type]
-                started, server_cpu = time.monotonic(), server.cpu_seconds(info.pid or 0)
-                own_cpu = time.process_time()
-                results[reader] = readloop.run(loop, report=lambda line: print("    " + line))
-                if reader == "cassandra":
-                    bound = _what_bounds(time.monotonic() - started, server_cpu,
-                                         server.cpu_seconds(info.pid or 0),
-                                         time.process_time() - own_cpu)
+            usage = {"wall": 0.0, "server": 0.0, "reader": 0.0}
+            marks: dict[str, tuple[float, float | None, float]] = {}
+
+            def observe(name: str, round_: int, epoch: int, stat: readloop.EpochStat,
+                        counted: bool) -> None:
+                # The CPU the server and this process used while the Cassandra reader read.
+                now = (time.monotonic(), server.cpu_seconds(info.pid or 0), time.process_time())
+                before = marks.get(name)
+                if name == "cassandra" and counted and before is not None:
+                    usage["wall"] += now[0] - before[0]
+                    if now[1] is not None and before[1] is not None:
+                        usage["server"] += now[1] - before[1]
+                    usage["reader"] += now[2] - before[2]
+                marks[name] = now
+                if epoch == args.epochs - 1:
+                    print(f"    round {round_} {name:<10} epoch {epoch}: "
+                          f"{stat.images_per_s:8.0f} images/s" + ("" if counted else " (warm-up)"))
+
+            measured = rounds.run_rounds(
+                {name: (lambda c=config: readloop.Loop(c)) for name, config in loops.items()},
+                rounds=args.rounds, warmup_rounds=WARMUP_ROUNDS, epochs=args.epochs,
+                observe=observe)
+            results = {name: rounds.of_rounds(r) for name, r in measured.items()}
+            bound = _what_bounds(usage["wall"], usage["server"], usage["reader"])
     finally:
-        with step(8, "stopping Cassandra", f"cassandra-dali server stop --dir {server_dir}"):
+        with step(7, "stopping Cassandra", f"cassandra-dali server stop --dir {server_dir}"):
             server.stop(server_dir)
 
-    print("\nthroughput on this machine (epochs 1.. together, ± per-epoch std; epoch 0 is "
-          "warm-up):")
-    print(f"    {'reader':<26} {'images/s':>16} {'MB/s':>14}")
+    print("\nthroughput on this machine (all images over all the time of the measured rounds, "
+          "± half the 95 % interval of the per-round rates):")
+    print(f"    {'reader':<26} {'images/s':>22} {'MB/s':>8}")
     for reader, name in (("cassandra", "fn.crs4.cassandra"), ("file", "fn.readers.file")):
-        ips, ips_std = results[reader].mean_std("images_per_s")
-        mbs, mbs_std = results[reader].mean_std("mb_per_s")
-        print(f"    {name:<26} {ips:>9.0f} ± {ips_std:<5.0f} {mbs:>7.1f} ± {mbs_std:<5.1f}")
-    ratio = (
-        results["cassandra"].mean_std("images_per_s")[0]
-        / results["file"].mean_std("images_per_s")[0]
-    )
+        r = results[reader]
+        print(f"    {name:<26} {r.images_per_s:>12,.0f} ± {r.spread:<7,.0f} {r.mb_per_s:>8.1f}")
+    ratio = results["cassandra"].images_per_s / results["file"].images_per_s
     print(
         f"    cassandra / file: {ratio:.2f} (the file reader reads a local disk through the "
         "page cache; Cassandra goes through the network stack and the server)"
@@ -168,17 +181,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _what_bounds(wall_s: float, server_before: float | None, server_after: float | None,
-                 reader_cpu_s: float) -> str:
+def _what_bounds(wall_s: float, server_cpu_s: float, reader_cpu_s: float) -> str:
     """One line on what limits the Cassandra figure on this machine."""
     cores = os.cpu_count() or 1
-    if server_before is None or server_after is None:
+    if wall_s <= 0:
         return f"what bounds it: the server and the reader share this machine's {cores} cores"
-    server_share = (server_after - server_before) / wall_s / cores
-    reader_share = reader_cpu_s / wall_s / cores
     return (f"what bounds it: the server and the reader share this machine's {cores} cores; "
-            f"while reading, the server used {server_share:.0%} of them and the reader "
-            f"{reader_share:.0%} (a server of its own reads faster: docs/benchmarks.md)")
+            f"while reading, the server used {server_cpu_s / wall_s / cores:.0%} of them and the "
+            f"reader {reader_cpu_s / wall_s / cores:.0%} (a server of its own reads faster: "
+            "docs/benchmarks.md)")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -192,7 +203,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--val-per-class", type=int, default=10, help="(%(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="(%(default)s)")
     parser.add_argument("--bs", type=int, default=64, help="batch size (%(default)s)")
-    parser.add_argument("--epochs", type=int, default=12,
-                        help="epochs; the first is warm-up, left out of the mean (%(default)s)")
+    parser.add_argument("--epochs", type=int, default=16,
+                        help="epochs per round; each round's first is warm-up (%(default)s)")
+    parser.add_argument("--rounds", type=int, default=6,
+                        help=f"measured rounds per reader, interleaved, after {WARMUP_ROUNDS} of "
+                        "warm-up (%(default)s)")
     parser.add_argument("--heap", default="1G", help="Cassandra heap (%(default)s)")
     parser.set_defaults(func=run, log_prefix="    ")  # library messages indented under steps

