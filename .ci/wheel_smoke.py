@@ -23,6 +23,10 @@ def main() -> None:
     print("cassandra_dali from", Path(cassandra_dali.__file__).parent)
     print("driver:", cassandra_dali.driver_info())
     assert TABLES_CQL.is_file() and "CREATE TABLE" in TABLES_CQL.read_text(), TABLES_CQL
+    # The jar lock ships too: the server's jars come without Maven.
+    from cassandra_dali.server import jar_lock
+    assert server.DEFAULT_VERSION in jar_lock.locked_versions(), jar_lock.LOCK_DIR
+    print("java:", server.find_java_home())
     help_text = subprocess.run([sys.executable, "-m", "cassandra_dali.cli", "--help"],
                                check=True, capture_output=True, text=True).stdout
     assert all(group in help_text for group in ("server", "data", "schema", "demo")), help_text
