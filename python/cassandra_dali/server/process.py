@@ -204,7 +204,7 @@ def launch(config: ServerConfig, directory: Path) -> Launched:
             f"CQL port {port}); stop it first: cassandra-dali server stop --dir {directory}"
         )
     inst = installation(config.version)
-    java_home = find_java_home()
+    java_home = find_java_home(config.version)
     native_port, storage_port, jmx_port = choose_ports(config, current.info)
     (directory / LOG_DIR).mkdir(exist_ok=True)
     (directory / "triggers").mkdir(exist_ok=True)
@@ -224,7 +224,7 @@ def launch(config: ServerConfig, directory: Path) -> Launched:
         native_port=native_port, storage_port=storage_port, auth=config.auth,
         seeds=config.seeds, num_tokens=config.num_tokens, initial_token=config.initial_token,
         tls_keystore=tls.keystore if tls else None, tls_password=tls.password if tls else None,
-        tls_truststore=truststore,
+        tls_truststore=truststore, version=config.version,
     )
     # 0600: with TLS it holds the keystore password.
     write_atomically(directory / YAML_FILE, yaml_text.encode(), mode=0o600)
