@@ -146,3 +146,13 @@ def test_cassandra_4_gets_a_java_11_and_a_config_it_accepts(
                                            native_port=1, storage_port=2, auth=False)
     assert "commitlog_sync_period_in_ms: 10000" in yaml_40 and "10000ms" not in yaml_40
     assert "commitlog_sync_period: 10000ms" in yaml_50
+
+
+def test_flags_for_modules_the_runtime_lacks_are_left_out() -> None:
+    from cassandra_dali.server import process
+
+    options = ["-Dx=1", "--add-exports", "jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED",
+               "--add-opens", "java.base/java.io=ALL-UNNAMED", "-XX:+UseG1GC"]
+    assert process._for_runtime(options, {"java.base"}) == [
+        "-Dx=1", "--add-opens", "java.base/java.io=ALL-UNNAMED", "-XX:+UseG1GC"]
+    assert process._for_runtime(options, None) == options  # a runtime that does not say: all

