@@ -15,7 +15,9 @@ const std::vector<int> &HedgeLadderMs() {
 const std::string &HedgeProfileName(int step) {
   static const std::vector<std::string> kNames = [] {
     std::vector<std::string> names;
-    for (int ms : HedgeLadderMs()) names.push_back("cassandra_dali_hedge_" + std::to_string(ms) + "ms");
+    for (int ms : HedgeLadderMs()) {
+      names.push_back("cassandra_dali_hedge_" + std::to_string(ms) + "ms");
+    }
     return names;
   }();
   return kNames[step];
