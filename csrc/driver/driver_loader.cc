@@ -94,23 +94,22 @@ void SetDriverLogLevel(const DriverApi &api) {
 
 }  // namespace
 
-std::string DriverApi::MissingRingFunctions() const {
-  std::string missing;
+// The names, comma-separated, of a group of optional functions the loaded driver lacks.
 #define CASS_DALI_LIST_MISSING(name, ret, params) \
   if (!name) missing += (missing.empty() ? "" : ", ") + std::string(#name);
+
+std::string DriverApi::MissingRingFunctions() const {
+  std::string missing;
   CASS_DALI_RING_FUNCTIONS(CASS_DALI_LIST_MISSING)
-#undef CASS_DALI_LIST_MISSING
   return missing;
 }
 
 std::string DriverApi::MissingHedgeFunctions() const {
   std::string missing;
-#define CASS_DALI_LIST_MISSING(name, ret, params) \
-  if (!name) missing += (missing.empty() ? "" : ", ") + std::string(#name);
   CASS_DALI_HEDGE_FUNCTIONS(CASS_DALI_LIST_MISSING)
-#undef CASS_DALI_LIST_MISSING
   return missing;
 }
+#undef CASS_DALI_LIST_MISSING
 
 void SetBundledDriverPath(const std::string &path) {
   std::lock_guard<std::mutex> lock(State().mutex);

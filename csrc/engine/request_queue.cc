@@ -187,7 +187,12 @@ void ReadQueue::ObserveHedge(const ReadTicket &ticket, std::chrono::nanoseconds 
     const HedgeOutcome outcome = hedge_->Observe(latency, ticket.hedge_step);
     if (outcome.hedged) telemetry_->hedges_sent.fetch_add(1, std::memory_order_relaxed);
     if (outcome.won) telemetry_->hedges_won.fetch_add(1, std::memory_order_relaxed);
-    telemetry_->hedge_delay_ms.store(hedge_->delay_ms(), std::memory_order_relaxed);
+    // Written only when it moved (every 512 reads at most): a store per read would bounce the
+    // counter's cache line between the driver's I/O threads.
+    const int delay_ms = hedge_->delay_ms();
+    if (telemetry_->hedge_delay_ms.load(std::memory_order_relaxed) != delay_ms) {
+      telemetry_->hedge_delay_ms.store(delay_ms, std::memory_order_relaxed);
+    }
   } catch (...) {
     // Out of memory for the estimator's window: the delay stays where it is.
   }
