@@ -63,8 +63,9 @@ const std::vector<ArgumentDecl> &ReaderArguments() {
        "Hedged reads: a read still unanswered after a delay learned from recent latencies (their "
        "p99.5, between 3 and 16 medians, 4 ms to 2 s) goes once more to another replica and the "
        "first answer is used, so one slow or frozen node does not stall a batch. Only where a "
-       "second try has another node to go to (two nodes or more and RF 2 or more in the data "
-       "center read from); 0-0.2% more reads on a healthy cluster here.",
+       "second try has another node to go to, one node down included (three nodes or more "
+       "and RF 2 or more in the data center read from); 0-0.2% more reads on a healthy cluster "
+       "here.",
        false, ArgScope::kReader},
       {"max_requests_in_flight", 16384,
        "Cap on reads in flight per reader; the rest wait in a queue. The prefetch depth and "

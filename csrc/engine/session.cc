@@ -368,8 +368,9 @@ void Session::DecideHedging() {
   // The driver ends a request's timeout when its second try finds no node to go to (its
   // RequestHandler::set_error stops the request's timer for a speculative execution that found
   // no host, and the first try then has no bound): one node, or one per data center, would
-  // turn every read's timeout off. So reads are hedged only where the data center read from
-  // has two nodes or more, the replication puts a row on two of them, and the ring says so.
+  // turn every read's timeout off, and so would two with one of them down (the driver skips a
+  // down node). So reads are hedged only where the data center read from has three nodes or
+  // more, the replication puts a row on two of them, and the ring says so.
   if (ring_.empty()) return;
   const auto &dcs = ring_.host_data_centers();
   std::map<std::string, int> nodes_by_dc;
@@ -385,19 +386,20 @@ void Session::DecideHedging() {
       default: return 0;
     }
   };
-  bool every_dc_has_two = !nodes_by_dc.empty();
+  bool hedgeable = false;  // until a data center read from is checked
   for (const auto &[dc, count] : nodes_by_dc) {
     if (!options_.local_datacenter.empty() && dc != options_.local_datacenter) continue;
-    every_dc_has_two = every_dc_has_two && count >= 2 && replicas_in(dc) >= 2;
+    if (count < 3 || replicas_in(dc) < 2) return;
+    hedgeable = true;
   }
-  hedging_ = every_dc_has_two;
+  hedging_ = hedgeable;
 }
 
-std::optional<Session::SpeculativeMetrics> Session::speculative_metrics() const {
+std::optional<int64_t> Session::hedges_aborted() const {
   if (!hedging_ || !session_) return std::nullopt;  // (profiles unused: nothing to report)
   CassSpeculativeExecutionMetrics metrics{};
   api_.cass_session_get_speculative_execution_metrics(session_.get(), &metrics);
-  return SpeculativeMetrics{static_cast<int64_t>(metrics.count), metrics.percentage};
+  return static_cast<int64_t>(metrics.count);
 }
 
 CassFuturePtr Session::StartRead(const CassUuid &id, bool recheck, int hedge_step) const {
