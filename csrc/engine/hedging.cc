@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 namespace cassandra_dali {
 
@@ -47,7 +48,9 @@ int StepAtMost(double ms) {
 }  // namespace
 
 HedgeDelay::HedgeDelay(Config config)
-    : config_(config), step_(StepAtMost(config.ceiling_ms)) {}
+    : config_(config), ceiling_step_(StepAtMost(config.ceiling_ms)), step_(ceiling_step_) {
+  window_.reserve(static_cast<size_t>(config_.window));
+}
 
 HedgeOutcome HedgeDelay::Observe(std::chrono::nanoseconds latency, int step) {
   const double micros = std::chrono::duration<double, std::micro>(latency).count();
@@ -57,27 +60,31 @@ HedgeOutcome HedgeDelay::Observe(std::chrono::nanoseconds latency, int step) {
   outcome.won = outcome.hedged &&
                 micros >= delay_us + fast_us_.load(std::memory_order_relaxed);
   const auto kept = static_cast<uint32_t>(std::min(micros, 4e9));
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (window_.size() < static_cast<size_t>(config_.window)) {
-    window_.push_back(kept);
-  } else {
-    window_[next_] = kept;
-    next_ = (next_ + 1) % window_.size();
+  std::vector<uint32_t> latencies;
+  int reads = 0, hedged = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (window_.size() < static_cast<size_t>(config_.window)) {
+      window_.push_back(kept);
+    } else {
+      window_[next_] = kept;
+      next_ = (next_ + 1) % window_.size();
+    }
+    hedged_since_estimate_ += outcome.hedged;
+    // Early estimates at 64, 128, 256... reads: a reader's first seconds already hedge at a
+    // delay of its own, not at the ceiling.
+    const size_t due = std::min<size_t>(
+        config_.recompute_every, std::max<size_t>(config_.first_estimate, window_.size() / 2));
+    if (++since_estimate_ < static_cast<int>(due)) return outcome;
+    latencies = window_;
+    reads = std::exchange(since_estimate_, 0);
+    hedged = std::exchange(hedged_since_estimate_, 0);
   }
-  hedged_since_estimate_ += outcome.hedged;
-  // Early estimates at 64, 128, 256... reads: a reader's first seconds already hedge at a
-  // delay of its own, not at the ceiling.
-  const size_t due = std::min<size_t>(config_.recompute_every,
-                                      std::max<size_t>(config_.first_estimate, window_.size() / 2));
-  if (++since_estimate_ >= static_cast<int>(due)) {
-    Recompute();
-    since_estimate_ = 0;
-  }
+  Recompute(std::move(latencies), reads, hedged);
   return outcome;
 }
 
-void HedgeDelay::Recompute() {
-  std::vector<uint32_t> sorted = window_;
+void HedgeDelay::Recompute(std::vector<uint32_t> sorted, int reads, int hedged) {
   auto at = [&](double q) {
     const size_t rank = std::min(sorted.size() - 1,
                                  static_cast<size_t>(std::ceil(q * double(sorted.size()))) - 1);
@@ -90,17 +97,16 @@ void HedgeDelay::Recompute() {
   const int current = step_.load(std::memory_order_relaxed);
   // The rate since the last estimate: over the whole window it would keep stepping the delay up
   // long after the step that stopped the hedging.
-  if (hedged_since_estimate_ > config_.max_hedged * double(since_estimate_)) {
+  if (hedged > config_.max_hedged * double(reads)) {
     ms = std::max<double>(ms, HedgeLadderMs()[std::min<size_t>(current + 1,
                                                                HedgeLadderMs().size() - 1)]);
   }
-  hedged_since_estimate_ = 0;
   // A read at a few medians is queued, not stuck: its hedge would queue too.
   ms = std::max(ms, config_.min_median_factor * median_ms);
   const double ceiling_ms = std::min<double>(config_.ceiling_ms, config_.median_factor * median_ms);
   ms = std::max<double>(config_.floor_ms, std::min(ms, ceiling_ms));
   // The ladder rounds up, but never past the ceiling (the highest step at or below it).
-  step_.store(std::min(StepAtLeast(ms), StepAtMost(config_.ceiling_ms)), std::memory_order_relaxed);
+  step_.store(std::min(StepAtLeast(ms), ceiling_step_), std::memory_order_relaxed);
 }
 
 }  // namespace cassandra_dali
