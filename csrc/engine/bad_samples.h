@@ -61,7 +61,6 @@ class BadSamples {
   // to the quarantine file. Never throws: a quarantine that cannot be written is said once.
   void Quarantine(const UuidBytes &uuid, FailureKind kind, const std::string &detail,
                   const UuidBytes &substitute);
-  const std::string &quarantine_path() const { return path_; }
 
  private:
   std::shared_ptr<const UuidList> list_;

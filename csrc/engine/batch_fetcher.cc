@@ -139,9 +139,8 @@ void BatchFetcher::Wait(Batch *batch) {
   const auto started = Clock::now();
   if (started - metrics_read_ > std::chrono::seconds(1)) {  // the driver's metrics take a lock
     metrics_read_ = started;
-    if (auto metrics = queue_->session().speculative_metrics()) {
-      queue_->telemetry().driver_hedges_aborted.store(metrics->aborted,
-                                                      std::memory_order_relaxed);
+    if (auto aborted = queue_->session().hedges_aborted()) {
+      queue_->telemetry().driver_hedges_aborted.store(*aborted, std::memory_order_relaxed);
     }
   }
   const auto deadline = started + std::chrono::milliseconds(options_.retry_budget_ms);
@@ -178,7 +177,7 @@ void BatchFetcher::Wait(Batch *batch) {
       return;
     }
     // Bad samples under "replace" are read again at once as their substitutes: not a retry
-    // round (no backoff, no budget spent), and never an error.
+    // round (no backoff, no retry counted), and never an error.
     std::vector<int> substituted;
     std::erase_if(failures, [&](const ReadFailure &f) {
       if (!IsBadSample(f.kind) || !Substitute(batch, f)) return false;
@@ -189,12 +188,7 @@ void BatchFetcher::Wait(Batch *batch) {
       if (!IsRetryable(f.kind)) ThrowPermanentFailure(f, failures.size());
     }
     if (failures.empty()) {
-      {
-        std::lock_guard<std::mutex> lock(batch->mutex_);
-        batch->pending_ = static_cast<int>(substituted.size());
-      }
-      const auto shared = batch->shared_from_this();
-      for (int request : substituted) queue_->Issue(shared, request, /*retry=*/true);
+      Reissue(batch, substituted);
       --round;  // not a retry round
       continue;
     }
@@ -214,17 +208,25 @@ void BatchFetcher::Wait(Batch *batch) {
           ". The server looks down or overloaded: once it is back, resume from the last "
           "checkpoint, or raise retry_budget_ms to ride through longer outages");
     }
+    Reissue(batch, substituted);  // at once: the backoff is for the server, not for them
     std::this_thread::sleep_for(pause);
-    {
-      std::lock_guard<std::mutex> lock(batch->mutex_);
-      batch->pending_ = static_cast<int>(failures.size() + substituted.size());
-    }
     queue_->telemetry().retries.fetch_add(static_cast<int64_t>(failures.size()),
                                           std::memory_order_relaxed);
-    const auto shared = batch->shared_from_this();
-    for (const auto &f : failures) queue_->Issue(shared, f.request, /*retry=*/true);
-    for (int request : substituted) queue_->Issue(shared, request, /*retry=*/true);
+    std::vector<int> retried;
+    for (const auto &f : failures) retried.push_back(f.request);
+    Reissue(batch, retried);
   }
+}
+
+void BatchFetcher::Reissue(Batch *batch, const std::vector<int> &requests) {
+  if (requests.empty()) return;
+  {
+    // Counted before any is issued: one landing early must not make the batch look done.
+    std::lock_guard<std::mutex> lock(batch->mutex_);
+    batch->pending_ += static_cast<int>(requests.size());
+  }
+  const auto shared = batch->shared_from_this();
+  for (int request : requests) queue_->Issue(shared, request, /*retry=*/true);
 }
 
 bool BatchFetcher::Substitute(Batch *batch, const ReadFailure &failure) {

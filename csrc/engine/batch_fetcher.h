@@ -91,6 +91,8 @@ class BatchFetcher {
   // Points the failed read at the next substitute candidate and quarantines the bad sample;
   // false when it cannot be replaced (no policy, no list position, the list exhausted).
   bool Substitute(Batch *batch, const ReadFailure &failure);
+  // Issues `requests` of `batch` again (their reads failed, or they now name a substitute).
+  void Reissue(Batch *batch, const std::vector<int> &requests);
   // A complete batch's substitutes, remembered: the next bad read of those samples reads them
   // at once.
   void RememberSubstitutes(const Batch *batch);

@@ -43,13 +43,9 @@ class Session {
   // Whether reads are hedged: asked for (hedge_reads), the driver has the functions, and the
   // ring leaves a second try another node to go to (DecideHedging).
   bool hedging() const { return hedging_; }
-  // The driver's count of speculative executions that answered after another had (losers),
-  // and their share of all requests; nullopt without hedging.
-  struct SpeculativeMetrics {
-    int64_t aborted = 0;
-    double percentage = 0;
-  };
-  std::optional<SpeculativeMetrics> speculative_metrics() const;
+  // The driver's count of speculative executions that answered after another had (losers);
+  // nullopt without hedging.
+  std::optional<int64_t> hedges_aborted() const;
 
   // The configured read consistency, and the quorum level a row missing at it is read again
   // at: LOCAL_QUORUM for LOCAL_ONE, QUORUM for ONE, TWO, THREE; the same level (no re-read)
