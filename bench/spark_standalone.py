@@ -29,7 +29,8 @@ def spark_env() -> dict[str, str]:
     env["SPARK_LOCAL_IP"] = "127.0.0.1"  # loopback only, whatever the host name resolves to
     # Spark runs on the server's Java: the machine's JDK, else the [server] extra's runtime
     # (through a shim for the one module Spark's launcher names and that runtime lacks).
-    env.setdefault("JAVA_HOME", str(server.spark_java_home()))
+    if "JAVA_HOME" not in env:  # (spark_java_home may build a folder: only when it is used)
+        env["JAVA_HOME"] = str(server.spark_java_home())
     return env
 
 

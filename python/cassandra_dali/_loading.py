@@ -60,7 +60,11 @@ def dali_problem() -> str | None:
                 "Uninstall both, then install one: " + _install_hint(built_with))
     try:
         import nvidia.dali
-    except ImportError:
+    except ImportError as error:
+        if installed:  # installed but broken: its own error says why
+            name, version = next(iter(installed.items()))
+            return (f"{name} {version} is installed but nvidia.dali does not import ({error}); "
+                    "reinstall it: " + _install_hint(built_with))
         return (f"NVIDIA DALI is not installed: fn.crs4.cassandra needs DALI {built_with}; "
                 + _install_hint(built_with) + ". cassandra_dali.Reader works without it")
     if nvidia.dali.__version__ != built_with:

@@ -86,9 +86,9 @@ class LoopConfig:
             raise LoopError(f"--file-root {self.file_root!r} is not a directory")
 
 
-@dataclasses.dataclass(frozen=True)
-class EpochStat:
-    epoch: int
+class Rate:
+    """Images and bytes read over some seconds (an epoch, or a reader's measured rounds)."""
+
     images: int
     bytes: int
     seconds: float
@@ -100,6 +100,14 @@ class EpochStat:
     @property
     def mb_per_s(self) -> float:
         return self.bytes / self.seconds / 1e6
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochStat(Rate):
+    epoch: int
+    images: int
+    bytes: int
+    seconds: float
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from .readloop import EpochStat
+from .readloop import EpochStat, Rate
 
 
 class EpochLoop(Protocol):
@@ -32,21 +32,13 @@ _T95 = (12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23)
 
 
 @dataclasses.dataclass(frozen=True)
-class Throughput:
-    """One reader over its measured rounds."""
+class Throughput(Rate):
+    """One reader over its measured rounds: all their images over all their time."""
 
     images: int
     bytes: int
     seconds: float
     round_images_per_s: tuple[float, ...]
-
-    @property
-    def images_per_s(self) -> float:
-        return self.images / self.seconds
-
-    @property
-    def mb_per_s(self) -> float:
-        return self.bytes / self.seconds / 1e6
 
     @property
     def spread(self) -> float:

@@ -27,6 +27,7 @@ from .. import server
 from ..benchmark import readloop, rounds
 from ..client import cql_files, token_scan
 from ..dataset import TABLES_CQL, images, ingest, rows_files
+from ..errors import UserError
 
 
 # As bench/compare_readers.py: a new JVM serves reads several times slower until its JIT has
@@ -59,6 +60,9 @@ def ensure_dataset(root: Path, train_per_class: int, val_per_class: int, seed: i
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.epochs < 2 or args.rounds < 1:  # before the server starts, not after the ingest
+        raise UserError(f"--epochs {args.epochs} --rounds {args.rounds}: a round needs 2 epochs "
+                        "or more (its first is warm-up) and at least 1 round is measured")
     cache = server.cache_root()
     server_dir = args.server_dir or cache / "servers" / "demo"
     root = args.root or cache / "demo" / "imagenette"
@@ -120,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"    {count} UUIDs in {rows_fn}")
 
         # Measured as bench/compare_readers.py measures (cassandra_dali.benchmark.rounds): a new
-        # loop per round, the readers' rounds interleaved, the first round and each loop's epoch
+        # loop per round, the readers' rounds interleaved, the warm-up rounds and each loop's epoch
         # 0 left out, all images over all the time.
         loops = {
             "cassandra": readloop.LoopConfig(reader="cassandra", batch_size=args.bs,

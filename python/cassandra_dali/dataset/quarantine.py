@@ -96,11 +96,13 @@ def append_quarantine(path: PathLike, entry: QuarantineEntry) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
+        before = os.lseek(fd, 0, os.SEEK_END)
         written = os.write(fd, line)
+        if written != len(line):  # a full disk; a second write would no longer be atomic
+            os.ftruncate(fd, before)  # no half line left to break the file (as the engine does)
+            raise OSError(f"quarantine file '{path}': wrote {written} of {len(line)} bytes")
     finally:
         os.close(fd)
-    if written != len(line):  # a full disk; a second write would no longer be atomic
-        raise OSError(f"quarantine file '{path}': wrote {written} of {len(line)} bytes")
 
 
 def _paths(paths: PathLike | Iterable[PathLike]) -> list[Path]:
