@@ -1,5 +1,9 @@
 #include "engine/hedging.h"
 
+#include <map>
+
+#include "engine/token_ring.h"
+
 #include <algorithm>
 #include <cmath>
 #include <utility>
@@ -22,6 +26,29 @@ const std::string &HedgeProfileName(int step) {
     return names;
   }();
   return kNames[step];
+}
+
+bool RingLeavesHedgesANode(const std::vector<std::string> &host_dcs,
+                           const Replication &replication, const std::string &local_dc) {
+  std::map<std::string, int> nodes_by_dc;
+  for (const auto &dc : host_dcs) ++nodes_by_dc[dc];
+  auto replicas_in = [&](const std::string &dc) {
+    switch (replication.strategy) {
+      case Replication::Strategy::kSimple: return replication.replication_factor;
+      case Replication::Strategy::kNetworkTopology: {
+        auto it = replication.by_dc.find(dc);
+        return it == replication.by_dc.end() ? 0 : it->second;
+      }
+      default: return 0;
+    }
+  };
+  bool checked = false;  // a local data center the ring does not list leaves nothing checked
+  for (const auto &[dc, count] : nodes_by_dc) {
+    if (!local_dc.empty() && dc != local_dc) continue;
+    if (count < 3 || replicas_in(dc) < 2) return false;
+    checked = true;
+  }
+  return checked;
 }
 
 namespace {

@@ -15,6 +15,15 @@
 
 namespace cassandra_dali {
 
+struct Replication;  // token_ring.h
+
+// Whether a hedge always has a node to go to, one node down included: in each data center read
+// from (`local_dc`; empty: all of them), three nodes or more and two replicas or more of a row.
+// The driver drops a read's timeout when its hedge finds no node (down nodes are skipped), so
+// with fewer the first try could wait without a bound. `host_dcs`: each node's data center.
+bool RingLeavesHedgesANode(const std::vector<std::string> &host_dcs,
+                           const Replication &replication, const std::string &local_dc);
+
 // The delays the driver is given, in ms, about 1.25x apart: a step is what the estimator may
 // move by, and each is an execution profile registered before the session connects.
 const std::vector<int> &HedgeLadderMs();

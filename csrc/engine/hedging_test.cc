@@ -6,6 +6,7 @@
 #include <random>
 
 #include "engine/hedging.h"
+#include "engine/token_ring.h"
 #include "testing/check.h"
 
 namespace cassandra_dali {
@@ -92,6 +93,27 @@ TEST_CASE(HedgeDelayCountsWins, "hedging: won only when the first try stayed sil
   const auto late = Read(delay, d + 3000);
   CHECK(late.hedged && late.won);
   CHECK(!Read(delay, d - 100).hedged);
+}
+
+TEST_CASE(HedgingNeedsANodeLeftWithOneDown,
+          "hedging: three nodes and two replicas in each data center read from, or none") {
+  const auto simple = Replication::FromOptions({{"class", "SimpleStrategy"},
+                                                {"replication_factor", "3"}});
+  const auto rf1 = Replication::FromOptions({{"class", "SimpleStrategy"},
+                                             {"replication_factor", "1"}});
+  const std::vector<std::string> three(3, "dc1");
+  CHECK(RingLeavesHedgesANode(three, simple, ""));
+  CHECK(!RingLeavesHedgesANode({"dc1", "dc1"}, simple, ""));  // one down leaves one: no hedge
+  CHECK(!RingLeavesHedgesANode(three, rf1, ""));
+  CHECK(!RingLeavesHedgesANode({}, simple, ""));
+  const auto nts = Replication::FromOptions({{"class", "NetworkTopologyStrategy"},
+                                             {"dc1", "3"}, {"dc2", "1"}});
+  const std::vector<std::string> two_dcs = {"dc1", "dc1", "dc1", "dc2"};
+  CHECK(RingLeavesHedgesANode(two_dcs, nts, "dc1"));
+  CHECK(!RingLeavesHedgesANode(two_dcs, nts, ""));     // dc2 is read from too: one node
+  CHECK(!RingLeavesHedgesANode(two_dcs, nts, "dc3"));  // no such data center: nothing checked
+  const auto local = Replication::FromOptions({{"class", "LocalStrategy"}});
+  CHECK(!RingLeavesHedgesANode(three, local, ""));
 }
 
 }  // namespace

@@ -367,32 +367,10 @@ void Session::DecideHedging() {
   if (!hedge_profiles_) return;
   // The driver ends a request's timeout when its second try finds no node to go to (its
   // RequestHandler::set_error stops the request's timer for a speculative execution that found
-  // no host, and the first try then has no bound): one node, or one per data center, would
-  // turn every read's timeout off, and so would two with one of them down (the driver skips a
-  // down node). So reads are hedged only where the data center read from has three nodes or
-  // more, the replication puts a row on two of them, and the ring says so.
-  if (ring_.empty()) return;
-  const auto &dcs = ring_.host_data_centers();
-  std::map<std::string, int> nodes_by_dc;
-  for (const auto &dc : dcs) ++nodes_by_dc[dc];
-  const Replication &replication = ring_.replication();
-  auto replicas_in = [&](const std::string &dc) {
-    switch (replication.strategy) {
-      case Replication::Strategy::kSimple: return replication.replication_factor;
-      case Replication::Strategy::kNetworkTopology: {
-        auto it = replication.by_dc.find(dc);
-        return it == replication.by_dc.end() ? 0 : it->second;
-      }
-      default: return 0;
-    }
-  };
-  bool hedgeable = false;  // until a data center read from is checked
-  for (const auto &[dc, count] : nodes_by_dc) {
-    if (!options_.local_datacenter.empty() && dc != options_.local_datacenter) continue;
-    if (count < 3 || replicas_in(dc) < 2) return;
-    hedgeable = true;
-  }
-  hedging_ = hedgeable;
+  // no host): hedged only where the ring shows one node down would still leave it a node.
+  hedging_ = !ring_.empty() && RingLeavesHedgesANode(ring_.host_data_centers(),
+                                                     ring_.replication(),
+                                                     options_.local_datacenter);
 }
 
 std::optional<int64_t> Session::hedges_aborted() const {
